@@ -1,0 +1,36 @@
+"""Plexus: Plex as a first-class part of Home Assistant."""
+
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
+
+PLATFORMS: list[Platform] = [Platform.SENSOR]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
+    """Connect to a Plex server and set up its entities."""
+    coordinator = PlexusCoordinator.from_entry(hass, entry)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = PlexusData(coordinator=coordinator, api=coordinator.api)
+
+    info = coordinator.data.info
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, info.machine_identifier)},
+        manufacturer=MANUFACTURER,
+        model="Plex Media Server",
+        name=info.friendly_name,
+        sw_version=info.version,
+        configuration_url=f"{coordinator.api.url}/web",
+    )
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    coordinator.async_start_push()
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
+    """Unload a server entry (the websocket stops through async_on_unload)."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)

@@ -1,0 +1,413 @@
+"""Config flow for Plexus: plex.tv sign-in or URL + token, zeroconf, reauth, reconfigure, options."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, override
+from urllib.parse import urlsplit
+import uuid
+
+import aiohttp
+from plexauth import PlexAuth
+import voluptuous as vol
+
+from homeassistant.config_entries import (
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.core import callback
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.selector import (
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+
+from .const import (
+    CONF_CLIENT_IDENTIFIER,
+    CONF_IGNORED_CLIENTS,
+    CONF_MONITORED_USERS,
+    CONF_SERVER_IDENTIFIER,
+    CONF_SERVER_NAME,
+    DOMAIN,
+    LOGGER,
+    PIN_POLL_INTERVAL,
+    PIN_TIMEOUT,
+)
+from .coordinator import PlexusConfigEntry
+from .plex import (
+    PlexAuthError,
+    PlexConnectionError,
+    PlexError,
+    PlexServerAPI,
+    PlexSSLError,
+    ServerInfo,
+    ServerResource,
+)
+from .plex.account import account_servers
+from .plex.api import first_reachable
+
+CONF_SERVER = "server"
+PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
+
+
+def _normalise_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    return url
+
+
+def _error_key(err: Exception) -> str:
+    """Map an error from the Plex layer to a translation key of the form."""
+    if isinstance(err, PlexAuthError):
+        return "invalid_auth"
+    if isinstance(err, PlexSSLError):
+        return "ssl_error"
+    if isinstance(err, PlexConnectionError):
+        return "cannot_connect"
+    return "unknown"
+
+
+class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a Plex server."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with nothing known."""
+        self._client_identifier = str(uuid.uuid4())
+        self._discovered_url: str | None = None
+        self._plexauth: PlexAuth | None = None
+        self._pin_task: asyncio.Task[None] | None = None
+        self._plex_tv_token: str | None = None
+        self._servers: dict[str, ServerResource] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _async_validate(
+        self, url: str, token: str, verify_ssl: bool
+    ) -> tuple[ServerInfo | None, dict[str, str]]:
+        """Connect to the server; return its info or the form errors."""
+        api = PlexServerAPI(
+            async_get_clientsession(self.hass, verify_ssl=verify_ssl),
+            url,
+            token,
+            verify_ssl=verify_ssl,
+            client_identifier=self._client_identifier,
+        )
+        try:
+            return await api.server_info(), {}
+        except PlexError as err:
+            return None, {"base": _error_key(err)}
+        except Exception:
+            LOGGER.exception("Unexpected error while connecting to %s", urlsplit(url).hostname)
+            return None, {"base": "unknown"}
+
+    async def _async_create_or_update(
+        self, info: ServerInfo, url: str, token: str, verify_ssl: bool
+    ) -> ConfigFlowResult:
+        await self.async_set_unique_id(info.machine_identifier)
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(
+            title=info.friendly_name,
+            data={
+                CONF_URL: url,
+                CONF_TOKEN: token,
+                CONF_VERIFY_SSL: verify_ssl,
+                CONF_SERVER_IDENTIFIER: info.machine_identifier,
+                CONF_SERVER_NAME: info.friendly_name,
+                CONF_CLIENT_IDENTIFIER: self._client_identifier,
+            },
+        )
+
+    # ------------------------------------------------------------------ user
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Let the user choose how to sign in."""
+        return self.async_show_menu(step_id="user", menu_options=["plex_tv", "manual"])
+
+    async def async_step_manual(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Connect with a URL and a token."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url = _normalise_url(user_input[CONF_URL])
+            info, errors = await self._async_validate(
+                url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            )
+            if info is not None:
+                return await self._async_create_or_update(
+                    info, url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+                )
+        defaults = user_input or {CONF_URL: self._discovered_url or "", CONF_VERIFY_SSL: True}
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_URL): URL_SELECTOR,
+                vol.Required(CONF_TOKEN): PASSWORD_SELECTOR,
+                vol.Required(CONF_VERIFY_SSL): bool,
+            }
+        )
+        return self.async_show_form(
+            step_id="manual",
+            data_schema=self.add_suggested_values_to_schema(
+                schema, {k: v for k, v in defaults.items() if k != CONF_TOKEN}
+            ),
+            errors=errors,
+        )
+
+    # ------------------------------------------------------------------ plex.tv sign-in
+
+    async def async_step_plex_tv(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Start the plex.tv PIN sign-in and send the user to plex.tv."""
+        self._plexauth = PlexAuth(
+            {
+                "X-Plex-Product": "Plexus",
+                "X-Plex-Version": "1",
+                "X-Plex-Device": "Home Assistant",
+                "X-Plex-Device-Name": "Home Assistant",
+                "X-Plex-Model": "Plexus",
+                "X-Plex-Platform": "Home Assistant",
+            },
+            async_get_clientsession(self.hass),
+        )
+        try:
+            await self._plexauth.initiate_auth()
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+            return self.async_abort(reason="cannot_connect")
+        self._client_identifier = self._plexauth.client_identifier
+        self._pin_task = self.hass.async_create_background_task(
+            self._async_wait_for_token(), "plexus plex.tv sign-in"
+        )
+        return self.async_external_step(step_id="obtain_token", url=self._plexauth.auth_url())
+
+    async def _async_wait_for_token(self) -> None:
+        """Poll plex.tv until the user approved the PIN or it timed out, then go on."""
+        assert self._plexauth is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PIN_TIMEOUT
+        while loop.time() < deadline:
+            await asyncio.sleep(PIN_POLL_INTERVAL)
+            try:
+                token = await self._plexauth.request_auth_token()
+            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+                continue
+            if token:
+                self._plex_tv_token = token
+                break
+        await self.hass.config_entries.flow.async_configure(flow_id=self.flow_id)
+
+    async def async_step_obtain_token(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The sign-in ended: go on with the token, or say it timed out."""
+        if self._plex_tv_token:
+            return self.async_external_step_done(next_step_id="select_server")
+        return self.async_external_step_done(next_step_id="timed_out")
+
+    async def async_step_timed_out(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The user did not approve the sign-in in time."""
+        return self.async_abort(reason="token_timeout")
+
+    async def async_step_select_server(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pick one of the account's servers (skipped when there is only one)."""
+        assert self._plex_tv_token is not None
+        errors: dict[str, str] = {}
+        if not self._servers:
+            try:
+                servers = await self.hass.async_add_executor_job(
+                    account_servers, self._plex_tv_token, self._client_identifier
+                )
+            except PlexError as err:
+                return self.async_abort(reason=_error_key(err))
+            configured = self._async_current_ids(include_ignore=False)
+            self._servers = {
+                s.client_identifier: s for s in servers if s.client_identifier not in configured
+            }
+            if not self._servers:
+                return self.async_abort(
+                    reason="already_configured" if servers else "no_servers"
+                )
+        if user_input is None and len(self._servers) == 1:
+            user_input = {CONF_SERVER: next(iter(self._servers))}
+        if user_input is not None:
+            resource = self._servers[user_input[CONF_SERVER]]
+            try:
+                url, info = await first_reachable(
+                    async_get_clientsession(self.hass),
+                    [c.uri for c in resource.connections],
+                    resource.access_token,
+                    client_identifier=self._client_identifier,
+                )
+            except PlexError as err:
+                errors["base"] = _error_key(err)
+            else:
+                return await self._async_create_or_update(
+                    info, url, resource.access_token, verify_ssl=True
+                )
+        options = [
+            SelectOptionDict(value=key, label=server.name) for key, server in self._servers.items()
+        ]
+        return self.async_show_form(
+            step_id="select_server",
+            data_schema=vol.Schema(
+                {vol.Required(CONF_SERVER): SelectSelector(SelectSelectorConfig(options=options))}
+            ),
+            errors=errors,
+        )
+
+    # ------------------------------------------------------------------ zeroconf
+
+    async def async_step_zeroconf(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """A Plex server announced itself on the network."""
+        url = f"http://{discovery_info.host}:{discovery_info.port or 32400}"
+        for entry in self._async_current_entries(include_ignore=False):
+            if urlsplit(entry.data.get(CONF_URL, "")).hostname == discovery_info.host:
+                return self.async_abort(reason="already_configured")
+        self._discovered_url = url
+        name = discovery_info.name.split(".")[0] or discovery_info.host
+        self.context["title_placeholders"] = {"name": name}
+        return self.async_show_menu(
+            step_id="zeroconf_confirm",
+            menu_options=["plex_tv", "manual"],
+            description_placeholders={"name": name, "url": url},
+        )
+
+    # ------------------------------------------------------------------ reauth
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The token stopped working."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for a new token and check it reaches the same server."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            info, errors = await self._async_validate(
+                entry.data[CONF_URL], user_input[CONF_TOKEN], entry.data.get(CONF_VERIFY_SSL, True)
+            )
+            if info is not None:
+                await self.async_set_unique_id(info.machine_identifier)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_TOKEN: user_input[CONF_TOKEN]}
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema({vol.Required(CONF_TOKEN): PASSWORD_SELECTOR}),
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
+    # ------------------------------------------------------------------ reconfigure
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Point the entry at a new URL of the same server."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            url = _normalise_url(user_input[CONF_URL])
+            info, errors = await self._async_validate(
+                url, entry.data[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            )
+            if info is not None:
+                await self.async_set_unique_id(info.machine_identifier)
+                self._abort_if_unique_id_mismatch(reason="wrong_server")
+                return self.async_update_reload_and_abort(
+                    entry,
+                    data_updates={CONF_URL: url, CONF_VERIFY_SSL: user_input[CONF_VERIFY_SSL]},
+                )
+        suggested = user_input or {
+            CONF_URL: entry.data[CONF_URL],
+            CONF_VERIFY_SSL: entry.data.get(CONF_VERIFY_SSL, True),
+        }
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {vol.Required(CONF_URL): URL_SELECTOR, vol.Required(CONF_VERIFY_SSL): bool}
+                ),
+                suggested,
+            ),
+            errors=errors,
+        )
+
+    @override
+    def async_remove(self) -> None:
+        """Stop waiting for plex.tv when the flow goes away."""
+        if self._pin_task is not None and not self._pin_task.done():
+            self._pin_task.cancel()
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: PlexusConfigEntry) -> PlexusOptionsFlow:
+        """Return the options flow."""
+        return PlexusOptionsFlow()
+
+
+class PlexusOptionsFlow(OptionsFlowWithReload):
+    """Preferences of a server entry (saved options reload the entry)."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose clients to ignore and users to monitor."""
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        entry: PlexusConfigEntry = self.config_entry
+        options = entry.options
+        known_clients: dict[str, str] = {}
+        known_users: set[str] = set(options.get(CONF_MONITORED_USERS, []))
+        if entry.runtime_data is not None and entry.runtime_data.coordinator.data is not None:
+            data = entry.runtime_data.coordinator.data
+            known_clients = {cid: c.name for cid, c in data.clients.items()}
+            known_users.update(s.user for s in data.sessions if s.user)
+            try:
+                known_users.update(await entry.runtime_data.api.accounts())
+            except PlexError:
+                LOGGER.debug("Could not list the server's accounts")
+        for cid in options.get(CONF_IGNORED_CLIENTS, []):
+            known_clients.setdefault(cid, cid)
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_IGNORED_CLIENTS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=[
+                            SelectOptionDict(value=cid, label=name)
+                            for cid, name in sorted(known_clients.items(), key=lambda i: i[1])
+                        ],
+                        multiple=True,
+                        custom_value=True,
+                    )
+                ),
+                vol.Optional(CONF_MONITORED_USERS): SelectSelector(
+                    SelectSelectorConfig(
+                        options=sorted(known_users), multiple=True, custom_value=True
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, dict(options)),
+        )

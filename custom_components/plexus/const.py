@@ -1,0 +1,26 @@
+"""Constants for Plexus."""
+
+from datetime import timedelta
+import logging
+from typing import Final
+
+DOMAIN: Final = "plexus"
+LOGGER = logging.getLogger(__package__)
+
+CONF_SERVER_IDENTIFIER: Final = "server_identifier"
+CONF_SERVER_NAME: Final = "server_name"
+CONF_CLIENT_IDENTIFIER: Final = "client_identifier"
+CONF_IGNORED_CLIENTS: Final = "ignored_clients"
+CONF_MONITORED_USERS: Final = "monitored_users"
+
+# Poll slowly while the websocket pushes changes; faster while it does not, so a server that comes
+# back is noticed within POLL_INTERVAL_DISCONNECTED (< 30 s).
+POLL_INTERVAL_CONNECTED: Final = timedelta(seconds=60)
+POLL_INTERVAL_DISCONNECTED: Final = timedelta(seconds=10)
+REFRESH_COOLDOWN: Final = 0.5
+
+# plex.tv PIN sign-in: how long we wait for the user to approve, and how often we ask.
+PIN_TIMEOUT: Final = 300.0
+PIN_POLL_INTERVAL: Final = 2.0
+
+MANUFACTURER: Final = "Plex"

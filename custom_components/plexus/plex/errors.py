@@ -1,0 +1,21 @@
+"""Errors raised by the Plex access layer."""
+
+
+class PlexError(Exception):
+    """Base class of every error this package raises."""
+
+
+class PlexConnectionError(PlexError):
+    """The server could not be reached, timed out or answered with a server error."""
+
+
+class PlexSSLError(PlexConnectionError):
+    """The server's TLS certificate was rejected."""
+
+
+class PlexAuthError(PlexError):
+    """The token was rejected (HTTP 401)."""
+
+
+class PlexResponseError(PlexError):
+    """The server answered with something that is not a Plex response."""

@@ -1,0 +1,167 @@
+"""Turn Plex XML responses into the models of this package.
+
+Every function takes the raw response body, never trusts it to be complete (missing attributes get
+defaults) and raises PlexResponseError when the body is not a Plex document at all.
+"""
+
+from collections.abc import Iterable
+from xml.etree import ElementTree as ET
+
+from .errors import PlexResponseError
+from .models import (
+    LibrarySection,
+    PlexClientInfo,
+    PlexSession,
+    ServerInfo,
+)
+
+SESSION_ITEM_TAGS = ("Video", "Track", "Photo", "Episode", "Movie")
+
+
+def parse_xml(body: bytes | str, root_tag: str = "MediaContainer") -> ET.Element:
+    """Parse a response body and check its root element."""
+    try:
+        root = ET.fromstring(body)  # noqa: S314 - the body comes from the user's own server
+    except ET.ParseError as err:
+        raise PlexResponseError(f"not an XML document: {err}") from err
+    if root.tag != root_tag:
+        raise PlexResponseError(f"expected <{root_tag}>, got <{root.tag}>")
+    return root
+
+
+def to_int(value: str | None) -> int | None:
+    """Return an int for a numeric attribute, None when missing or not a number."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def parse_server_info(body: bytes | str) -> ServerInfo:
+    """Parse the server root (`/`) or `/identity`."""
+    root = parse_xml(body)
+    machine_identifier = root.get("machineIdentifier")
+    if not machine_identifier:
+        raise PlexResponseError("the response names no machineIdentifier")
+    return ServerInfo(
+        machine_identifier=machine_identifier,
+        friendly_name=root.get("friendlyName") or machine_identifier,
+        version=root.get("version", ""),
+        platform=root.get("platform", ""),
+        platform_version=root.get("platformVersion", ""),
+        my_plex_username=root.get("myPlexUsername", ""),
+    )
+
+
+def _capabilities(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def parse_clients(body: bytes | str) -> list[PlexClientInfo]:
+    """Parse `/clients`."""
+    return [
+        PlexClientInfo(
+            machine_identifier=elem.get("machineIdentifier", ""),
+            name=elem.get("name") or elem.get("title") or elem.get("machineIdentifier", ""),
+            product=elem.get("product", ""),
+            platform=elem.get("platform", ""),
+            device_class=elem.get("deviceClass", ""),
+            address=elem.get("address") or elem.get("host", ""),
+            port=to_int(elem.get("port")),
+            version=elem.get("version", ""),
+            protocol_capabilities=_capabilities(elem.get("protocolCapabilities")),
+        )
+        for elem in parse_xml(body).iter("Server")
+        if elem.get("machineIdentifier")
+    ]
+
+
+def _session_decision(item: ET.Element) -> str:
+    """Return directplay, copy (direct stream) or transcode for a session item."""
+    transcode = item.find("TranscodeSession")
+    if transcode is not None:
+        decisions = {transcode.get("videoDecision"), transcode.get("audioDecision")}
+        if "transcode" in decisions:
+            return "transcode"
+        return "copy"
+    for part in item.iter("Part"):
+        decision = part.get("decision")
+        if decision in ("transcode", "copy", "directplay"):
+            return decision
+    return "directplay"
+
+
+def _session_items(root: ET.Element) -> Iterable[ET.Element]:
+    return (child for child in root if child.tag in SESSION_ITEM_TAGS)
+
+
+def parse_sessions(body: bytes | str) -> list[PlexSession]:
+    """Parse `/status/sessions`."""
+    sessions: list[PlexSession] = []
+    for item in _session_items(parse_xml(body)):
+        player = item.find("Player")
+        if player is None or not player.get("machineIdentifier"):
+            continue
+        user = item.find("User")
+        session = item.find("Session")
+        media_type = item.get("type", "")
+        is_episode = media_type == "episode"
+        sessions.append(
+            PlexSession(
+                session_key=item.get("sessionKey", ""),
+                rating_key=item.get("ratingKey", ""),
+                media_type=media_type,
+                title=item.get("title", ""),
+                player_identifier=player.get("machineIdentifier", ""),
+                player_title=player.get("title") or player.get("device", ""),
+                player_product=player.get("product", ""),
+                player_platform=player.get("platform", ""),
+                player_address=player.get("address", ""),
+                state=player.get("state", ""),
+                user=user.get("title", "") if user is not None else "",
+                user_id=user.get("id", "") if user is not None else "",
+                view_offset_ms=to_int(item.get("viewOffset")) or 0,
+                duration_ms=to_int(item.get("duration")) or 0,
+                grandparent_title=item.get("grandparentTitle", ""),
+                parent_title=item.get("parentTitle", ""),
+                season=to_int(item.get("parentIndex")) if is_episode else None,
+                episode=to_int(item.get("index")) if is_episode else None,
+                year=to_int(item.get("year")),
+                thumb=item.get("thumb", ""),
+                art=item.get("art", ""),
+                library_section_id=item.get("librarySectionID", ""),
+                decision=_session_decision(item),
+                bandwidth_kbps=(
+                    to_int(session.get("bandwidth")) or 0 if session is not None else 0
+                ),
+                location=session.get("location", "") if session is not None else "",
+            )
+        )
+    return sessions
+
+
+def parse_sections(body: bytes | str) -> list[LibrarySection]:
+    """Parse `/library/sections`."""
+    return [
+        LibrarySection(
+            key=elem.get("key", ""),
+            type=elem.get("type", ""),
+            title=elem.get("title", ""),
+            agent=elem.get("agent", ""),
+            uuid=elem.get("uuid", ""),
+            locations=tuple(loc.get("path", "") for loc in elem.iter("Location")),
+            updated_at=to_int(elem.get("updatedAt")) or 0,
+            scanned_at=to_int(elem.get("scannedAt")) or 0,
+        )
+        for elem in parse_xml(body).iter("Directory")
+        if elem.get("key")
+    ]
+
+
+def parse_accounts(body: bytes | str) -> list[str]:
+    """Parse `/accounts` into account names (the server's own "id 0" account has none)."""
+    return [
+        name for elem in parse_xml(body).iter("Account") if (name := elem.get("name", "").strip())
+    ]

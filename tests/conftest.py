@@ -1,0 +1,56 @@
+"""Shared fixtures for the Plexus tests."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from custom_components.plexus.const import DOMAIN  # imported early; see ENVIRONMENT-NOTES
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.plexus.const import (
+    CONF_CLIENT_IDENTIFIER,
+    CONF_SERVER_IDENTIFIER,
+    CONF_SERVER_NAME,
+)
+from tests.plex_simulator import PlexSimulator
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let HA load custom_components/plexus in every test."""
+
+
+@pytest.fixture
+async def simulator(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
+    """A running Plex simulator on 127.0.0.1 with a small library and three clients."""
+    sim = PlexSimulator(token="sim-token", clients=3, seed=7)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+def entry_data(sim: PlexSimulator, **overrides: Any) -> dict[str, Any]:
+    """Config entry data for the simulator."""
+    return {
+        CONF_URL: sim.url,
+        CONF_TOKEN: sim.token,
+        CONF_VERIFY_SSL: True,
+        CONF_SERVER_IDENTIFIER: sim.machine_identifier,
+        CONF_SERVER_NAME: "Plexus Simulator",
+        CONF_CLIENT_IDENTIFIER: "test-client-id",
+    } | overrides
+
+
+@pytest.fixture
+def config_entry(simulator: PlexSimulator) -> MockConfigEntry:
+    """A config entry for the simulator (not added to HA yet)."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+    )
