@@ -1,0 +1,1 @@
+"""Custom integrations (makes the package importable in tests)."""

@@ -1,4 +1,4 @@
-"""Config flow for Plexus: plex.tv sign-in or URL + token, zeroconf, reauth, reconfigure, options."""
+"""Config flow for Plexus: plex.tv sign-in or URL + token, zeroconf, reauth, reconfigure."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from urllib.parse import urlsplit
 import uuid
 
 import aiohttp
-from plexauth import PlexAuth
-import voluptuous as vol
-
 from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
@@ -29,6 +26,8 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from plexauth import PlexAuth
+import probatio as vol
 
 from .const import (
     CONF_CLIENT_IDENTIFIER,
@@ -108,7 +107,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
             return await api.server_info(), {}
         except PlexError as err:
             return None, {"base": _error_key(err)}
-        except Exception:
+        except Exception:  # noqa: BLE001 - any surprise becomes "unknown", logged
             LOGGER.exception("Unexpected error while connecting to %s", urlsplit(url).hostname)
             return None, {"base": "unknown"}
 
@@ -135,9 +134,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         """Let the user choose how to sign in."""
         return self.async_show_menu(step_id="user", menu_options=["plex_tv", "manual"])
 
-    async def async_step_manual(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_manual(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Connect with a URL and a token."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -184,7 +181,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         try:
             await self._plexauth.initiate_auth()
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+        except aiohttp.ClientError, TimeoutError, KeyError, ValueError:
             return self.async_abort(reason="cannot_connect")
         self._client_identifier = self._plexauth.client_identifier
         self._pin_task = self.hass.async_create_background_task(
@@ -201,7 +198,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
             await asyncio.sleep(PIN_POLL_INTERVAL)
             try:
                 token = await self._plexauth.request_auth_token()
-            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError):
+            except aiohttp.ClientError, TimeoutError, KeyError, ValueError:
                 continue
             if token:
                 self._plex_tv_token = token
@@ -240,9 +237,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 s.client_identifier: s for s in servers if s.client_identifier not in configured
             }
             if not self._servers:
-                return self.async_abort(
-                    reason="already_configured" if servers else "no_servers"
-                )
+                return self.async_abort(reason="already_configured" if servers else "no_servers")
         if user_input is None and len(self._servers) == 1:
             user_input = {CONF_SERVER: next(iter(self._servers))}
         if user_input is not None:
@@ -273,9 +268,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # ------------------------------------------------------------------ zeroconf
 
-    async def async_step_zeroconf(
-        self, discovery_info: ZeroconfServiceInfo
-    ) -> ConfigFlowResult:
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
         """A Plex server announced itself on the network."""
         url = f"http://{discovery_info.host}:{discovery_info.port or 32400}"
         for entry in self._async_current_entries(include_ignore=False):
@@ -293,7 +286,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ reauth
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """The token stopped working."""
+        """Start re-authentication because the token stopped working."""
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(

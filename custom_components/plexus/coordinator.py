@@ -38,7 +38,9 @@ from .plex import (
 type PlexusConfigEntry = ConfigEntry[PlexusData]
 
 # Notification types that mean sessions, clients or libraries changed.
-REFRESH_NOTIFICATIONS = frozenset({"playing", "timeline", "activity", "status", "transcodeSession.update"})
+REFRESH_NOTIFICATIONS = frozenset(
+    {"playing", "timeline", "activity", "status", "transcodeSession.update"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,9 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         users = self.monitored_users
         return PlexusServerData(
             info=info,
-            clients={c.machine_identifier: c for c in clients if c.machine_identifier not in ignored},
+            clients={
+                c.machine_identifier: c for c in clients if c.machine_identifier not in ignored
+            },
             sessions=[
                 s
                 for s in sessions

@@ -46,11 +46,19 @@ async def async_get_config_entry_diagnostics(
             "websocket_bad_messages": coordinator.listener.bad_messages,
         },
         "server": async_redact_data(asdict(data.info), TO_REDACT) if data else None,
-        "clients": [asdict(c) | {"protocol_capabilities": sorted(c.protocol_capabilities)}
-                    for c in data.clients.values()] if data else [],
-        "sessions": [async_redact_data(asdict(s), TO_REDACT) for s in data.sessions] if data else [],
+        "clients": [
+            asdict(c) | {"protocol_capabilities": sorted(c.protocol_capabilities)}
+            for c in data.clients.values()
+        ]
+        if data
+        else [],
+        "sessions": [async_redact_data(asdict(s), TO_REDACT) for s in data.sessions]
+        if data
+        else [],
         "libraries": [
             {"key": s.key, "type": s.type, "title": s.title, "locations": list(s.locations)}
             for s in data.sections
-        ] if data else [],
+        ]
+        if data
+        else [],
     }

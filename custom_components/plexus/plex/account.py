@@ -23,8 +23,8 @@ def account_servers(token: str, client_identifier: str) -> list[ServerResource]:
     plexapi.X_PLEX_IDENTIFIER = client_identifier
     plexapi.X_PLEX_PRODUCT = "Plexus"
     try:
-        account = MyPlexAccount(token=token, timeout=15)
-        resources = account.resources()
+        account = MyPlexAccount(token=token, timeout=15)  # type: ignore[no-untyped-call]
+        resources = account.resources()  # type: ignore[no-untyped-call]
     except Unauthorized as err:
         raise PlexAuthError("plex.tv rejected the token") from err
     except (BadRequest, requests.RequestException) as err:

@@ -73,7 +73,7 @@ class PlexServerAPI:
                 f"{self.url}{path}",
                 params=params,
                 headers=all_headers,
-                ssl=None if self.verify_ssl else False,
+                ssl=self.verify_ssl,
                 timeout=self._timeout,
             ) as resp:
                 if resp.status == 401:
@@ -122,14 +122,18 @@ async def first_reachable(
     *,
     verify_ssl: bool = True,
     client_identifier: str = "plexus",
-    timeout: float = 5.0,
+    request_timeout: float = 5.0,
 ) -> tuple[str, ServerInfo]:
     """Try the URIs in order and return the first that answers with its server info."""
     last_error: Exception = PlexConnectionError("the server lists no connection")
     for uri in uris:
         api = PlexServerAPI(
-            session, uri, token, verify_ssl=verify_ssl, client_identifier=client_identifier,
-            timeout=timeout,
+            session,
+            uri,
+            token,
+            verify_ssl=verify_ssl,
+            client_identifier=client_identifier,
+            timeout=request_timeout,
         )
         try:
             return uri, await api.server_info()

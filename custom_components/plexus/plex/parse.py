@@ -64,11 +64,11 @@ def parse_clients(body: bytes | str) -> list[PlexClientInfo]:
     return [
         PlexClientInfo(
             machine_identifier=elem.get("machineIdentifier", ""),
-            name=elem.get("name") or elem.get("title") or elem.get("machineIdentifier", ""),
+            name=elem.get("name") or elem.get("title") or elem.get("machineIdentifier") or "",
             product=elem.get("product", ""),
             platform=elem.get("platform", ""),
             device_class=elem.get("deviceClass", ""),
-            address=elem.get("address") or elem.get("host", ""),
+            address=elem.get("address") or elem.get("host") or "",
             port=to_int(elem.get("port")),
             version=elem.get("version", ""),
             protocol_capabilities=_capabilities(elem.get("protocolCapabilities")),
@@ -115,7 +115,7 @@ def parse_sessions(body: bytes | str) -> list[PlexSession]:
                 media_type=media_type,
                 title=item.get("title", ""),
                 player_identifier=player.get("machineIdentifier", ""),
-                player_title=player.get("title") or player.get("device", ""),
+                player_title=player.get("title") or player.get("device") or "",
                 player_product=player.get("product", ""),
                 player_platform=player.get("platform", ""),
                 player_address=player.get("address", ""),

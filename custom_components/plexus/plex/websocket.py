@@ -1,8 +1,8 @@
 """The server's notification websocket (`/:/websockets/notifications`).
 
-Reconnects by itself with a short back-off (at most RETRY_MAX seconds, so a returning server is
-picked up quickly) and reports every connect/disconnect once through `on_state`, so the caller decides
-what to log. The token travels in the URL Plex requires; it is never logged here.
+Reconnects by itself with a short back-off (at most RETRY_MAX seconds, so a returning server
+is picked up quickly) and reports every connect/disconnect once through `on_state`, so the caller
+decides what to log. The token travels in the URL Plex requires; it is never logged here.
 """
 
 import asyncio
@@ -99,7 +99,7 @@ class NotificationListener:
                 headers=plex_headers(self._client_identifier, self._token),
                 params={"X-Plex-Token": self._token},
                 heartbeat=HEARTBEAT,
-                ssl=None if self._verify_ssl else False,
+                ssl=self._verify_ssl,
             )
         except aiohttp.WSServerHandshakeError as err:
             if err.status == 401:
