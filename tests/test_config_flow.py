@@ -1,0 +1,581 @@
+"""Config flow: every path, every error followed by its recovery, against the Plex simulator.
+
+plex.tv itself cannot be reached from tests: the PIN calls of plexauth are patched, and the account
+and resources requests PlexAPI makes are answered with real recorded plex.tv responses
+(tests/fixtures/ha-core) through requests_mock, with the server's connection pointing at the simulator.
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from unittest.mock import AsyncMock, patch
+
+from plexauth import PlexAuth
+import pytest
+import requests_mock as rm
+
+from custom_components.plexus.const import (
+    CONF_CLIENT_IDENTIFIER,
+    CONF_IGNORED_CLIENTS,
+    CONF_MONITORED_USERS,
+    CONF_SERVER_IDENTIFIER,
+    DOMAIN,
+)
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from tests.conftest import entry_data
+from tests.plex_simulator import PlexSimulator
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ha-core"
+PLEX_TV_USER = "https://plex.tv/api/v2/user"
+PLEX_TV_RESOURCES = "https://plex.tv/api/v2/resources"
+
+
+async def _start_manual(hass: HomeAssistant) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["plex_tv", "manual"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "manual"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "manual"
+    return result
+
+
+def _manual_input(sim: PlexSimulator, **overrides: Any) -> dict[str, Any]:
+    return {CONF_URL: sim.url, CONF_TOKEN: sim.token, CONF_VERIFY_SSL: True} | overrides
+
+
+async def test_manual_success(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """URL + token of a running server creates the entry with its machineIdentifier."""
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator, **{CONF_URL: simulator.url + "/"})
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Plexus Simulator"
+    assert result["result"].unique_id == simulator.machine_identifier
+    data = result["data"]
+    assert data[CONF_URL] == simulator.url  # trailing slash removed
+    assert data[CONF_TOKEN] == simulator.token
+    assert data[CONF_SERVER_IDENTIFIER] == simulator.machine_identifier
+    assert data[CONF_CLIENT_IDENTIFIER]
+    assert result["result"].state is ConfigEntryState.LOADED
+
+
+async def test_manual_url_without_scheme(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """A bare host:port gets http:// in front."""
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator, **{CONF_URL: simulator.url[len("http://") :]})
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == simulator.url
+
+
+async def test_manual_invalid_auth_then_recovers(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """A wrong token shows invalid_auth; the right one then works."""
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator, **{CONF_TOKEN: "wrong"})
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_manual_cannot_connect_then_recovers(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """An offline server shows cannot_connect; once it is back the same input works."""
+    await simulator.go_offline()
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    await simulator.go_online()
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_manual_server_error_is_cannot_connect(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """A 500 from the server is a connection problem, not a crash; it recovers."""
+    simulator.set_error(500)
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    simulator.set_error(None)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_manual_ssl_error_then_recovers(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """https:// to a server that does not speak TLS is an ssl_error; http:// then works."""
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        _manual_input(simulator, **{CONF_URL: simulator.url.replace("http://", "https://")}),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "ssl_error"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_manual_not_a_plex_server_then_recovers(
+    hass: HomeAssistant, simulator: PlexSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected failure shows unknown and is logged (without the token); retry works."""
+    with patch(
+        "custom_components.plexus.config_flow.PlexServerAPI.server_info",
+        side_effect=RuntimeError("boom"),
+    ):
+        result = await _start_manual(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _manual_input(simulator)
+        )
+    assert result["errors"] == {"base": "unknown"}
+    assert "Unexpected error" in caplog.text
+    assert simulator.token not in caplog.text
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_manual_duplicate_aborts(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """The same server twice is already_configured."""
+    config_entry.add_to_hass(hass)
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+# --------------------------------------------------------------------------- plex.tv sign-in
+
+
+def _resources_xml(servers: list[tuple[str, str, str]]) -> str:
+    """The recorded plex.tv v2 resources answer, with its server replaced by `servers`.
+
+    Each server is (name, clientIdentifier, connection uri); the recorded players stay.
+    """
+    recorded = (FIXTURES / "plextv_resources_one_server.xml").read_text()
+    start = recorded.index("  <resource name=\"Plex Server 1\"")
+    end = recorded.index("</resource>", start) + len("</resource>\n")
+    template = recorded[start:end]
+    blocks = []
+    for name, ident, uri in servers:
+        block = template.replace('name="Plex Server 1"', f'name="{name}"')
+        block = block.replace('clientIdentifier="unique_id_123"', f'clientIdentifier="{ident}"')
+        block = block.replace('accessToken="faketoken"', 'accessToken="sim-token"')
+        block = block.replace(
+            'uri="https://1-2-3-4.123456789001234567890.plex.direct:32400"', f'uri="{uri}"'
+        )
+        blocks.append(block)
+    return recorded[:start] + "".join(blocks) + recorded[end:]
+
+
+@pytest.fixture
+def plex_tv(requests_mock: rm.Mocker) -> rm.Mocker:
+    """plex.tv's account endpoint answers with the recorded account."""
+    requests_mock.get(PLEX_TV_USER, text=(FIXTURES / "plextv_account.xml").read_text())
+    return requests_mock
+
+
+@pytest.fixture
+def pin_approved() -> Any:
+    """plex.tv accepts the PIN request and the user approves at once."""
+    with (
+        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
+        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
+        patch.object(
+            PlexAuth, "request_auth_token", AsyncMock(side_effect=[None, "plex-tv-token"])
+        ),
+        patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0),
+    ):
+        yield
+
+
+async def _sign_in(hass: HomeAssistant) -> dict[str, Any]:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "plex_tv"}
+    )
+    assert result["type"] is FlowResultType.EXTERNAL_STEP
+    assert result["url"] == "https://app.plex.tv/auth#!?code=x"
+    await hass.async_block_till_done()
+    return await hass.config_entries.flow.async_configure(result["flow_id"])
+
+
+@pytest.mark.usefixtures("pin_approved")
+async def test_plex_tv_single_server(
+    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+) -> None:
+    """With one server on the account, sign-in connects to it directly."""
+    plex_tv.get(
+        PLEX_TV_RESOURCES,
+        text=_resources_xml([("Home", simulator.machine_identifier, simulator.url)]),
+    )
+    result = await _sign_in(hass)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == simulator.machine_identifier
+    assert result["data"][CONF_URL] == simulator.url
+    assert result["data"][CONF_TOKEN] == "sim-token"
+    assert plex_tv.last_request is not None
+    assert plex_tv.last_request.headers["X-Plex-Token"] == "plex-tv-token"
+
+
+@pytest.mark.usefixtures("pin_approved")
+async def test_plex_tv_pick_server_with_error_and_recovery(
+    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+) -> None:
+    """Several servers: the user picks one; an unreachable one shows cannot_connect."""
+    dead_url = "http://127.0.0.1:9"  # discard port: nothing listens
+    plex_tv.get(
+        PLEX_TV_RESOURCES,
+        text=_resources_xml(
+            [("Home", simulator.machine_identifier, simulator.url), ("Away", "away-id", dead_url)]
+        ),
+    )
+    result = await _sign_in(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "select_server"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"server": "away-id"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"server": simulator.machine_identifier}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Plexus Simulator"
+
+
+@pytest.mark.usefixtures("pin_approved")
+async def test_plex_tv_skips_configured_servers(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    plex_tv: rm.Mocker,
+    config_entry: MockConfigEntry,
+) -> None:
+    """A server that is already set up is not offered; if it is the only one, abort."""
+    config_entry.add_to_hass(hass)
+    plex_tv.get(
+        PLEX_TV_RESOURCES,
+        text=_resources_xml([("Home", simulator.machine_identifier, simulator.url)]),
+    )
+    result = await _sign_in(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+@pytest.mark.usefixtures("pin_approved")
+async def test_plex_tv_account_without_servers(hass: HomeAssistant, plex_tv: rm.Mocker) -> None:
+    """An account with players only has nothing to add."""
+    plex_tv.get(PLEX_TV_RESOURCES, text=_resources_xml([]))
+    result = await _sign_in(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_servers"
+
+
+@pytest.mark.usefixtures("pin_approved")
+@pytest.mark.parametrize(
+    ("response", "reason"),
+    [
+        ({"status_code": 401, "text": "Unauthorized"}, "invalid_auth"),
+        ({"status_code": 503, "text": "down"}, "cannot_connect"),
+    ],
+)
+async def test_plex_tv_resources_fail(
+    hass: HomeAssistant, plex_tv: rm.Mocker, response: dict[str, Any], reason: str
+) -> None:
+    """plex.tv refusing the token or failing ends the flow with a reason the user can act on."""
+    plex_tv.get(PLEX_TV_RESOURCES, **response)
+    result = await _sign_in(hass)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+
+
+async def test_plex_tv_unreachable(hass: HomeAssistant) -> None:
+    """plex.tv not answering the PIN request aborts with cannot_connect."""
+    with patch.object(PlexAuth, "initiate_auth", AsyncMock(side_effect=TimeoutError)):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "cannot_connect"
+
+
+async def test_plex_tv_timeout_then_new_flow_succeeds(
+    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+) -> None:
+    """A PIN never approved (and plex.tv hiccups while polling) ends in token_timeout."""
+    with (
+        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
+        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
+        patch.object(
+            PlexAuth, "request_auth_token", AsyncMock(side_effect=[TimeoutError, None, None])
+        ),
+        patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
+        patch("custom_components.plexus.config_flow.PIN_TIMEOUT", 0.025),
+    ):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "token_timeout"
+
+
+async def test_plex_tv_flow_removed_stops_polling(hass: HomeAssistant) -> None:
+    """Closing the dialog while waiting for plex.tv cancels the polling task."""
+    poll = AsyncMock(return_value=None)
+    with (
+        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
+        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
+        patch.object(PlexAuth, "request_auth_token", poll),
+        patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
+    ):
+        result = await hass.config_entries.flow.async_init(
+            DOMAIN, context={"source": SOURCE_USER}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+        await asyncio.sleep(0.05)
+        hass.config_entries.flow.async_abort(result["flow_id"])
+        calls = poll.await_count
+        await asyncio.sleep(0.05)
+        assert calls > 0
+        assert poll.await_count == calls
+
+
+# --------------------------------------------------------------------------- zeroconf
+
+
+def _zeroconf(sim: PlexSimulator, host: str = "127.0.0.1") -> ZeroconfServiceInfo:
+    port = int(sim.url.rsplit(":", 1)[1])
+    return ZeroconfServiceInfo(
+        ip_address=None,  # type: ignore[arg-type]
+        ip_addresses=[],
+        hostname="plex.local.",
+        name="Living Room Plex._plexmediasvr._tcp.local.",
+        port=port,
+        properties={},
+        type="_plexmediasvr._tcp.local.",
+        host=host,
+    )
+
+
+async def test_zeroconf_then_manual(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """A discovered server offers sign-in; the manual form comes prefilled with its URL."""
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "zeroconf_confirm"
+    assert result["description_placeholders"] == {"name": "Living Room Plex", "url": simulator.url}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "manual"}
+    )
+    schema_defaults = {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+    assert schema_defaults[CONF_URL] == simulator.url
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_zeroconf_known_host_aborts(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """A server already configured at that address is not offered again."""
+    config_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+# --------------------------------------------------------------------------- reauth, reconfigure
+
+
+async def test_reauth_after_token_change(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """A token the server stops accepting starts reauth; a wrong token, then the new one."""
+    config_entry.add_to_hass(hass)
+    simulator.change_token("new-token")
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress()
+    assert len(flows) == 1
+    assert flows[0]["context"]["source"] == "reauth"
+    flow_id = flows[0]["flow_id"]
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "sim-token"})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "new-token"})
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert config_entry.data[CONF_TOKEN] == "new-token"
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_other_server_aborts(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """A token for the URL is checked to reach the same server."""
+    entry = MockConfigEntry(domain=DOMAIN, unique_id="another-server", data=entry_data(simulator))
+    entry.add_to_hass(hass)
+    result = await entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_TOKEN: simulator.token}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_server"
+
+
+async def test_reconfigure_new_url(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """A new URL is checked (cannot_connect first) and saved."""
+    config_entry.add_to_hass(hass)
+    result = await config_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "http://127.0.0.1:9", CONF_VERIFY_SSL: True}
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    new_url = simulator.url.replace("127.0.0.1", "localhost")
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: new_url, CONF_VERIFY_SSL: False}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert config_entry.data[CONF_URL] == new_url
+    assert config_entry.data[CONF_VERIFY_SSL] is False
+
+
+async def test_reconfigure_other_server_aborts(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """Pointing an entry at a different server is refused."""
+    other = PlexSimulator(token="sim-token", clients=0, seed=99)
+    await other.start()
+    try:
+        entry = MockConfigEntry(
+            domain=DOMAIN, unique_id=simulator.machine_identifier, data=entry_data(simulator)
+        )
+        entry.add_to_hass(hass)
+        result = await entry.start_reconfigure_flow(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_URL: other.url, CONF_VERIFY_SSL: True}
+        )
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "wrong_server"
+        assert entry.data[CONF_URL] == simulator.url
+    finally:
+        await other.stop()
+
+
+# --------------------------------------------------------------------------- options
+
+
+async def test_options_ignore_client_and_monitor_user(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """Options list the known clients and accounts; saving reloads and applies them."""
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.plexus_simulator_clients").state == "3"
+
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    client_options = schema[CONF_IGNORED_CLIENTS].config["options"]
+    assert len(client_options) == 3
+    user_options = schema[CONF_MONITORED_USERS].config["options"]
+    assert user_options  # the simulator's /accounts names
+    ignored = client_options[0]["value"]
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_IGNORED_CLIENTS: [ignored], CONF_MONITORED_USERS: []}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert config_entry.options[CONF_IGNORED_CLIENTS] == [ignored]
+    assert config_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("sensor.plexus_simulator_clients").state == "2"
+
+
+async def test_options_when_server_down(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """The options form still opens (with saved values) when /accounts fails."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_IGNORED_CLIENTS: ["gone-client"]}
+    )
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    simulator.set_error(500)
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    values = [o["value"] for o in schema[CONF_IGNORED_CLIENTS].config["options"]]
+    assert "gone-client" in values

@@ -1,0 +1,130 @@
+"""Setting up a server entry: device, sensors, push updates, outage and recovery, unload."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+import logging
+
+import pytest
+
+from custom_components.plexus.const import DOMAIN
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from tests.plex_simulator import PlexSimulator
+
+ACTIVE = "sensor.plexus_simulator_active_streams"
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (real time) until check() is true; fail after timeout."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_setup_creates_server_device_and_unloads(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """The entry loads, the server device carries the server's facts, unloading stops push."""
+    await _setup(hass, config_entry)
+    assert config_entry.state is ConfigEntryState.LOADED
+    device = dr.async_get(hass).async_get_device({(DOMAIN, simulator.machine_identifier)})
+    assert device is not None
+    assert device.name == "Plexus Simulator"
+    assert device.manufacturer == "Plex"
+    assert device.sw_version == "1.41.3.9314-a0bfb8370"
+    assert device.configuration_url == f"{simulator.url}/web"
+    coordinator = config_entry.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected)
+    assert hass.states.get(ACTIVE).state == "0"
+
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.NOT_LOADED
+    assert not coordinator.listener.connected
+
+
+async def test_setup_retries_when_server_down(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """An unreachable server at start-up is a transient problem (setup retry), not an error."""
+    await simulator.go_offline()
+    config_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_push_update_from_websocket(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """A client starting playback reaches HA through the websocket, not the slow poll."""
+    await _setup(hass, config_entry)
+    coordinator = config_entry.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected)
+    client = next(iter(simulator.clients.values()))
+    movie_key = next(iter(simulator.library.movies())).rating_key
+    await client.local_start(movie_key)
+    await wait_until(lambda: hass.states.get(ACTIVE).state == "1")
+    assert coordinator.notifications > 0
+    await client.local_stop()
+    await wait_until(lambda: hass.states.get(ACTIVE).state == "0")
+
+
+async def test_outage_and_recovery_log_once_each(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Server gone: entities unavailable, one error line; back: available within 30 s, one line."""
+    await _setup(hass, config_entry)
+    coordinator = config_entry.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected)
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+
+    await simulator.go_offline()
+    await wait_until(lambda: not coordinator.listener.connected)
+    now = dt_util.utcnow()
+    for step in range(1, 4):  # three failed polls
+        async_fire_time_changed(hass, now + timedelta(seconds=11 * step))
+        await hass.async_block_till_done()
+    assert hass.states.get(ACTIVE).state == STATE_UNAVAILABLE
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert simulator.token not in caplog.text
+
+    await simulator.go_online()
+    # Within 30 s of the server's return: the 10 s poll (or the websocket reconnecting) brings
+    # the entities back.
+    async_fire_time_changed(hass, now + timedelta(seconds=11 * 4 + 10))
+    await hass.async_block_till_done()
+    await wait_until(lambda: hass.states.get(ACTIVE).state == "0")
+    recovered = [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(recovered) == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(errors) == 1
+    await wait_until(lambda: coordinator.listener.connected, timeout=10)
+
+
+async def test_token_revoked_while_running_starts_reauth(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """A 401 on a later poll starts the reauth flow."""
+    await _setup(hass, config_entry)
+    simulator.change_token("rotated")
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=70))
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress()
+    assert [f["context"]["source"] for f in flows] == ["reauth"]

@@ -1,0 +1,131 @@
+"""The notification listener: dispatch, malformed messages, 401, reconnect after an outage."""
+
+import asyncio
+from collections.abc import AsyncIterator
+import json
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+import pytest
+
+from custom_components.plexus.plex import websocket as ws_module
+from custom_components.plexus.plex.errors import PlexAuthError
+from custom_components.plexus.plex.websocket import NotificationListener
+
+pytestmark = pytest.mark.usefixtures("socket_enabled")
+
+
+class FakeServer:
+    """A websocket endpoint that sends what the test queues."""
+
+    def __init__(self) -> None:
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.token = "tok"
+        self.connections = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handler(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("X-Plex-Token") != self.token:
+            raise web.HTTPUnauthorized
+        self.connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        while not ws.closed:
+            message = await self.outbox.get()
+            if message == "CLOSE":
+                await ws.close()
+                break
+            await ws.send_str(message)
+        return ws
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/:/websockets/notifications", self.handler)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeServer]:
+    srv = FakeServer()
+    await srv.start()
+    yield srv
+    assert srv.runner is not None
+    await srv.runner.cleanup()
+
+
+async def _wait(check: Any, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def test_dispatch_and_malformed(server: FakeServer) -> None:
+    """Good notifications reach the callback; broken ones are counted and dropped."""
+    got: list[tuple[str, dict[str, Any]]] = []
+    states: list[bool] = []
+    async with aiohttp.ClientSession() as session:
+        listener = NotificationListener(
+            session, server.url, "tok", lambda k, c: got.append((k, c)),
+            lambda connected, _err: states.append(connected),
+        )
+        listener.start()
+        await _wait(lambda: listener.connected)
+        for bad in ("not json", "[]", '{"x": 1}', '{"NotificationContainer": {"type": 5}}'):
+            await server.outbox.put(bad)
+        good = {"NotificationContainer": {"type": "playing", "size": 1}}
+        await server.outbox.put(json.dumps(good))
+        await _wait(lambda: got)
+        assert got == [("playing", good["NotificationContainer"])]
+        assert listener.bad_messages == 4
+        assert listener.messages == 1
+        await listener.stop()
+    assert states == [True, False]
+
+
+async def test_reconnects_after_close(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped connection is re-opened by itself."""
+    monkeypatch.setattr(ws_module, "RETRY_DELAYS", (0.01,))
+    async with aiohttp.ClientSession() as session:
+        states: list[bool] = []
+        listener = NotificationListener(
+            session, server.url, "tok", lambda k, c: None, lambda c, _e: states.append(c)
+        )
+        listener.start()
+        await _wait(lambda: listener.connected)
+        await server.outbox.put("CLOSE")
+        await _wait(lambda: server.connections == 2 and listener.connected)
+        await listener.stop()
+    assert states == [True, False, True, False]
+
+
+async def test_wrong_token_reports_auth_error(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 handshake is reported as PlexAuthError (and retried later, not hammered)."""
+    monkeypatch.setattr(ws_module, "RETRY_DELAYS", (0.01,))
+    monkeypatch.setattr(ws_module, "RETRY_MAX", 0.01)
+    errors: list[Exception | None] = []
+    async with aiohttp.ClientSession() as session:
+        listener = NotificationListener(
+            session, server.url, "wrong", lambda k, c: None, lambda c, e: errors.append(e)
+        )
+        # Record failures through the state callback even though "connected" never changes.
+        original = listener._set_state
+
+        def spy(*, connected: bool, error: Exception | None) -> None:
+            errors.append(error)
+            original(connected=connected, error=error)
+
+        listener._set_state = spy  # type: ignore[method-assign]
+        listener.start()
+        await _wait(lambda: len(errors) >= 2)
+        await listener.stop()
+    assert isinstance(errors[0], PlexAuthError)
+    assert server.connections == 0
