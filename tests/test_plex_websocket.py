@@ -32,12 +32,19 @@ class FakeServer:
         self.connections += 1
         ws = web.WebSocketResponse()
         await ws.prepare(request)
+        receiver = asyncio.ensure_future(ws.receive())  # ends when the client goes away
         while not ws.closed:
-            message = await self.outbox.get()
+            getter = asyncio.ensure_future(self.outbox.get())
+            await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                break
+            message = getter.result()
             if message == "CLOSE":
                 await ws.close()
                 break
             await ws.send_str(message)
+        receiver.cancel()
         return ws
 
     async def start(self) -> None:
