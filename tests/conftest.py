@@ -3,16 +3,15 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from custom_components.plexus.const import DOMAIN  # imported early; see ENVIRONMENT-NOTES
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
+    DOMAIN,  # imported early; see ENVIRONMENT-NOTES
 )
 from tests.plex_simulator import PlexSimulator
 

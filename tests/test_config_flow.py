@@ -2,7 +2,8 @@
 
 plex.tv itself cannot be reached from tests: the PIN calls of plexauth are patched, and the account
 and resources requests PlexAPI makes are answered with real recorded plex.tv responses
-(tests/fixtures/ha-core) through requests_mock, with the server's connection pointing at the simulator.
+(tests/fixtures/ha-core) through requests_mock, with the server's connection pointing at the
+simulator.
 """
 
 import asyncio
@@ -10,8 +11,14 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from plexauth import PlexAuth
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 import requests_mock as rm
 
 from custom_components.plexus.const import (
@@ -21,12 +28,6 @@ from custom_components.plexus.const import (
     CONF_SERVER_IDENTIFIER,
     DOMAIN,
 )
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
-from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
 
@@ -196,7 +197,7 @@ def _resources_xml(servers: list[tuple[str, str, str]]) -> str:
     Each server is (name, clientIdentifier, connection uri); the recorded players stay.
     """
     recorded = (FIXTURES / "plextv_resources_one_server.xml").read_text()
-    start = recorded.index("  <resource name=\"Plex Server 1\"")
+    start = recorded.index('  <resource name="Plex Server 1"')
     end = recorded.index("</resource>", start) + len("</resource>\n")
     template = recorded[start:end]
     blocks = []
@@ -338,9 +339,7 @@ async def test_plex_tv_resources_fail(
 async def test_plex_tv_unreachable(hass: HomeAssistant) -> None:
     """plex.tv not answering the PIN request aborts with cannot_connect."""
     with patch.object(PlexAuth, "initiate_auth", AsyncMock(side_effect=TimeoutError)):
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_USER}
-        )
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "plex_tv"}
         )
@@ -361,9 +360,7 @@ async def test_plex_tv_timeout_then_new_flow_succeeds(
         patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
         patch("custom_components.plexus.config_flow.PIN_TIMEOUT", 0.025),
     ):
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_USER}
-        )
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "plex_tv"}
         )
@@ -382,9 +379,7 @@ async def test_plex_tv_flow_removed_stops_polling(hass: HomeAssistant) -> None:
         patch.object(PlexAuth, "request_auth_token", poll),
         patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
     ):
-        result = await hass.config_entries.flow.async_init(
-            DOMAIN, context={"source": SOURCE_USER}
-        )
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "plex_tv"}
         )

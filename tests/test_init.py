@@ -5,15 +5,15 @@ from collections.abc import Callable
 from datetime import timedelta
 import logging
 
-import pytest
-
-from custom_components.plexus.const import DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.plexus.const import DOMAIN
 from tests.plex_simulator import PlexSimulator
 
 ACTIVE = "sensor.plexus_simulator_active_streams"

@@ -79,7 +79,10 @@ async def test_dispatch_and_malformed(server: FakeServer) -> None:
     states: list[bool] = []
     async with aiohttp.ClientSession() as session:
         listener = NotificationListener(
-            session, server.url, "tok", lambda k, c: got.append((k, c)),
+            session,
+            server.url,
+            "tok",
+            lambda k, c: got.append((k, c)),
             lambda connected, _err: states.append(connected),
         )
         listener.start()
