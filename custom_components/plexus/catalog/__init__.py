@@ -1,0 +1,1 @@
+"""The Plexus catalog: a local database of every Plex library (no Home Assistant imports)."""
