@@ -1,0 +1,331 @@
+"""Catalog database: schema, versioning, upserts, atomic imports, search — SQLite and PostgreSQL."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+import os
+from pathlib import Path
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, insert, text
+
+from custom_components.plexus.catalog import schema as s
+from custom_components.plexus.catalog.db import (
+    Catalog,
+    CatalogError,
+    CatalogSchemaError,
+    import_transaction,
+    sqlite_url,
+)
+from custom_components.plexus.catalog.guids import parse_item_guids
+from custom_components.plexus.catalog.models import ItemRecord, LibraryRecord, MediaFileRecord
+from custom_components.plexus.catalog.paths import PathMapping
+
+PG_URL = os.environ.get("PLEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def make_catalog(backend: str, tmp_path: Path) -> Catalog:
+    """A fresh catalog: a SQLite file, or a PostgreSQL schema unique to this test."""
+    if backend == "sqlite":
+        return Catalog(sqlite_url(tmp_path / "catalog.db"))
+    return Catalog(PG_URL, schema=f"plexus_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "postgresql":
+        request.getfixturevalue("socket_enabled")
+    cat = make_catalog(request.param, tmp_path)
+    try:
+        yield cat
+    finally:
+        if request.param == "postgresql":
+            cat.drop_all()
+        cat.close()
+
+
+def movie(
+    key: str,
+    title: str,
+    *,
+    updated: int = 100,
+    year: int = 2000,
+    path: str | None = None,
+    guids: tuple[str, ...] = (),
+) -> ItemRecord:
+    parsed, unknown = parse_item_guids(guids[0] if guids else None, guids[1:])
+    return ItemRecord(
+        rating_key=key,
+        type="movie",
+        title=title,
+        year=year,
+        added_at=updated,
+        updated_at=updated,
+        guid=guids[0] if guids else None,
+        guids=parsed,
+        unknown_guids=unknown,
+        media=[
+            MediaFileRecord(plex_path=path or f"/data/movies/{title}.mkv", size=10, container="mkv")
+        ],
+    )
+
+
+SECTIONS = [
+    LibraryRecord(key="1", type="movie", title="Movies", locations=["/data/movies"]),
+    LibraryRecord(key="2", type="show", title="TV", locations=["/data/tv"]),
+]
+
+
+def load(catalog: Catalog, server: str, items: list[ItemRecord], *, mode: str = "full") -> None:
+    with import_transaction(catalog, server, mode) as writer:  # type: ignore[arg-type]
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch(items)
+        if mode == "full":
+            writer.remove_items(writer.known_keys() - {i.rating_key for i in items})
+        writer.finish_library()
+
+
+def test_schema_created_and_versioned(catalog: Catalog) -> None:
+    assert catalog.schema_version == s.SCHEMA_VERSION
+    # Opening again is a no-op.
+    assert catalog.ensure_schema() == s.SCHEMA_VERSION
+
+
+def test_upsert_counts_and_reads(catalog: Catalog) -> None:
+    catalog.set_path_mappings("srv1", [("/data", "/mnt/nas")])
+    items = [
+        movie(
+            "1",
+            "The Matrix",
+            year=1999,
+            guids=("plex://movie/5d776b59ad5437001f79c6f8", "imdb://tt0133093", "tmdb://603"),
+        ),
+        movie(
+            "2",
+            "Heat",
+            year=1995,
+            guids=("com.plexapp.agents.imdb://tt0113277?lang=en",),
+            path="/other/heat.mkv",
+        ),
+        movie("3", "Odd", guids=("weird-guid",)),
+    ]
+    load(catalog, "srv1", items)
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert run.status == "success"
+    assert (run.counts.added, run.counts.updated, run.counts.removed, run.counts.unknown_guids) == (
+        3,
+        0,
+        0,
+        1,
+    )
+    assert catalog.counts("srv1") == {"movie": 3}
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.title == "The Matrix"
+    assert item.year == 1999
+    assert {(g.provider, g.id) for g in item.guids} == {
+        ("plex", "movie/5d776b59ad5437001f79c6f8"),
+        ("imdb", "tt0133093"),
+        ("tmdb", "603"),
+    }
+    assert item.local_path == "/mnt/nas/movies/The Matrix.mkv"
+    heat = catalog.get_item("srv1", "2")
+    assert heat is not None
+    assert heat.files[0].mapped is False
+    assert heat.local_path == "/other/heat.mkv"
+    assert [i.rating_key for i in catalog.find_by_guid("imdb", "tt0113277")] == ["2"]
+    assert catalog.get_item("srv1", "404") is None
+    assert [lib.item_count for lib in catalog.libraries("srv1")] == [3, 0]
+
+    # Same data again: nothing rewritten. Then one change, one deletion.
+    load(catalog, "srv1", items)
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert (run.counts.added, run.counts.updated, run.counts.removed) == (0, 0, 0)
+    items[0] = movie("1", "The Matrix Reloaded", year=2003, updated=200)
+    load(catalog, "srv1", items[:2])
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert (run.counts.added, run.counts.updated, run.counts.removed) == (0, 1, 1)
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.title == "The Matrix Reloaded"
+    assert item.guids == ()
+    assert catalog.counts() == {"movie": 2}
+    assert catalog.libraries("srv1")[0].updated_marker == 200
+
+
+def test_failed_import_changes_nothing(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien"), movie("2", "Aliens")])
+    before = catalog.get_item("srv1", "1")
+
+    def failing_import() -> None:
+        with import_transaction(catalog, "srv1", "full") as writer:
+            writer.sync_libraries(SECTIONS[:1])
+            writer.start_library("1")
+            writer.write_batch([movie("1", "Changed", updated=500), movie("9", "New")])
+            writer.remove_items(["2"])
+            raise RuntimeError("network went away")
+
+    with pytest.raises(RuntimeError):
+        failing_import()
+    assert catalog.get_item("srv1", "1") == before
+    assert catalog.get_item("srv1", "9") is None
+    assert catalog.rating_keys("srv1") == {"1", "2"}
+    assert len(catalog.libraries("srv1")) == 2
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert run.status == "failed"
+    assert run.error == "RuntimeError: network went away"
+    ok = catalog.last_import("srv1", successful=True)
+    assert ok is not None
+    assert ok.status == "success"
+    assert len(catalog.import_runs("srv1")) == 2
+
+
+def test_servers_kept_apart(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien", guids=("imdb://tt0078748",))])
+    load(catalog, "srv2", [movie("1", "Alien", guids=("imdb://tt0078748",)), movie("2", "Brazil")])
+    assert catalog.counts("srv1") == {"movie": 1}
+    assert catalog.counts("srv2") == {"movie": 2}
+    assert sorted(i.server_id for i in catalog.find_by_guid("imdb", "tt0078748")) == [
+        "srv1",
+        "srv2",
+    ]
+    assert [
+        i.server_id for i in catalog.find_by_guid("imdb", "tt0078748", machine_identifier="srv2")
+    ] == ["srv2"]
+    load(catalog, "srv1", [], mode="full")
+    assert catalog.counts("srv1") == {}
+    assert catalog.counts("srv2") == {"movie": 2}
+    assert sorted(catalog.servers()) == ["srv1", "srv2"]
+    catalog.remove_server("srv2")
+    assert catalog.servers() == ["srv1"]
+    assert catalog.counts() == {}
+
+
+def test_library_removed_from_server(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien")])
+    with import_transaction(catalog, "srv1", "full") as writer:
+        writer.sync_libraries(SECTIONS[1:])
+    assert [lib.key for lib in catalog.libraries("srv1")] == ["2"]
+    assert catalog.counts("srv1") == {}
+
+
+def test_path_mappings_remap_stored_files(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien", path="D:\\Movies\\Alien.mkv")])
+    assert catalog.set_path_mappings("srv1", [PathMapping("d:/movies", "/mnt/m")]) == 1
+    assert catalog.path_mappings("srv1") == [PathMapping("d:/movies", "/mnt/m")]
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.local_path == "/mnt/m/Alien.mkv"
+    assert catalog.set_path_mappings("srv1", []) == 0
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.local_path == "D:\\Movies\\Alien.mkv"
+    assert item.files[0].mapped is False
+
+
+def test_search_with_typos(catalog: Catalog) -> None:
+    titles = [
+        "The Matrix",
+        "The Matrix Reloaded",
+        "Heat",
+        "Amélie",
+        "Lord of the Rings",
+        "Ringu",
+        "Alien",
+    ]
+    load(catalog, "srv1", [movie(str(n), t, year=1990 + n) for n, t in enumerate(titles)])
+    assert [h.item.title for h in catalog.search("matrix", limit=2)] == [
+        "The Matrix",
+        "The Matrix Reloaded",
+    ]
+    assert catalog.search("teh matrx")[0].item.title == "The Matrix"
+    assert catalog.search("amelie")[0].item.title == "Amélie"
+    assert catalog.search("lrod of the rigns")[0].item.title == "Lord of the Rings"
+    assert catalog.search("aliens")[0].item.title == "Alien"
+    assert catalog.search("zzzzqqq") == []
+    assert catalog.search("") == []
+    assert [h.item.title for h in catalog.search("matrix", year=1991)] == ["The Matrix Reloaded"]
+    assert catalog.search("matrix", types=["show"]) == []
+    # The index follows later imports.
+    load(catalog, "srv1", [movie("1", "Heat")], mode="full")
+    assert [h.item.title for h in catalog.search("matrix")] == []
+    assert catalog.search("heat", machine_identifier="srv1")[0].item.rating_key == "1"
+    hit = catalog.search("heat")[0]
+    assert 0 < hit.score <= 1
+
+
+def test_stats(catalog: Catalog) -> None:
+    catalog.set_path_mappings("srv1", [("/data/movies", "/m")])
+    load(catalog, "srv1", [movie("1", "Alien"), movie("2", "Heat", path="/x/heat.mkv")])
+    stats = catalog.stats("srv1")
+    assert stats["counts"] == {"movie": 2}
+    assert stats["media_files"] == 2
+    assert stats["unmapped_files"] == 1
+    assert stats["last_import"]["status"] == "success"
+    assert stats["libraries"][0]["locations"] == ["/data/movies"]
+
+
+def test_writer_misuse(catalog: Catalog) -> None:
+    writer = catalog.begin_import("srv1", "full")
+    with pytest.raises(CatalogError):
+        writer.write_batch([movie("1", "x")])
+    with pytest.raises(CatalogError):
+        writer.start_library("nope")
+    writer.commit()
+    with pytest.raises(CatalogError):
+        writer.commit()
+    writer.fail("ignored")  # already finished: no-op
+
+
+def test_migrations_forward_and_refuse_newer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = sqlite_url(tmp_path / "m.db")
+    Catalog(url).close()
+    applied: list[int] = []
+
+    def v1_to_v2(conn: object) -> None:
+        applied.append(1)
+        conn.execute(text("ALTER TABLE plexus_items ADD COLUMN extra TEXT"))  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(s, "MIGRATIONS", {1: v1_to_v2})
+    monkeypatch.setattr(s, "SCHEMA_VERSION", 2)
+    cat = Catalog(url)
+    assert cat.schema_version == 2
+    cat.close()
+    Catalog(url).close()
+    assert applied == [1]  # applied once
+    monkeypatch.setattr(s, "SCHEMA_VERSION", 3)
+    with pytest.raises(CatalogSchemaError, match="no migration"):
+        Catalog(url)
+    monkeypatch.setattr(s, "SCHEMA_VERSION", 1)
+    with pytest.raises(CatalogSchemaError, match="newer"):
+        Catalog(url)
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    cat = Catalog(sqlite_url(tmp_path / "sub" / "c.db"))
+    with cat.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    cat.close()
+    with pytest.raises(CatalogError):
+        Catalog(sqlite_url(tmp_path / "x.db"), schema="nope")
+
+
+def test_existing_v1_database_opens(tmp_path: Path) -> None:
+    # A database created by the first release (tables + version row 1) is used as is.
+    url = sqlite_url(tmp_path / "v1.db")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        s.metadata.create_all(conn)
+        conn.execute(insert(s.schema_version).values(version=1, applied_at=datetime.now(UTC)))
+    engine.dispose()
+    cat = Catalog(url)
+    assert cat.schema_version == 1
+    cat.close()
