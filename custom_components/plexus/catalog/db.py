@@ -736,17 +736,22 @@ class ImportWriter:
             )
         ).scalar()
 
-    def start_library(self, section_key: str) -> None:
-        """Make a library current for ``write_batch`` and load what it holds."""
-        library_id = self._conn.execute(
-            select(s.libraries.c.id).where(
+    def start_library(self, section_key: str) -> int | None:
+        """Make a library current for ``write_batch`` and load what it holds.
+
+        Returns the library's incremental marker (see ``library_marker``).
+        """
+        found = self._conn.execute(
+            select(s.libraries.c.id, s.libraries.c.updated_marker).where(
                 s.libraries.c.server_id == self.server_id, s.libraries.c.section_key == section_key
             )
-        ).scalar()
-        if library_id is None:
+        ).first()
+        if found is None:
             raise CatalogError(
                 f"library {section_key} is not in the catalog; call sync_libraries first"
             )
+        library_id, marker = found
+        marker = None if marker is None else int(marker)
         self._library_id = library_id
         self._max_updated = None
         i = s.items
@@ -757,6 +762,7 @@ class ImportWriter:
             )
         }
         self.counts.libraries += 1
+        return marker
 
     def known_keys(self, types: Iterable[str] | None = None) -> set[str]:
         """Return the rating keys the current library holds (optionally of some types)."""

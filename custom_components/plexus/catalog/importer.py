@@ -1,0 +1,462 @@
+"""Import a Plex server's libraries into the catalog (async; no Home Assistant).
+
+How it reads Plex:
+
+* ``/library/sections`` lists the libraries; movie, show and music libraries are imported.
+* Each library is read per item type — movies (``type=1``); shows, seasons and episodes
+  (``type=2``, ``3``, ``4``: episodes come flat for the whole section, never one request per
+  show); artists, albums, tracks (``8``, ``9``, ``10``) — in pages
+  (``X-Plex-Container-Start``/``X-Plex-Container-Size``) with ``includeGuids=1``.
+* Responses are parsed as a stream while they arrive; parsed items are written in batches
+  through the caller's executor while the next page is read, so memory stays flat.
+
+Full import: every item is read; items whose stored fingerprint is unchanged are not rewritten;
+items the server no longer lists are removed (checked against a cheap key listing first, so an
+item that merely moved between pages while paging is not lost).
+
+Incremental import: per library, only items with ``updatedAt >=`` the highest ``updatedAt`` the
+last successful run saw are read and upserted; deletions are found by comparing the stored rating
+keys with a key listing (``ratingKey`` only is read). An item whose metadata changed without its
+``updatedAt`` changing is not seen by an incremental run; the next full run picks it up. A library
+never imported before is read in full.
+
+Atomicity: the whole run is one database transaction (see ``db.ImportWriter``). Any failure —
+HTTP error, bad XML, database error, cancellation — rolls everything back, so the catalog stays
+exactly as it was, and the run is recorded as failed with the error.
+
+Concurrency: one import per server at a time. A request made while an import runs is coalesced:
+at most one follow-up run is queued (full wins over incremental, library selections are merged),
+and every request made meanwhile gets that follow-up's result.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+import logging
+import time
+from typing import Any, Final, Protocol, TypeVar
+
+import aiohttp
+
+from custom_components.plexus.plex.api import plex_headers
+from custom_components.plexus.plex.errors import (
+    PlexAuthError,
+    PlexConnectionError,
+    PlexResponseError,
+)
+
+from .db import Catalog, ImportWriter
+from .models import ImportCounts, ImportMode, ItemRecord, LibraryRecord
+from .xmlstream import ItemStreamParser, KeyStreamParser, ParseError, parse_sections
+
+_LOGGER = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Plex's numeric search types per library type, top level first.
+SECTION_ITEM_TYPES: Final[dict[str, tuple[tuple[int, str], ...]]] = {
+    "movie": ((1, "movie"),),
+    "show": ((2, "show"), (3, "season"), (4, "episode")),
+    "artist": ((8, "artist"), (9, "album"), (10, "track")),
+}
+# Chosen by measurement against the simulator (benchmarks/catalog.py): larger pages save round
+# trips but delay the first write; beyond ~2000 the gain is gone. Real servers answer pages of a
+# few thousand quickly without holding a long read lock on their database.
+DEFAULT_PAGE_SIZE: Final = 2000
+DEFAULT_KEY_PAGE_SIZE: Final = 10000
+DEFAULT_BATCH_SIZE: Final = 1000
+_CHUNK: Final = 64 * 1024
+
+
+class RunSync(Protocol):
+    """Run a blocking function off the event loop (``hass.async_add_executor_job`` fits)."""
+
+    def __call__(self, func: Callable[..., _T], /, *args: Any) -> Awaitable[_T]:
+        """Run ``func(*args)`` in a worker thread."""
+        ...
+
+
+@dataclass(slots=True)
+class ImportProgress:
+    """Where a running import is; handed to the progress callback as it moves."""
+
+    mode: ImportMode
+    libraries_total: int = 0
+    libraries_done: int = 0
+    library: str | None = None
+    items_done: int = 0
+    items_total: int = 0
+    # Items of the current library: done so far and expected (from the server's totalSize).
+    library_items_done: int = 0
+    library_items_total: int = 0
+
+    @property
+    def percent(self) -> float:
+        """Return an overall estimate in percent (libraries weighted equally)."""
+        if self.libraries_total == 0:
+            return 0.0
+        within = (
+            min(self.library_items_done / self.library_items_total, 1.0)
+            if self.library_items_total
+            else 0.0
+        )
+        done = (self.libraries_done + (within if self.library else 0.0)) / self.libraries_total
+        return round(min(done, 1.0) * 100, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What a finished import did."""
+
+    mode: ImportMode
+    counts: ImportCounts
+    duration: float
+    libraries: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Request:
+    mode: ImportMode
+    libraries: frozenset[str] | None = None
+
+    def merge(self, other: _Request) -> _Request:
+        mode: ImportMode = "full" if "full" in (self.mode, other.mode) else "incremental"
+        if self.libraries is None or other.libraries is None:
+            return _Request(mode, None)
+        return _Request(mode, self.libraries | other.libraries)
+
+
+@dataclass(slots=True)
+class _PageStats:
+    items: int = 0
+    total: int | None = None
+    listed: int = 0
+    seen: set[str] = field(default_factory=set)
+
+
+class CatalogImporter:
+    """Imports one Plex server into a :class:`Catalog`."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        token: str,
+        machine_identifier: str,
+        *,
+        run_sync: RunSync | None = None,
+        server_name: str | None = None,
+        verify_ssl: bool = True,
+        client_identifier: str = "plexus",
+        page_size: int = DEFAULT_PAGE_SIZE,
+        key_page_size: int = DEFAULT_KEY_PAGE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        request_timeout: float = 60.0,
+        on_progress: Callable[[ImportProgress], None] | None = None,
+    ) -> None:
+        """Remember the server and how to run blocking work (``asyncio.to_thread`` by default)."""
+        self.catalog = catalog
+        self.machine_identifier = machine_identifier
+        self.server_name = server_name
+        self._session = session
+        self._url = base_url.rstrip("/")
+        self._headers = plex_headers(client_identifier, token)
+        self._ssl = verify_ssl
+        self._run_sync: RunSync = run_sync or asyncio.to_thread
+        self.page_size = page_size
+        self.key_page_size = key_page_size
+        self.batch_size = batch_size
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=15, sock_read=request_timeout
+        )
+        self.on_progress = on_progress
+        self.progress: ImportProgress | None = None
+        self._task: asyncio.Task[ImportResult] | None = None
+        self._next: asyncio.Task[ImportResult] | None = None
+        self._next_request: _Request | None = None
+        self.runs_started = 0
+
+    @property
+    def running(self) -> bool:
+        """Return True while an import runs (or one is queued)."""
+        return self._task is not None and not self._task.done()
+
+    async def run(
+        self, mode: ImportMode = "incremental", libraries: Collection[str] | None = None
+    ) -> ImportResult:
+        """Import now, or coalesce with the import already running (see the module docstring).
+
+        ``libraries`` limits the run to sections with these keys or titles.
+        """
+        request = _Request(mode, frozenset(libraries) if libraries else None)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._execute(request))
+            return await asyncio.shield(self._task)
+        if self._next is None or self._next_request is None:
+            self._next_request = request
+            self._next = asyncio.create_task(self._execute_after(self._task))
+        else:
+            self._next_request = self._next_request.merge(request)
+        return await asyncio.shield(self._next)
+
+    async def _execute_after(self, previous: asyncio.Task[ImportResult]) -> ImportResult:
+        await asyncio.wait([previous])
+        request = self._next_request or _Request("incremental")
+        self._task, self._next, self._next_request = self._next, None, None
+        return await self._execute(request)
+
+    async def cancel(self) -> None:
+        """Cancel a running import and any queued one (the catalog stays unchanged)."""
+        tasks = [t for t in (self._next, self._task) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- one run --------------------------------------------------------------------------------
+
+    async def _execute(self, request: _Request) -> ImportResult:
+        self.runs_started += 1
+        started = time.monotonic()
+        progress = self.progress = ImportProgress(request.mode)
+        sections = await self._sections()
+        selected = [
+            sec
+            for sec in sections
+            if sec.type in SECTION_ITEM_TYPES
+            and (
+                request.libraries is None
+                or sec.key in request.libraries
+                or sec.title in request.libraries
+            )
+        ]
+        progress.libraries_total = len(selected)
+        self._report()
+        writer = await self._run_sync(
+            self.catalog.begin_import, self.machine_identifier, request.mode, self.server_name
+        )
+        try:
+            await self._run_sync(writer.sync_libraries, sections)
+            for section in selected:
+                progress.library = section.title
+                progress.library_items_done = progress.library_items_total = 0
+                self._report()
+                await self._import_library(writer, section, request.mode)
+                progress.libraries_done += 1
+            progress.library = None
+            counts = await self._run_sync(writer.commit)
+        except BaseException as err:
+            await asyncio.shield(self._run_sync(writer.fail, err))
+            if isinstance(err, asyncio.CancelledError):
+                _LOGGER.debug("Import of %s cancelled", self.machine_identifier)
+            raise
+        finally:
+            self.progress = None
+        self._report(progress)
+        return ImportResult(
+            request.mode, counts, time.monotonic() - started, tuple(sec.title for sec in selected)
+        )
+
+    def _report(self, progress: ImportProgress | None = None) -> None:
+        progress = progress or self.progress
+        if self.on_progress is not None and progress is not None:
+            self.on_progress(replace(progress))
+
+    async def _import_library(
+        self, writer: ImportWriter, section: LibraryRecord, mode: ImportMode
+    ) -> None:
+        marker = await self._run_sync(writer.start_library, section.key)
+        incremental = mode == "incremental" and marker is not None
+        pending: asyncio.Future[None] | None = None
+        batch: list[ItemRecord] = []
+
+        async def flush() -> None:
+            nonlocal pending, batch
+            if pending is not None:
+                await pending
+                pending = None
+            if batch:
+                pending = asyncio.ensure_future(self._run_sync(writer.write_batch, batch))
+                batch = []
+
+        # Joined as "updatedAt>=<marker>": Plex's filter operator, sent unencoded.
+        extra = {"updatedAt>": str(marker)} if incremental else {}
+        types = SECTION_ITEM_TYPES[section.type]
+        assert self.progress is not None
+        for type_number, _ in types:
+            total = await self._count(section.key, type_number, extra)
+            self.progress.library_items_total += total
+            self.progress.items_total += total
+        self._report()
+        for type_number, type_name in types:
+            stats = _PageStats()
+            start = 0
+            while True:
+                page = await self._fetch_items(section.key, type_number, start, extra)
+                stats.listed += page.count
+                stats.total = page.total_size
+                for item in page.items:
+                    if item.rating_key in stats.seen:
+                        continue
+                    stats.seen.add(item.rating_key)
+                    batch.append(item)
+                    if len(batch) >= self.batch_size:
+                        await flush()
+                assert self.progress is not None
+                self.progress.library_items_done += len(page.items)
+                self.progress.items_done += len(page.items)
+                self._report()
+                start += page.count
+                if page.count < self.page_size or (
+                    page.total_size is not None and start >= page.total_size
+                ):
+                    break
+            await flush()
+            if pending is not None:
+                await pending
+                pending = None
+            # Deletions: stored keys the server no longer lists.
+            known = await self._run_sync(writer.known_keys, [type_name])
+            missing = known - stats.seen
+            if missing:
+                listed = await self._fetch_keys(section.key, type_number)
+                gone = missing - listed
+                if gone:
+                    await self._run_sync(writer.remove_items, gone)
+        await self._run_sync(writer.finish_library)
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    async def _sections(self) -> list[LibraryRecord]:
+        body = await self._get("/library/sections", {})
+        try:
+            return parse_sections(body)
+        except ParseError as err:
+            raise PlexResponseError(f"/library/sections: not XML ({err})") from err
+
+    async def _get(self, path: str, params: dict[str, str]) -> bytes:
+        chunks: list[bytes] = []
+
+        async def collect(data: bytes) -> None:
+            chunks.append(data)
+
+        await self._stream(path, params, collect)
+        return b"".join(chunks)
+
+    async def _stream(
+        self,
+        path: str,
+        params: dict[str, str],
+        consume: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        # Build the query by hand so Plex filter operators (updatedAt>=…) stay unencoded.
+        query = "&".join(f"{k}={v}" for k, v in params.items())
+        url = f"{self._url}{path}" + (f"?{query}" if query else "")
+        try:
+            async with self._session.get(
+                url, headers=self._headers, ssl=self._ssl, timeout=self._timeout
+            ) as resp:
+                if resp.status == 401:
+                    raise PlexAuthError(f"GET {path}: the server rejected the token")
+                if resp.status >= 400:
+                    raise PlexConnectionError(f"GET {path}: HTTP {resp.status}")
+                async for data in resp.content.iter_chunked(_CHUNK):
+                    await consume(data)
+        except TimeoutError as err:
+            raise PlexConnectionError(f"GET {path}: timed out") from err
+        except (aiohttp.ClientError, OSError) as err:
+            raise PlexConnectionError(f"GET {path}: {type(err).__name__}") from err
+
+    async def _fetch_items(
+        self, section_key: str, type_number: int, start: int, extra: dict[str, str]
+    ) -> _Page:
+        params = {
+            "type": str(type_number),
+            "includeGuids": "1",
+            **extra,
+            "X-Plex-Container-Start": str(start),
+            "X-Plex-Container-Size": str(self.page_size),
+        }
+        parser = ItemStreamParser()
+        items: list[ItemRecord] = []
+
+        async def consume(data: bytes) -> None:
+            items.extend(parser.feed(data))
+
+        path = f"/library/sections/{section_key}/all"
+        await self._stream(path, params, consume)
+        try:
+            items.extend(parser.close())
+        except ParseError as err:
+            raise PlexResponseError(f"{path}: not XML ({err})") from err
+        return _Page(items, parser.listed, parser.total_size)
+
+    async def _count(self, section_key: str, type_number: int, extra: dict[str, str]) -> int:
+        """Return how many items of one type match (a size-only request)."""
+        params = {
+            "type": str(type_number),
+            **extra,
+            "X-Plex-Container-Start": "0",
+            "X-Plex-Container-Size": "0",
+        }
+        parser = KeyStreamParser()
+
+        async def consume(data: bytes) -> None:
+            parser.feed(data)
+
+        path = f"/library/sections/{section_key}/all"
+        await self._stream(path, params, consume)
+        try:
+            parser.close()
+        except ParseError as err:
+            raise PlexResponseError(f"{path}: not XML ({err})") from err
+        total = _int_or_none(parser.container.get("totalSize"))
+        return total if total is not None else parser.count
+
+    async def _fetch_keys(self, section_key: str, type_number: int) -> set[str]:
+        """Return every rating key of one type in a section (only the keys are read)."""
+        keys: set[str] = set()
+        start = 0
+        path = f"/library/sections/{section_key}/all"
+        while True:
+            parser = KeyStreamParser()
+
+            async def consume(data: bytes, parser: KeyStreamParser = parser) -> None:
+                parser.feed(data)
+
+            params = {
+                "type": str(type_number),
+                "includeGuids": "0",
+                # Ask for the keys only; a server that ignores these still answers correctly.
+                "includeFields": "ratingKey,type",
+                "excludeElements": (
+                    "Media,Genre,Country,Director,Writer,Role,Producer,Collection,Label,Guid"
+                ),
+                "X-Plex-Container-Start": str(start),
+                "X-Plex-Container-Size": str(self.key_page_size),
+            }
+            await self._stream(path, params, consume)
+            try:
+                parser.close()
+            except ParseError as err:
+                raise PlexResponseError(f"{path}: not XML ({err})") from err
+            keys.update(parser.keys)
+            start += parser.count
+            total = _int_or_none(parser.container.get("totalSize"))
+            if parser.count < self.key_page_size or (total is not None and start >= total):
+                return keys
+
+
+@dataclass(slots=True)
+class _Page:
+    items: Sequence[ItemRecord]
+    count: int
+    total_size: int | None
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
