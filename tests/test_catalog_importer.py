@@ -492,6 +492,8 @@ async def test_incremental_after_changes(
     # Only items at the marker second come back (updatedAt >= marker): a handful, not everything.
     assert nothing.counts.seen <= 4
     assert all("updatedAt>" in r.query for r in plex.item_requests())
+    # Counts match, so no key listing was needed.
+    assert not [r for r in plex.requests if "includeFields" in r.query]
 
     plex.add("1", "movie", "m-new", "A Brand New Film", year="2024")
     plex.update("m3", title="Movie Three (Director's Cut)")
@@ -499,6 +501,7 @@ async def test_incremental_after_changes(
     plex.delete("m5")
     result = await imp.run("incremental")
     assert (result.counts.added, result.counts.updated, result.counts.removed) == (1, 1, 2)
+    assert [r for r in plex.requests if "includeFields" in r.query]
     assert result.mode == "incremental"
     assert catalog.get_item(plex.machine_identifier, "m-new") is not None
     m3 = catalog.get_item(plex.machine_identifier, "m3")

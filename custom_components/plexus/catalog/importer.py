@@ -16,9 +16,10 @@ item that merely moved between pages while paging is not lost).
 
 Incremental import: per library, only items with ``updatedAt >=`` the highest ``updatedAt`` the
 last successful run saw are read and upserted; deletions are found by comparing the stored rating
-keys with a key listing (``ratingKey`` only is read). An item whose metadata changed without its
-``updatedAt`` changing is not seen by an incremental run; the next full run picks it up. A library
-never imported before is read in full.
+keys with a key listing (``ratingKey`` only is read), which is skipped when a size-only request
+shows the server holds exactly as many items of the type as the catalog. An item whose metadata
+changed without its ``updatedAt`` changing is not seen by an incremental run; the next full run
+picks it up. A library never imported before is read in full.
 
 Atomicity: the whole run is one database transaction (see ``db.ImportWriter``). Any failure —
 HTTP error, bad XML, database error, cancellation — rolls everything back, so the catalog stays
@@ -284,8 +285,11 @@ class CatalogImporter:
         extra = {"updatedAt>": str(marker)} if incremental else {}
         types = SECTION_ITEM_TYPES[section.type]
         assert self.progress is not None
+        server_totals: dict[int, int] = {}
         for type_number, _ in types:
             total = await self._count(section.key, type_number, extra)
+            if incremental:
+                server_totals[type_number] = await self._count(section.key, type_number, {})
             self.progress.library_items_total += total
             self.progress.items_total += total
         self._report()
@@ -316,10 +320,12 @@ class CatalogImporter:
             if pending is not None:
                 await pending
                 pending = None
-            # Deletions: stored keys the server no longer lists.
+            # Deletions: stored keys the server no longer lists. After an incremental run's
+            # upserts every item the server has is stored, so equal counts mean nothing was
+            # deleted and the key listing can be skipped.
             known = await self._run_sync(writer.known_keys, [type_name])
             missing = known - stats.seen
-            if missing:
+            if missing and server_totals.get(type_number) != len(known):
                 listed = await self._fetch_keys(section.key, type_number)
                 gone = missing - listed
                 if gone:
