@@ -1,0 +1,26 @@
+"""A Plex Media Server simulator for tests, the live demo and benchmarks.
+
+    sim = PlexSimulator(token="t", clients=3, seed=1)
+    url = await sim.start()          # http://127.0.0.1:<port>
+    ...
+    await sim.stop()
+
+Run it stand-alone with `python -m tests.plex_simulator --help`.
+"""
+
+from .clients import PlayQueue, SimulatedClient, StateChange
+from .library import Item, Library, LibraryConfig, MediaInfo, Playlist, Section
+from .server import PlexSimulator
+
+__all__ = [
+    "Item",
+    "Library",
+    "LibraryConfig",
+    "MediaInfo",
+    "PlayQueue",
+    "Playlist",
+    "PlexSimulator",
+    "Section",
+    "SimulatedClient",
+    "StateChange",
+]
