@@ -7,6 +7,7 @@ simulator.
 """
 
 import asyncio
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, patch
@@ -259,8 +260,10 @@ async def test_plex_tv_single_server(
     assert result["result"].unique_id == simulator.machine_identifier
     assert result["data"][CONF_URL] == simulator.url
     assert result["data"][CONF_TOKEN] == "sim-token"
-    assert plex_tv.last_request is not None
-    assert plex_tv.last_request.headers["X-Plex-Token"] == "plex-tv-token"
+    # PlexAPI signs in with the PIN's token (and then uses the account's own token).
+    user_calls = [r for r in plex_tv.request_history if r.url.startswith(PLEX_TV_USER)]
+    assert user_calls[0].headers["X-Plex-Token"] == "plex-tv-token"
+    assert any(r.url.startswith(PLEX_TV_RESOURCES) for r in plex_tv.request_history)
 
 
 @pytest.mark.usefixtures("pin_approved")
@@ -397,14 +400,13 @@ async def test_plex_tv_flow_removed_stops_polling(hass: HomeAssistant) -> None:
 def _zeroconf(sim: PlexSimulator, host: str = "127.0.0.1") -> ZeroconfServiceInfo:
     port = int(sim.url.rsplit(":", 1)[1])
     return ZeroconfServiceInfo(
-        ip_address=None,  # type: ignore[arg-type]
-        ip_addresses=[],
+        ip_address=ip_address(host),
+        ip_addresses=[ip_address(host)],
         hostname="plex.local.",
         name="Living Room Plex._plexmediasvr._tcp.local.",
         port=port,
         properties={},
         type="_plexmediasvr._tcp.local.",
-        host=host,
     )
 
 
@@ -495,14 +497,14 @@ async def test_reconfigure_new_url(
         result["flow_id"], {CONF_URL: "http://127.0.0.1:9", CONF_VERIFY_SSL: True}
     )
     assert result["errors"] == {"base": "cannot_connect"}
-    new_url = simulator.url.replace("127.0.0.1", "localhost")
+    # Entered without a scheme (normalised to http://) and with verification off.
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_URL: new_url, CONF_VERIFY_SSL: False}
+        result["flow_id"], {CONF_URL: simulator.url[len("http://") :], CONF_VERIFY_SSL: False}
     )
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert config_entry.data[CONF_URL] == new_url
+    assert config_entry.data[CONF_URL] == simulator.url
     assert config_entry.data[CONF_VERIFY_SSL] is False
 
 

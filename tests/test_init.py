@@ -38,7 +38,9 @@ async def test_setup_creates_server_device_and_unloads(
     """The entry loads, the server device carries the server's facts, unloading stops push."""
     await _setup(hass, config_entry)
     assert config_entry.state is ConfigEntryState.LOADED
-    device = dr.async_get(hass).async_get_device({(DOMAIN, simulator.machine_identifier)})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, simulator.machine_identifier), config_entry.entry_id
+    )
     assert device is not None
     assert device.name == "Plexus Simulator"
     assert device.manufacturer == "Plex"
@@ -95,9 +97,10 @@ async def test_outage_and_recovery_log_once_each(
     caplog.set_level(logging.INFO)
 
     await simulator.go_offline()
-    await wait_until(lambda: not coordinator.listener.connected)
+    # The websocket dropping makes the coordinator look at once.
+    await wait_until(lambda: hass.states.get(ACTIVE).state == STATE_UNAVAILABLE)
     now = dt_util.utcnow()
-    for step in range(1, 4):  # three failed polls
+    for step in range(1, 4):  # three more failed polls, 10 s apart
         async_fire_time_changed(hass, now + timedelta(seconds=11 * step))
         await hass.async_block_till_done()
     assert hass.states.get(ACTIVE).state == STATE_UNAVAILABLE
@@ -123,8 +126,26 @@ async def test_token_revoked_while_running_starts_reauth(
 ) -> None:
     """A 401 on a later poll starts the reauth flow."""
     await _setup(hass, config_entry)
+    await wait_until(lambda: config_entry.runtime_data.coordinator.listener.connected)
     simulator.change_token("rotated")
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=70))
+    # The websocket is dropped with the old token, so the coordinator checks at once.
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress()))
     await hass.async_block_till_done()
     flows = hass.config_entries.flow.async_progress()
     assert [f["context"]["source"] for f in flows] == ["reauth"]
+
+
+async def test_token_rejected_on_websocket_connect_starts_reauth(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """The token rotating before the websocket connects is noticed through its 401."""
+    await _setup(hass, config_entry)
+    coordinator = config_entry.runtime_data.coordinator
+    await coordinator.listener.stop()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the refresh stop() caused
+    assert coordinator.last_update_success
+    assert not hass.config_entries.flow.async_progress()
+    simulator.change_token("rotated")
+    coordinator.listener.start()
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress()))
+    assert not coordinator.last_update_success

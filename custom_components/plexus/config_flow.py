@@ -184,7 +184,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         except aiohttp.ClientError, TimeoutError, KeyError, ValueError:
             return self.async_abort(reason="cannot_connect")
         self._client_identifier = self._plexauth.client_identifier
-        self._pin_task = self.hass.async_create_background_task(
+        self._pin_task = self.hass.async_create_task(
             self._async_wait_for_token(), "plexus plex.tv sign-in"
         )
         return self.async_external_step(step_id="obtain_token", url=self._plexauth.auth_url())
@@ -277,10 +277,19 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered_url = url
         name = discovery_info.name.split(".")[0] or discovery_info.host
         self.context["title_placeholders"] = {"name": name}
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Offer the discovered server: sign in with plex.tv or enter a token."""
         return self.async_show_menu(
             step_id="zeroconf_confirm",
             menu_options=["plex_tv", "manual"],
-            description_placeholders={"name": name, "url": url},
+            description_placeholders={
+                "name": self.context["title_placeholders"]["name"],
+                "url": self._discovered_url or "",
+            },
         )
 
     # ------------------------------------------------------------------ reauth
@@ -371,12 +380,13 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
         options = entry.options
         known_clients: dict[str, str] = {}
         known_users: set[str] = set(options.get(CONF_MONITORED_USERS, []))
-        if entry.runtime_data is not None and entry.runtime_data.coordinator.data is not None:
-            data = entry.runtime_data.coordinator.data
+        runtime = getattr(entry, "runtime_data", None)  # unset while the entry is not loaded
+        if runtime is not None and runtime.coordinator.data is not None:
+            data = runtime.coordinator.data
             known_clients = {cid: c.name for cid, c in data.clients.items()}
             known_users.update(s.user for s in data.sessions if s.user)
             try:
-                known_users.update(await entry.runtime_data.api.accounts())
+                known_users.update(await runtime.api.accounts())
             except PlexError:
                 LOGGER.debug("Could not list the server's accounts")
         for cid in options.get(CONF_IGNORED_CLIENTS, []):

@@ -185,4 +185,10 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                     self.hass, self.async_request_refresh(), "plexus refresh on reconnect"
                 )
         else:
+            # Check at once whether the server is gone (the poll then runs every 10 s) or only
+            # the websocket dropped.
             self.update_interval = POLL_INTERVAL_DISCONNECTED
+            if self.last_update_success and not self.hass.is_stopping:
+                self.config_entry.async_create_background_task(
+                    self.hass, self.async_request_refresh(), "plexus refresh on disconnect"
+                )

@@ -85,6 +85,9 @@ class NotificationListener:
                 error: Exception | None = None
             except PlexAuthError as err:
                 error = err
+                if not self.connected:
+                    # Report a rejected token even though the state did not change.
+                    self._on_state(False, err)
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
                 error = err
             self._set_state(connected=False, error=error)
