@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, patch
 
+from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
@@ -576,3 +577,63 @@ async def test_options_when_server_down(
     schema = {str(key): value for key, value in result["data_schema"].schema.items()}
     values = [o["value"] for o in schema[CONF_IGNORED_CLIENTS].config["options"]]
     assert "gone-client" in values
+
+
+async def test_options_while_entry_not_loaded(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """Without a running coordinator the form offers the saved values only."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_IGNORED_CLIENTS: ["tv-1"], CONF_MONITORED_USERS: ["Ann"]}
+    )
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    assert [o["value"] for o in schema[CONF_IGNORED_CLIENTS].config["options"]] == ["tv-1"]
+    assert schema[CONF_MONITORED_USERS].config["options"] == ["Ann"]
+
+
+async def test_manual_not_a_plex_answer_is_unknown(
+    hass: HomeAssistant, simulator: PlexSimulator, socket_enabled: None
+) -> None:
+    """A web server that is not Plex (HTML instead of a MediaContainer) shows unknown."""
+
+    async def router_page(_request: web.Request) -> web.Response:
+        return web.Response(text="<html>router</html>")
+
+    app = web.Application()
+    app.router.add_get("/", router_page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        result = await _start_manual(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _manual_input(simulator, **{CONF_URL: f"http://127.0.0.1:{port}"})
+        )
+        assert result["errors"] == {"base": "unknown"}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _manual_input(simulator)
+        )
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+    finally:
+        await runner.cleanup()
+
+
+async def test_zeroconf_other_host_is_offered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """A configured server elsewhere does not hide a newly discovered one."""
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="elsewhere",
+        data=entry_data(simulator, url="http://10.9.9.9:32400"),
+    ).add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "zeroconf_confirm"
