@@ -159,10 +159,20 @@ def _section_root(section: Section, item_type: str) -> list[tuple[str, AttrValue
     ]
 
 
+def _csv(value: str | None) -> frozenset[str]:
+    return frozenset(v for v in (value or "").split(",") if v)
+
+
 def _items_xml(ctx: Ctx, items: Sequence[Item], *, streams: bool = False) -> list[str]:
+    """List-view elements honouring includeGuids, includeFields and excludeElements."""
     lib = ctx.sim.library
     guids = ctx.flag("includeGuids")
-    return [item_element(item, lib, guids=guids, streams=streams) for item in items]
+    fields = _csv(ctx.query.get("includeFields")) or None
+    exclude = _csv(ctx.query.get("excludeElements"))
+    return [
+        item_element(item, lib, guids=guids, streams=streams, fields=fields, exclude=exclude)
+        for item in items
+    ]
 
 
 # ---------------------------------------------------------------------------------- server

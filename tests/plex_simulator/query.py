@@ -51,6 +51,7 @@ RESERVED: Final = frozenset(
         "includeLoudnessRamps",
         "includeFields",
         "excludeFields",
+        "excludeElements",
         "excludeAllLeaves",
         "checkFiles",
         "asyncAugmentMetadata",

@@ -381,25 +381,38 @@ def item_element(
     streams: bool = False,
     full: bool = False,
     extra: Attrs = (),
+    fields: frozenset[str] | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> str:
     """One metadata item as `<Video>`, `<Directory>` or `<Track>`.
 
     List views (full=False) carry capped tags and Media/Part; full views (`/library/metadata/N`)
-    carry all tags, Guid children, Streams and a show's Location.
+    carry all tags, Guid children, Streams and a show's Location. `fields` keeps only those
+    attributes (`includeFields=`), `exclude` drops child elements (`excludeElements=`).
     """
     section = lib.sections.get(str(item.section_id))
     pairs = item_attrs(item, lib, section)
     if extra:
         pairs.extend(extra)
+    if fields is not None:
+        pairs = [(k, v) for k, v in pairs if k in fields]
     children: list[str] = []
-    if item.media is not None:
+    if item.media is not None and "Media" not in exclude:
         children.append(media_element(item, item.media, streams=streams or full))
-    if guids or full:
+    if (guids or full) and "Guid" not in exclude:
         children.extend(guid_elements(item))
-    children.extend(tag_elements(item, lib, full=full))
-    if full and item.location:
+    if not exclude:
+        children.extend(tag_elements(item, lib, full=full))
+    elif not exclude.issuperset(_TAG_NAMES):
+        children.extend(
+            tag for tag in tag_elements(item, lib, full=full) if tag[1:].split(" ", 1)[0] not in exclude
+        )
+    if full and item.location and "Location" not in exclude:
         children.append(f'<Location path="{esc(item.location)}" />\n')
     return element(_ITEM_TAG[item.type], pairs, children)
+
+
+_TAG_NAMES: Final = frozenset({"Genre", "Director", "Writer", "Producer", "Country", "Role"})
 
 
 # ---------------------------------------------------------------------------------- sections
