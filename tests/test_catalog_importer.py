@@ -8,6 +8,7 @@ every import test.
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -195,6 +196,11 @@ class FakePlex:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def _response(self, body: bytes) -> web.Response:
+        # The server's clock: item timestamps and the Date header agree, as on a real server.
+        headers = {"Date": formatdate(self.clock, usegmt=True)}
+        return web.Response(body=body, content_type="application/xml", headers=headers)
+
     async def _check(self, request: web.Request) -> web.Response | None:
         self.requests.append(request)
         if self.delay:
@@ -211,7 +217,7 @@ class FakePlex:
     async def _sections(self, request: web.Request) -> web.Response:
         if (error := await self._check(request)) is not None:
             return error
-        return web.Response(body=self.sections_xml, content_type="application/xml")
+        return self._response(self.sections_xml)
 
     async def _all(self, request: web.Request) -> web.Response:
         if (error := await self._check(request)) is not None:
@@ -229,7 +235,7 @@ class FakePlex:
             + b"".join(i.xml() for i in page)
             + b"</MediaContainer>"
         )
-        return web.Response(body=body, content_type="application/xml")
+        return self._response(body)
 
     # generated libraries
 
@@ -715,7 +721,7 @@ async def test_custom_executor_is_used(
     calls: list[str] = []
 
     async def run_sync(func: Callable[..., Any], *args: Any) -> Any:
-        calls.append(getattr(func, "__name__", "?"))
+        calls.append(getattr(getattr(func, "func", func), "__name__", "?"))
         return await asyncio.to_thread(func, *args)
 
     await importer(catalog, session, plex, run_sync=run_sync).run("full")
@@ -727,3 +733,11 @@ async def test_custom_executor_is_used(
         "finish_library",
         "commit",
     } <= set(calls)
+
+
+def test_http_date() -> None:
+    from custom_components.plexus.catalog.importer import _http_date
+
+    assert _http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
+    assert _http_date(None) is None
+    assert _http_date("not a date") is None

@@ -56,6 +56,7 @@ from .search import SearchIndex
 
 _LOGGER = logging.getLogger(__name__)
 
+_CHUNK = 900  # bound parameters per IN (...) list
 _SEARCH_TYPES = ("movie", "show", "episode", "artist", "album", "track", "season")
 
 
@@ -471,11 +472,24 @@ class Catalog:
                 self._index = index
             return self._index
 
+    @property
+    def search_index_loaded(self) -> bool:
+        """Return True when the in-memory search index has been built."""
+        return self._index is not None
+
     def _apply_index_changes(
-        self, added: dict[int, tuple[str, str, int | None, str, str]], removed: set[int]
+        self,
+        added: dict[int, tuple[str, str, int | None, str, str]],
+        removed: set[int],
+        *,
+        tracked: bool,
     ) -> None:
         with self._index_lock:
             if self._index is None:
+                return
+            if not tracked:
+                # Built while the import ran without following it: rebuild on next use.
+                self._index = None
                 return
             for item_id in removed:
                 self._index.remove(item_id)
@@ -683,8 +697,9 @@ class ImportWriter:
         self._tx = self._conn.begin()
         self._mapper = PathMapper(_load_mappings(self._conn, machine_identifier))
         self._library_id: int | None = None
-        self._known: dict[str, tuple[int, str]] = {}
         self._max_updated: int | None = None
+        # Keep the search index current only when it is loaded; otherwise it is built later.
+        self._track_index = catalog.search_index_loaded
         self._index_added: dict[int, tuple[str, str, int | None, str, str]] = {}
         self._index_removed: set[int] = set()
         self._closed = False
@@ -754,28 +769,32 @@ class ImportWriter:
         marker = None if marker is None else int(marker)
         self._library_id = library_id
         self._max_updated = None
-        i = s.items
-        self._known = {
-            row[0]: (row[1], row[2])
-            for row in self._conn.execute(
-                select(i.c.rating_key, i.c.id, i.c.fingerprint).where(i.c.library_id == library_id)
-            )
-        }
         self.counts.libraries += 1
         return marker
 
     def known_keys(self, types: Iterable[str] | None = None) -> set[str]:
         """Return the rating keys the current library holds (optionally of some types)."""
-        if types is None:
-            return set(self._known)
         i = s.items
-        return set(
-            self._conn.execute(
-                select(i.c.rating_key).where(
-                    i.c.library_id == self._library_id, i.c.type.in_(list(types))
+        query = select(i.c.rating_key).where(i.c.library_id == self._library_id)
+        if types is not None:
+            query = query.where(i.c.type.in_(list(types)))
+        return set(self._conn.execute(query).scalars())
+
+    def _existing(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """Return id and fingerprint of the stored items (any library of the server) by key."""
+        i = s.items
+        found: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            found.update(
+                (row[0], (row[1], row[2]))
+                for row in self._conn.execute(
+                    select(i.c.rating_key, i.c.id, i.c.fingerprint).where(
+                        i.c.server_id == self.server_id, i.c.rating_key.in_(chunk)
+                    )
                 )
-            ).scalars()
-        )
+            )
+        return found
 
     def write_batch(self, batch: Sequence[ItemRecord]) -> None:
         """Insert new items and rewrite changed ones (unchanged items are left alone)."""
@@ -785,6 +804,7 @@ class ImportWriter:
         new_records: list[ItemRecord] = []
         changed_rows: list[dict[str, Any]] = []
         changed_records: list[tuple[int, ItemRecord]] = []
+        existing = self._existing([item.rating_key for item in batch])
         for item in batch:
             self.counts.seen += 1
             self.counts.unknown_guids += item.unknown_guids
@@ -814,15 +834,19 @@ class ImportWriter:
                 "guid": item.guid,
                 "fingerprint": fp,
             }
-            known = self._known.get(item.rating_key)
+            known = existing.get(item.rating_key)
             if known is None:
                 new_rows.append(row)
                 new_records.append(item)
+                # A key repeated within the batch is written once, as last seen.
+                existing[item.rating_key] = (-1, fp)
+            elif known[0] == -1:
+                continue
             elif known[1] != fp:
                 row["b_id"] = known[0]
                 changed_rows.append(row)
                 changed_records.append((known[0], item))
-                self._known[item.rating_key] = (known[0], fp)
+                existing[item.rating_key] = (-1, fp)
         conn = self._conn
         if changed_rows:
             ids = [item_id for item_id, _ in changed_records]
@@ -842,8 +866,6 @@ class ImportWriter:
             )
             new_ids = list(result.scalars())
             children.extend(zip(new_ids, new_records, strict=True))
-            for item_id, row in zip(new_ids, new_rows, strict=True):
-                self._known[row["rating_key"]] = (item_id, row["fingerprint"])
             self.counts.added += len(new_rows)
         guid_rows: list[dict[str, Any]] = []
         file_rows: list[dict[str, Any]] = []
@@ -880,6 +902,8 @@ class ImportWriter:
                         "duration": media.duration,
                     }
                 )
+            if not self._track_index:
+                continue
             self._index_added[item_id] = (
                 item.title,
                 item.type,
@@ -894,10 +918,22 @@ class ImportWriter:
 
     def remove_items(self, rating_keys: Iterable[str]) -> int:
         """Delete items of the current library by rating key; return how many were removed."""
-        ids = [self._known.pop(key)[0] for key in set(rating_keys) if key in self._known]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            self._delete_items(chunk)
+        if self._library_id is None:
+            raise CatalogError("start_library() first")
+        i = s.items
+        keys = sorted(set(rating_keys))
+        ids: list[int] = []
+        for start in range(0, len(keys), _CHUNK):
+            ids.extend(
+                self._conn.execute(
+                    select(i.c.id).where(
+                        i.c.library_id == self._library_id,
+                        i.c.rating_key.in_(keys[start : start + _CHUNK]),
+                    )
+                ).scalars()
+            )
+        for start in range(0, len(ids), _CHUNK):
+            self._delete_items(ids[start : start + _CHUNK])
         self.counts.removed += len(ids)
         return len(ids)
 
@@ -909,28 +945,33 @@ class ImportWriter:
         self._conn.execute(delete(s.guids).where(s.guids.c.item_id.in_(ids)))
         self._conn.execute(delete(s.media_files).where(s.media_files.c.item_id.in_(ids)))
         self._conn.execute(delete(s.items).where(s.items.c.id.in_(ids)))
-        self._index_removed.update(ids)
-        for item_id in ids:
-            self._index_added.pop(item_id, None)
+        if self._track_index:
+            self._index_removed.update(ids)
+            for item_id in ids:
+                self._index_added.pop(item_id, None)
 
-    def finish_library(self, *, keep_marker: bool = False) -> None:
-        """Remember the highest ``updatedAt`` seen as the library's next incremental start."""
+    def finish_library(self, *, marker: int | None = None) -> None:
+        """Store where the library's next incremental import starts.
+
+        ``marker`` is the server's clock when this run started reading (items changed later
+        have ``updatedAt >=`` it); without it, the highest ``updatedAt`` seen is used. The
+        marker never moves backwards.
+        """
         if self._library_id is None:
             return
-        marker = self._max_updated
-        if keep_marker or marker is None:
-            current = self._conn.execute(
-                select(s.libraries.c.updated_marker).where(s.libraries.c.id == self._library_id)
-            ).scalar()
-            if current is not None and (marker is None or current > marker):
-                marker = current
+        if marker is None:
+            marker = self._max_updated
+        current = self._conn.execute(
+            select(s.libraries.c.updated_marker).where(s.libraries.c.id == self._library_id)
+        ).scalar()
+        if current is not None and (marker is None or current > marker):
+            marker = current
         self._conn.execute(
             update(s.libraries)
             .where(s.libraries.c.id == self._library_id)
             .values(updated_marker=marker)
         )
         self._library_id = None
-        self._known = {}
 
     def commit(self) -> ImportCounts:
         """Commit every change of the run and record it as successful."""
@@ -942,7 +983,9 @@ class ImportWriter:
         finally:
             self._conn.close()
         self._record("success", None)
-        self.catalog._apply_index_changes(self._index_added, self._index_removed)  # noqa: SLF001
+        self.catalog._apply_index_changes(  # noqa: SLF001
+            self._index_added, self._index_removed, tracked=self._track_index
+        )
         return self.counts
 
     def fail(self, error: BaseException | str) -> None:

@@ -14,10 +14,12 @@ Full import: every item is read; items whose stored fingerprint is unchanged are
 items the server no longer lists are removed (checked against a cheap key listing first, so an
 item that merely moved between pages while paging is not lost).
 
-Incremental import: per library, only items with ``updatedAt >=`` the highest ``updatedAt`` the
-last successful run saw are read and upserted; deletions are found by comparing the stored rating
-keys with a key listing (``ratingKey`` only is read), which is skipped when a size-only request
-shows the server holds exactly as many items of the type as the catalog. An item whose metadata
+Incremental import: per library, only items with ``updatedAt >=`` the server's clock (its HTTP
+``Date``) when the last successful run started reading — or, from a server that sends no
+``Date``, the highest ``updatedAt`` that run saw — are read and upserted; deletions are found by
+comparing the stored rating keys with a key listing (``ratingKey`` only is read), which is
+skipped when a size-only request shows the server holds exactly as many items of the type as the
+catalog. An item whose metadata
 changed without its ``updatedAt`` changing is not seen by an incremental run; the next full run
 picks it up. A library never imported before is read in full.
 
@@ -33,6 +35,8 @@ and every request made meanwhile gets that follow-up's result.
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from functools import partial
 import logging
 import time
 from typing import Any, Final, Protocol, TypeVar
@@ -177,6 +181,8 @@ class CatalogImporter:
         self._next: asyncio.Task[ImportResult] | None = None
         self._next_request: _Request | None = None
         self.runs_started = 0
+        # The server's clock (HTTP Date) when the current run started reading.
+        self._server_time: int | None = None
 
     @property
     def running(self) -> bool:
@@ -330,24 +336,27 @@ class CatalogImporter:
                 gone = missing - listed
                 if gone:
                     await self._run_sync(writer.remove_items, gone)
-        await self._run_sync(writer.finish_library)
+        await self._run_sync(partial(writer.finish_library, marker=self._server_time))
 
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def _sections(self) -> list[LibraryRecord]:
-        body = await self._get("/library/sections", {})
+        self._server_time = None
+        body = await self._get("/library/sections", {}, remember_date=True)
         try:
             return parse_sections(body)
         except ParseError as err:
             raise PlexResponseError(f"/library/sections: not XML ({err})") from err
 
-    async def _get(self, path: str, params: dict[str, str]) -> bytes:
+    async def _get(
+        self, path: str, params: dict[str, str], *, remember_date: bool = False
+    ) -> bytes:
         chunks: list[bytes] = []
 
         async def collect(data: bytes) -> None:
             chunks.append(data)
 
-        await self._stream(path, params, collect)
+        await self._stream(path, params, collect, remember_date=remember_date)
         return b"".join(chunks)
 
     async def _stream(
@@ -355,6 +364,8 @@ class CatalogImporter:
         path: str,
         params: dict[str, str],
         consume: Callable[[bytes], Awaitable[None]],
+        *,
+        remember_date: bool = False,
     ) -> None:
         # Build the query by hand so Plex filter operators (updatedAt>=…) stay unencoded.
         query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -367,6 +378,8 @@ class CatalogImporter:
                     raise PlexAuthError(f"GET {path}: the server rejected the token")
                 if resp.status >= 400:
                     raise PlexConnectionError(f"GET {path}: HTTP {resp.status}")
+                if remember_date:
+                    self._server_time = _http_date(resp.headers.get("Date"))
                 async for data in resp.content.iter_chunked(_CHUNK):
                     await consume(data)
         except TimeoutError as err:
@@ -459,6 +472,15 @@ class _Page:
     items: Sequence[ItemRecord]
     count: int
     total_size: int | None
+
+
+def _http_date(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except TypeError, ValueError, IndexError, OverflowError:
+        return None
 
 
 def _int_or_none(value: str | None) -> int | None:

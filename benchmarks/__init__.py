@@ -1,0 +1,1 @@
+"""Benchmarks: one script per performance goal, each printing one JSON object last."""
