@@ -3,11 +3,12 @@
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.device_registry import DeviceEntry
 
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
 
-PLATFORMS: list[Platform] = [Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.MEDIA_PLAYER, Platform.SENSOR]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
@@ -34,3 +35,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
 async def async_unload_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
     """Unload a server entry (the websocket stops through async_on_unload)."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: PlexusConfigEntry, device: DeviceEntry
+) -> bool:
+    """Let the user delete a client's device; the server's own device stays."""
+    coordinator = entry.runtime_data.coordinator
+    prefix = f"{coordinator.server_identifier}-"
+    for domain, identifier in device.identifiers:
+        if domain == DOMAIN and identifier.startswith(prefix):
+            client_id = identifier.removeprefix(prefix)
+            if client_id in coordinator.data.clients:
+                return False  # the server lists it right now: it would come straight back
+            coordinator.forget_client(client_id)
+            return True
+    return False

@@ -12,6 +12,8 @@ CONF_SERVER_NAME: Final = "server_name"
 CONF_CLIENT_IDENTIFIER: Final = "client_identifier"
 CONF_IGNORED_CLIENTS: Final = "ignored_clients"
 CONF_MONITORED_USERS: Final = "monitored_users"
+CONF_STALE_MINUTES: Final = "stale_minutes"
+DEFAULT_STALE_MINUTES: Final = 24 * 60
 
 # Poll slowly while the websocket pushes changes; faster while it does not, so a server that comes
 # back is noticed within POLL_INTERVAL_DISCONNECTED (< 30 s).

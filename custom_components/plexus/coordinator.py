@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
@@ -13,11 +15,14 @@ from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_IGNORED_CLIENTS,
     CONF_MONITORED_USERS,
+    CONF_STALE_MINUTES,
+    DEFAULT_STALE_MINUTES,
     DOMAIN,
     LOGGER,
     POLL_INTERVAL_CONNECTED,
@@ -34,13 +39,27 @@ from .plex import (
     PlexSession,
     ServerInfo,
 )
+from .plex.control import PlayerControl
+from .plex.library import PlexLibrary
+from .plex.resolve import MediaResolver
+from .plex.search import LibrarySearch
 
 type PlexusConfigEntry = ConfigEntry[PlexusData]
 
 # Notification types that mean sessions, clients or libraries changed.
-REFRESH_NOTIFICATIONS = frozenset(
-    {"playing", "timeline", "activity", "status", "transcodeSession.update"}
-)
+REFRESH_NOTIFICATIONS = frozenset({"timeline", "activity", "status", "transcodeSession.update"})
+PLAYER_STATES = frozenset({"playing", "paused", "buffering"})
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """What a client is doing right now, from the newest notification or session."""
+
+    state: str
+    rating_key: str
+    session_key: str
+    position_ms: int
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +70,10 @@ class PlexusServerData:
     clients: dict[str, PlexClientInfo]
     sessions: list[PlexSession]
     sections: list[LibrarySection]
+
+    def session_for(self, client_id: str) -> PlexSession | None:
+        """Return the session playing on a client, if any."""
+        return next((s for s in self.sessions if s.player_identifier == client_id), None)
 
 
 @dataclass(slots=True)
@@ -91,6 +114,15 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             client_identifier=api.client_identifier,
         )
         self.notifications = 0
+        self.library = PlexLibrary(api)
+        self.control = PlayerControl(api, self.server_identifier)
+        self.resolver = MediaResolver(self.library)
+        self._search: LibrarySearch | None = None
+        self._search_lock = asyncio.Lock()
+        self.live: dict[str, LiveState] = {}
+        # Every client seen (listed or playing), with the last time it was seen.
+        self.known_clients: dict[str, PlexClientInfo] = {}
+        self.last_seen: dict[str, datetime] = {}
 
     @classmethod
     def from_entry(cls, hass: HomeAssistant, entry: PlexusConfigEntry) -> PlexusCoordinator:
@@ -114,6 +146,22 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
     def monitored_users(self) -> set[str]:
         """Users whose sessions are shown (empty: everybody)."""
         return set(self.config_entry.options.get(CONF_MONITORED_USERS, []))
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long a client may be gone before its player is removed."""
+        return timedelta(
+            minutes=self.config_entry.options.get(CONF_STALE_MINUTES, DEFAULT_STALE_MINUTES)
+        )
+
+    async def async_search_index(self) -> LibrarySearch:
+        """Return the library search index (read on first use and after a library scan)."""
+        async with self._search_lock:
+            if self._search is None:
+                search = LibrarySearch()
+                await search.load(self.library, self.data.sections if self.data else [])
+                self._search = search
+            return self._search
 
     @callback
     def async_start_push(self) -> None:
@@ -148,26 +196,126 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         )
         ignored = self.ignored_clients
         users = self.monitored_users
-        return PlexusServerData(
-            info=info,
-            clients={
-                c.machine_identifier: c for c in clients if c.machine_identifier not in ignored
-            },
-            sessions=[
-                s
-                for s in sessions
-                if s.player_identifier not in ignored and (not users or s.user in users)
-            ],
-            sections=sections,
-        )
+        listed = {c.machine_identifier: c for c in clients if c.machine_identifier not in ignored}
+        playing = [s for s in sessions if s.player_identifier not in ignored]
+        shown = [s for s in playing if not users or s.user in users]
+        self._track_clients(listed, playing)
+        self._merge_live(shown)
+        return PlexusServerData(info=info, clients=listed, sessions=shown, sections=sections)
+
+    def _track_clients(
+        self, listed: dict[str, PlexClientInfo], sessions: list[PlexSession]
+    ) -> None:
+        """Remember every client seen; players that only appear in sessions count too."""
+        now = dt_util.utcnow()
+        for client_id, client in listed.items():
+            self.known_clients[client_id] = client
+            self.last_seen[client_id] = now
+        for session in sessions:
+            client_id = session.player_identifier
+            if client_id not in listed:
+                self.known_clients.setdefault(
+                    client_id,
+                    PlexClientInfo(
+                        machine_identifier=client_id,
+                        name=session.player_title or client_id,
+                        product=session.player_product,
+                        platform=session.player_platform,
+                        address=session.player_address,
+                    ),
+                )
+            self.last_seen[client_id] = now
+        for client_id in self.ignored_clients & set(self.known_clients):
+            self.forget_client(client_id)
+
+    @callback
+    def forget_client(self, client_id: str) -> None:
+        """Drop a client (stale, ignored or deleted by the user)."""
+        self.known_clients.pop(client_id, None)
+        self.last_seen.pop(client_id, None)
+        self.live.pop(client_id, None)
+
+    def _merge_live(self, sessions: list[PlexSession]) -> None:
+        """Take positions from sessions unless a notification told us something newer."""
+        now = dt_util.utcnow()
+        fresh: dict[str, LiveState] = {}
+        for session in sessions:
+            current = self.live.get(session.player_identifier)
+            if (
+                current is not None
+                and current.session_key == session.session_key
+                and now - current.updated_at < POLL_INTERVAL_DISCONNECTED
+            ):
+                fresh[session.player_identifier] = replace(
+                    current, rating_key=session.rating_key or current.rating_key
+                )
+                continue
+            fresh[session.player_identifier] = LiveState(
+                state=session.state if session.state in PLAYER_STATES else "playing",
+                rating_key=session.rating_key,
+                session_key=session.session_key,
+                position_ms=session.view_offset_ms,
+                updated_at=now,
+            )
+        self.live = fresh
 
     @callback
     def _on_notification(self, kind: str, container: dict[str, Any]) -> None:
         self.notifications += 1
-        if kind in REFRESH_NOTIFICATIONS:
-            self.config_entry.async_create_background_task(
-                self.hass, self.async_request_refresh(), "plexus refresh on notification"
+        if kind == "playing":
+            if self._apply_playing(container.get("PlaySessionStateNotification")):
+                self.async_update_listeners()
+                return
+        elif kind not in REFRESH_NOTIFICATIONS:
+            return
+        elif kind == "activity" and not self._search_lock.locked():
+            # A library scan or change: read the library again at the next search.
+            with contextlib.suppress(KeyError, TypeError):
+                entries = container.get("ActivityNotification") or []
+                if any(e.get("event") == "ended" for e in entries):
+                    self._search = None
+        self.config_entry.async_create_background_task(
+            self.hass, self.async_request_refresh(), "plexus refresh on notification"
+        )
+
+    def _apply_playing(self, entries: Any) -> bool:
+        """Update live states from `playing` notifications.
+
+        Returns True when that was all that changed (position or play/pause of a known session),
+        False when the sessions must be read again (a new or ended session, or bad data).
+        """
+        if not isinstance(entries, list) or self.data is None:
+            return False
+        now = dt_util.utcnow()
+        complete = True
+        for entry in entries:
+            if not isinstance(entry, dict):
+                complete = False
+                continue
+            client_id = entry.get("clientIdentifier")
+            state = entry.get("state")
+            if not isinstance(client_id, str) or client_id in self.ignored_clients:
+                continue
+            current = self.live.get(client_id)
+            session_key = str(entry.get("sessionKey", ""))
+            if state not in PLAYER_STATES:
+                self.live.pop(client_id, None)
+                complete = False
+                continue
+            if current is None or current.session_key != session_key:
+                complete = False
+            try:
+                position = int(entry.get("viewOffset", 0))
+            except TypeError, ValueError:
+                position = current.position_ms if current else 0
+            self.live[client_id] = LiveState(
+                state=str(state),
+                rating_key=str(entry.get("ratingKey", "")),
+                session_key=session_key,
+                position_ms=position,
+                updated_at=now,
             )
+        return complete
 
     @callback
     def _on_websocket_state(self, connected: bool, error: Exception | None) -> None:

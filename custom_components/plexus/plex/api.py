@@ -7,7 +7,13 @@ from typing import Final
 
 import aiohttp
 
-from .errors import PlexAuthError, PlexConnectionError, PlexResponseError, PlexSSLError
+from .errors import (
+    PlexAuthError,
+    PlexConnectionError,
+    PlexNotFoundError,
+    PlexResponseError,
+    PlexSSLError,
+)
 from .models import LibrarySection, PlexClientInfo, PlexSession, ServerInfo
 from .parse import parse_accounts, parse_clients, parse_sections, parse_server_info, parse_sessions
 
@@ -78,6 +84,8 @@ class PlexServerAPI:
             ) as resp:
                 if resp.status == 401:
                     raise PlexAuthError(f"{method} {path}: the server rejected the token")
+                if resp.status == 404:
+                    raise PlexNotFoundError(f"{method} {path}: not found")
                 if resp.status >= 400:
                     raise PlexConnectionError(f"{method} {path}: HTTP {resp.status}")
                 return await resp.read()

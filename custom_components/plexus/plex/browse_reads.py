@@ -7,7 +7,7 @@ from typing import Final
 from xml.etree import ElementTree as ET
 
 from .api import PlexServerAPI
-from .errors import PlexConnectionError, PlexError
+from .errors import PlexError, PlexNotFoundError
 from .library import MediaItem, parse_items
 from .parse import parse_xml
 
@@ -73,8 +73,8 @@ def mime_type_for(item_type: str, container: str) -> str:
 
 
 def is_not_found(err: PlexError) -> bool:
-    """True when the server answered 404 (the access layer reports it as a connection error)."""
-    return isinstance(err, PlexConnectionError) and str(err).endswith("HTTP 404")
+    """True when the server answered 404."""
+    return isinstance(err, PlexNotFoundError)
 
 
 def parse_first_part(body: bytes | str) -> MediaPart | None:
@@ -121,3 +121,15 @@ async def thumbnail(
     )
     mime = sniff_image_type(data)
     return (data, mime) if mime else None
+
+
+async def transient_token(api: PlexServerAPI) -> str | None:
+    """Ask the server for a transient (delegation) token to put in a URL given away.
+
+    Plex keeps such a token valid for about 48 hours or until it restarts; None when the server
+    will not issue one (some shared users may not).
+    """
+    root = parse_xml(
+        await api.request("/security/token", params={"type": "delegation", "scope": "all"})
+    )
+    return root.get("token") or None

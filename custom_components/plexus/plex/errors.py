@@ -19,3 +19,7 @@ class PlexAuthError(PlexError):
 
 class PlexResponseError(PlexError):
     """The server answered with something that is not a Plex response."""
+
+
+class PlexNotFoundError(PlexError):
+    """The server does not have what was asked for (HTTP 404)."""

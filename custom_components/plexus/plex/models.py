@@ -59,6 +59,7 @@ class PlexSession:
     decision: str = "directplay"
     bandwidth_kbps: int = 0
     location: str = ""
+    video_resolution: str = ""
 
 
 @dataclass(frozen=True, slots=True)

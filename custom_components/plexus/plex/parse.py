@@ -93,6 +93,11 @@ def _session_decision(item: ET.Element) -> str:
     return "directplay"
 
 
+def _resolution(item: ET.Element) -> str:
+    media = item.find("Media")
+    return media.get("videoResolution", "") if media is not None else ""
+
+
 def _session_items(root: ET.Element) -> Iterable[ET.Element]:
     return (child for child in root if child.tag in SESSION_ITEM_TAGS)
 
@@ -137,6 +142,7 @@ def parse_sessions(body: bytes | str) -> list[PlexSession]:
                     to_int(session.get("bandwidth")) or 0 if session is not None else 0
                 ),
                 location=session.get("location", "") if session is not None else "",
+                video_resolution=_resolution(item),
             )
         )
     return sessions

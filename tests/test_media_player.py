@@ -1,0 +1,418 @@
+"""Plex clients as media players, driven through HA's services against the simulator.
+
+Every control test checks the effect in the simulated client's own record (the instant the command
+took effect on the "device"), not just that a request was sent.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+import json
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.components.media_player import (
+    ATTR_MEDIA_CONTENT_ID,
+    ATTR_MEDIA_CONTENT_TYPE,
+    ATTR_MEDIA_SEEK_POSITION,
+    ATTR_MEDIA_VOLUME_LEVEL,
+    ATTR_MEDIA_VOLUME_MUTED,
+    DOMAIN as MP_DOMAIN,
+    SERVICE_PLAY_MEDIA,
+    MediaPlayerEntityFeature,
+)
+from homeassistant.const import (
+    ATTR_ENTITY_ID,
+    SERVICE_MEDIA_NEXT_TRACK,
+    SERVICE_MEDIA_PAUSE,
+    SERVICE_MEDIA_PLAY,
+    SERVICE_MEDIA_PREVIOUS_TRACK,
+    SERVICE_MEDIA_SEEK,
+    SERVICE_MEDIA_STOP,
+    SERVICE_VOLUME_MUTE,
+    SERVICE_VOLUME_SET,
+    STATE_UNAVAILABLE,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import (
+    HomeAssistantError,
+    ServiceNotSupported,
+    ServiceValidationError,
+)
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
+from tests.conftest import entry_data
+from tests.plex_simulator import LibraryConfig, PlexSimulator, SimulatedClient
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
+    """A simulator whose clients react quickly (20-60 ms) so control tests stay fast."""
+    simulator = PlexSimulator(
+        token="sim-token",
+        clients=3,
+        seed=11,
+        latency_ms=(20, 60),
+        library=LibraryConfig(
+            movies=40, shows=4, seasons_per_show=2, episodes_per_season=4, artists=2
+        ),
+    )
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def entry(hass: HomeAssistant, sim: PlexSimulator) -> MockConfigEntry:
+    config_entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=sim.machine_identifier,
+        data=entry_data(sim),
+    )
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: config_entry.runtime_data.coordinator.listener.connected)
+    return config_entry
+
+
+def player_entity(hass: HomeAssistant, sim: PlexSimulator, client: SimulatedClient) -> str:
+    entity_id = er.async_get(hass).async_get_entity_id(
+        MP_DOMAIN, DOMAIN, f"{sim.machine_identifier}-player-{client.machine_identifier}"
+    )
+    assert entity_id is not None
+    return entity_id
+
+
+def first_client(sim: PlexSimulator) -> SimulatedClient:
+    return next(iter(sim.clients.values()))
+
+
+async def call(hass: HomeAssistant, service: str, entity_id: str, **data: Any) -> None:
+    await hass.services.async_call(
+        MP_DOMAIN, service, {ATTR_ENTITY_ID: entity_id, **data}, blocking=True
+    )
+
+
+async def test_players_and_devices(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """One player per client, on its own device linked to the server's; idle clients are idle."""
+    devices = dr.async_get(hass)
+    server = devices.async_get_device_by_identifier(
+        (DOMAIN, sim.machine_identifier), entry.entry_id
+    )
+    assert server is not None
+    for client in sim.clients.values():
+        entity_id = player_entity(hass, sim, client)
+        state = hass.states.get(entity_id)
+        assert state is not None
+        assert state.state == "idle"
+        assert state.name == client.name
+        device = devices.async_get_device_by_identifier(
+            (DOMAIN, f"{sim.machine_identifier}-{client.machine_identifier}"), entry.entry_id
+        )
+        assert device is not None
+        assert device.via_device_id == server.id
+        features = state.attributes["supported_features"]
+        assert features & MediaPlayerEntityFeature.PLAY_MEDIA
+        assert features & MediaPlayerEntityFeature.SEARCH_MEDIA
+
+
+async def test_new_client_appears(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A client that shows up later gets its player without a reload."""
+    client = sim.add_client("Bedroom TV")
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get(player_entity(hass, sim, client)).state == "idle"
+
+
+async def test_control_paths_take_effect(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """play_media, pause, play, seek, next, previous, volume, mute and stop reach the client."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    movie = sim.library.movies()[3]
+
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: str(movie.id), ATTR_MEDIA_CONTENT_TYPE: "movie"},
+    )
+    change = await client.wait_for_state("playing", rating_key=movie.id)
+    assert change.rating_key == str(movie.id)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    state = hass.states.get(entity_id)
+    assert state.attributes["media_title"] == movie.title
+    assert state.attributes["media_content_id"] == str(movie.id)
+
+    await call(hass, SERVICE_MEDIA_PAUSE, entity_id)
+    await client.wait_for_state("paused")
+    await wait_until(lambda: hass.states.get(entity_id).state == "paused")
+
+    await call(hass, SERVICE_MEDIA_SEEK, entity_id, **{ATTR_MEDIA_SEEK_POSITION: 600})
+    await wait_until(lambda: client.position_ms == 600_000)
+    await wait_until(lambda: hass.states.get(entity_id).attributes.get("media_position") == 600)
+
+    await call(hass, SERVICE_MEDIA_PLAY, entity_id)
+    await client.wait_for_state("playing")
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+
+    await call(hass, SERVICE_VOLUME_SET, entity_id, **{ATTR_MEDIA_VOLUME_LEVEL: 0.4})
+    await wait_until(lambda: client.volume == 40)
+    assert hass.states.get(entity_id).attributes["volume_level"] == 0.4
+    await call(hass, SERVICE_VOLUME_MUTE, entity_id, **{ATTR_MEDIA_VOLUME_MUTED: True})
+    await wait_until(lambda: client.volume == 0)
+    assert hass.states.get(entity_id).attributes["is_volume_muted"] is True
+    await call(hass, SERVICE_VOLUME_MUTE, entity_id, **{ATTR_MEDIA_VOLUME_MUTED: False})
+    await wait_until(lambda: client.volume == 40)
+
+    await call(hass, SERVICE_MEDIA_NEXT_TRACK, entity_id)
+    await call(hass, SERVICE_MEDIA_PREVIOUS_TRACK, entity_id)
+    commands = [name for name, _params in client.commands]
+    await wait_until(lambda: "skipPrevious" in [n for n, _ in client.commands])
+    assert "skipNext" in [n for n, _ in client.commands] or "skipNext" in commands
+
+    await call(hass, SERVICE_MEDIA_STOP, entity_id)
+    await client.wait_for_state("stopped")
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle")
+
+
+async def test_position_is_live(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """While playing, position updates arrive with the time they were valid; a seek on the
+    device itself (its own remote) shows up without waiting for a poll."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    movie = sim.library.movies()[0]
+    await client.local_start(movie.id, offset_ms=120_000)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    first = hass.states.get(entity_id).attributes
+    assert first["media_position"] >= 120
+    assert first["media_duration"] == movie.duration // 1000
+    await client.local_seek(3_000_000)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["media_position"] >= 3000)
+    attrs = hass.states.get(entity_id).attributes
+    assert attrs["media_position_updated_at"] > first["media_position_updated_at"]
+    assert attrs["user"]
+    assert attrs["decision"] == "direct_play"
+    assert 0 <= attrs["progress"] <= 100
+
+
+async def test_client_without_remote_control(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A client that advertises no playback control offers no controls and says why."""
+    client = sim.add_client("Smart TV", capabilities="timeline")
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    entity_id = player_entity(hass, sim, client)
+    assert hass.states.get(entity_id).attributes["supported_features"] == 0
+    with pytest.raises(ServiceNotSupported):
+        await call(hass, SERVICE_MEDIA_PAUSE, entity_id)
+    assert not any(name == "pause" for name, _ in client.commands)
+
+
+async def test_refused_command_names_client_and_cause(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A client the server cannot reach makes the command fail with a translated error."""
+    client = sim.add_client("Old Roku", accepts_control=False)
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    entity_id = player_entity(hass, sim, client)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, SERVICE_MEDIA_PAUSE, entity_id)
+    assert err.value.translation_key == "command_failed"
+    assert err.value.translation_placeholders["client"] == "Old Roku"
+
+
+async def test_play_media_forms(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """JSON searches (movie with year/offset, episode by season/episode), GUIDs and bad ids."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    movie = sim.library.movies()[5]
+    search = {"library_name": "Movies", "title": movie.title, "year": movie.year, "offset": 60}
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: "plex://" + json.dumps(search), ATTR_MEDIA_CONTENT_TYPE: "movie"},
+    )
+    change = await client.wait_for_state("playing", rating_key=movie.id)
+    assert change.position_ms >= 60_000
+
+    episode = sim.library.episodes()[5]
+    season = episode.parent
+    assert season is not None
+    assert season.parent is not None
+    show = season.parent
+    search = {
+        "library_name": "TV Shows",
+        "show_name": show.title,
+        "season_number": season.index,
+        "episode_number": episode.index,
+    }
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: json.dumps(search), ATTR_MEDIA_CONTENT_TYPE: "episode"},
+    )
+    await client.wait_for_state("playing", rating_key=episode.id)
+
+    other = sim.library.movies()[7]
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: other.guid, ATTR_MEDIA_CONTENT_TYPE: "movie"},
+    )
+    await client.wait_for_state("playing", rating_key=other.id)
+
+    for bad in ("999999", "not an id", "{broken json", '{"library_name": "Nope", "title": "x"}'):
+        with pytest.raises(ServiceValidationError):
+            await call(
+                hass,
+                SERVICE_PLAY_MEDIA,
+                entity_id,
+                **{ATTR_MEDIA_CONTENT_ID: bad, ATTR_MEDIA_CONTENT_TYPE: "movie"},
+            )
+
+
+async def test_search_media_ranking(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """Exact title first; typos, missing articles and years; media class filters."""
+    sim.library.add_movie("The Matrix", year=1999)
+    sim.library.add_movie("The Matrix Reloaded", year=2003)
+    sim.library.add_movie("Dune", year=1984)
+    sim.library.add_movie("Dune", year=2021)
+    entity_id = next(player_entity(hass, sim, c) for c in sim.clients.values())
+
+    async def search(query: str, classes: list[str] | None = None) -> list[str]:
+        data: dict[str, Any] = {ATTR_ENTITY_ID: entity_id, "search_query": query}
+        if classes:
+            data["media_filter_classes"] = classes
+        response = await hass.services.async_call(
+            MP_DOMAIN, "search_media", data, blocking=True, return_response=True
+        )
+        return [item.title for item in response[entity_id].result]
+
+    assert (await search("The Matrix"))[0] == "The Matrix (1999)"
+    assert (await search("matrix"))[0] == "The Matrix (1999)"
+    assert (await search("the matirx"))[0] == "The Matrix (1999)"
+    assert (await search("matrix reloaded"))[0] == "The Matrix Reloaded (2003)"
+    assert (await search("Dune 2021"))[0] == "Dune (2021)"
+    assert (await search("dune (1984)"))[0] == "Dune (1984)"
+    show = sim.library.shows()[0]
+    assert (await search(show.title, ["tv_show"]))[0].startswith(show.title)
+    assert all("(" in title for title in await search("dune", ["movie"]))
+
+
+async def test_assist_play_on_client(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """ "play <title> on <client>" through the conversation agent starts it on that client."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    matrix = sim.library.add_movie("The Mattress Affair", year=2011)
+    client = list(sim.clients.values())[1]
+    entity_id = player_entity(hass, sim, client)
+    async_expose_entity(hass, "conversation", entity_id, True)
+    result = await hass.services.async_call(
+        "conversation",
+        "process",
+        {"text": f"play the mattress affair on the {client.name.lower()}"},
+        blocking=True,
+        return_response=True,
+    )
+    assert result["response"]["response_type"] == "action_done", result
+    change = await client.wait_for_state("playing")
+    assert change.rating_key == str(matrix.id)
+
+
+async def test_outage_makes_players_unavailable_and_back(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """Players follow the server: unavailable while it is down, idle again after."""
+    entity_id = player_entity(hass, sim, first_client(sim))
+    await sim.go_offline()
+    await wait_until(lambda: hass.states.get(entity_id).state == STATE_UNAVAILABLE)
+    await sim.go_online()
+    await entry.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: hass.states.get(entity_id).state == "idle")
+
+
+async def test_stale_client_removed(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    """A client gone longer than the configured time loses its player and device."""
+    hass.config_entries.async_update_entry(entry, options={CONF_STALE_MINUTES: 30})
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    coordinator = entry.runtime_data.coordinator
+    sim.remove_client(client.machine_identifier)
+    await coordinator.async_refresh()
+    assert hass.states.get(entity_id).state == "off"  # gone, but not for long yet
+    freezer.tick(timedelta(minutes=31))
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, f"{sim.machine_identifier}-{client.machine_identifier}"), entry.entry_id
+    )
+    assert device is None
+    assert er.async_get(hass).async_get(entity_id) is None
+
+
+async def test_user_deletes_client_device(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entry: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A client the server no longer lists can be deleted; a listed one and the server can't."""
+    assert await async_setup_component(hass, "config", {})
+    devices = dr.async_get(hass)
+    listed, gone = list(sim.clients.values())[:2]
+    sim.remove_client(gone.machine_identifier)
+    await entry.runtime_data.coordinator.async_refresh()
+    ws = await hass_ws_client(hass)
+
+    async def remove(identifier: str) -> bool:
+        device = devices.async_get_device_by_identifier((DOMAIN, identifier), entry.entry_id)
+        assert device is not None
+        await ws.send_json_auto_id(
+            {
+                "type": "config/device_registry/remove_config_entry",
+                "config_entry_id": entry.entry_id,
+                "device_id": device.id,
+            }
+        )
+        return bool((await ws.receive_json())["success"])
+
+    assert not await remove(sim.machine_identifier)
+    assert not await remove(f"{sim.machine_identifier}-{listed.machine_identifier}")
+    assert await remove(f"{sim.machine_identifier}-{gone.machine_identifier}")
+    assert gone.machine_identifier not in entry.runtime_data.coordinator.known_clients
