@@ -1,4 +1,7 @@
-"""Run the simulator stand-alone: `python -m tests.plex_simulator --port 32400 --token demo-token`."""
+"""Run the simulator stand-alone.
+
+python -m tests.plex_simulator --host 0.0.0.0 --port 32400 --token demo-token
+"""
 
 from __future__ import annotations
 

@@ -205,7 +205,7 @@ class SimulatedClient:
         command: str,
         *,
         state: PlayerState | None = None,
-        rating_key: str | None | Literal[False] = False,
+        rating_key: str | Literal[False] | None = False,
         position: int | None = None,
     ) -> StateChange:
         """Change state/item/position at this instant, record it and tell the host."""
@@ -398,7 +398,9 @@ class SimulatedClient:
             return
         index = queue.index_of(key)
         if index is not None:
-            self._apply("skipTo", state="playing", rating_key=self._select(queue, index), position=0)
+            self._apply(
+                "skipTo", state="playing", rating_key=self._select(queue, index), position=0
+            )
 
     def _cmd_set_parameters(self, params: Mapping[str, str]) -> None:
         volume = params.get("volume")
@@ -492,13 +494,14 @@ class SimulatedClient:
 
     def notification(self) -> dict[str, Any]:
         """The `playing` websocket notification for the current state."""
+        rating_key = self.rating_key or (self.record[-1].rating_key if self.record else "") or ""
         entry: dict[str, Any] = {
             "sessionKey": self.session_key or "",
             "clientIdentifier": self.machine_identifier,
             "guid": "",
-            "ratingKey": self.rating_key or (self.record[-1].rating_key if self.record else ""),
+            "ratingKey": rating_key,
             "url": "",
-            "key": f"/library/metadata/{self.rating_key or (self.record[-1].rating_key if self.record else '')}",
+            "key": f"/library/metadata/{rating_key}",
             "viewOffset": self.position_ms,
             "playQueueItemID": self.play_queue_item_id or 0,
             "playQueueID": self.play_queue.id if self.play_queue else 0,

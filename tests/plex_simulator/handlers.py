@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+import contextlib
 from dataclasses import dataclass
 from http import HTTPStatus
 import re
@@ -38,9 +39,29 @@ _TYPE_TITLES: Final = {
     "track": "Tracks",
 }
 _SERVER_DIRECTORIES: Final = (
-    "activities", "butler", "channels", "clients", "devices", "diagnostics", "hubs", "library",
-    "livetv", "media", "metadata", "neighborhood", "playQueues", "player", "playlists",
-    "resources", "search", "server", "servers", "statistics", "system", "transcode", "updater",
+    "activities",
+    "butler",
+    "channels",
+    "clients",
+    "devices",
+    "diagnostics",
+    "hubs",
+    "library",
+    "livetv",
+    "media",
+    "metadata",
+    "neighborhood",
+    "playQueues",
+    "player",
+    "playlists",
+    "resources",
+    "search",
+    "server",
+    "servers",
+    "statistics",
+    "system",
+    "transcode",
+    "updater",
     "user",
 )
 
@@ -102,7 +123,9 @@ def error_response(status: int) -> web.Response:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    body = f"<html><head><title>{phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>"
+    body = (
+        f"<html><head><title>{phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>"
+    )
     return web.Response(text=body, status=status, content_type="text/html")
 
 
@@ -116,9 +139,9 @@ def empty_ok() -> web.Response:
     return web.Response(status=200)
 
 
-def paged(
-    ctx: Ctx, items: Sequence[Item], *, default_limit: int | None = None
-) -> tuple[Sequence[Item], list[tuple[str, AttrValue]]]:
+def paged[T](
+    ctx: Ctx, items: Sequence[T], *, default_limit: int | None = None
+) -> tuple[Sequence[T], list[tuple[str, AttrValue]]]:
     """Apply X-Plex-Container-Start/Size; return the page and its size/totalSize/offset attrs."""
     start, size, asked = ctx.paging()
     if size is None and default_limit is not None and not asked:
@@ -181,9 +204,7 @@ def _items_xml(ctx: Ctx, items: Sequence[Item], *, streams: bool = False) -> lis
 async def h_root(ctx: Ctx) -> web.StreamResponse:
     """`/`: the server's capabilities and identity."""
     sim = ctx.sim
-    active_transcodes = sum(
-        1 for c in sim.active_clients() if c.stream_decision == "transcode"
-    )
+    active_transcodes = sum(1 for c in sim.active_clients() if c.stream_decision == "transcode")
     pairs: list[tuple[str, AttrValue]] = [
         ("size", len(_SERVER_DIRECTORIES)),
         ("allowCameraUpload", True),
@@ -212,9 +233,14 @@ async def h_root(ctx: Ctx) -> web.StreamResponse:
         ("myPlexSubscription", True),
         ("myPlexUsername", sim.my_plex_username),
         ("offlineTranscode", True),
-        ("ownerFeatures", "collections,content_filter,hwtranscode,livetv,lyrics,music_videos,"
-         "pass,photo_autotags,premium_music_metadata,session_bandwidth_restrictions,"
-         "session_kick,sync,trailers,webhooks"),
+        (
+            "ownerFeatures",
+            (
+                "collections,content_filter,hwtranscode,livetv,lyrics,music_videos,"
+                "pass,photo_autotags,premium_music_metadata,session_bandwidth_restrictions,"
+                "session_kick,sync,trailers,webhooks"
+            ),
+        ),
         ("photoAutoTag", True),
         ("platform", sim.platform),
         ("platformVersion", sim.platform_version),
@@ -289,7 +315,9 @@ async def h_accounts(ctx: Ctx) -> web.StreamResponse:
         for account_id, name in accounts
     ]
     return xml(
-        container([("size", len(children)), ("identifier", "com.plexapp.system.accounts")], children)
+        container(
+            [("size", len(children)), ("identifier", "com.plexapp.system.accounts")], children
+        )
     )
 
 
@@ -445,13 +473,35 @@ async def h_section_collections(ctx: Ctx) -> web.StreamResponse:
     section = _section(ctx)
     if section is None:
         return error_response(404)
-    _, page_attrs = paged(ctx, [])
+    lib = ctx.sim.library
+    collections = [c for c in lib.collections.values() if c.section_id == section.id]
+    page, page_attrs = paged(ctx, collections)
     root = [(k, v) for k, v in _section_root(section, section.item_types[0]) if k != "nocache"]
-    root = [("title2", "All Collections") if k == "title2" else (k, v) for k, v in root]
-    children = []
+    children = [render.collection_element(c, lib) for c in page]
     if ctx.flag("includeMeta"):
-        children.append(render.meta_element(section, ("collection",), "collection"))
+        children.insert(0, render.meta_element(section, ("collection",), "collection"))
     return xml(container(page_attrs + root, children))
+
+
+async def h_collection(ctx: Ctx) -> web.StreamResponse:
+    """`/library/collections/<id>` and `/library/collections/<id>/children`."""
+    lib = ctx.sim.library
+    collection = lib.collections.get(ctx.match["id"])
+    if collection is None:
+        return error_response(404)
+    section = lib.sections.get(str(collection.section_id))
+    if ctx.match["children"]:
+        items = [lib.items[str(i)] for i in collection.items if str(i) in lib.items]
+        page, page_attrs = paged(ctx, items)
+        return xml(
+            container(page_attrs + render.library_container_attrs(section), _items_xml(ctx, page))
+        )
+    return xml(
+        container(
+            [("size", 1), *render.library_container_attrs(section)],
+            [render.collection_element(collection, lib)],
+        )
+    )
 
 
 async def h_section_sorts(ctx: Ctx) -> web.StreamResponse:
@@ -471,6 +521,7 @@ async def h_section_sorts(ctx: Ctx) -> web.StreamResponse:
                 ("identifier", render.IDENTIFIER),
                 ("mediaTagPrefix", render.MEDIA_TAG_PREFIX),
                 ("mediaTagVersion", render.MEDIA_TAG_VERSION),
+                ("nocache", True),
                 ("thumb", "/:/resources/video.png"),
                 ("title1", section.title),
                 ("viewGroup", "secondary"),
@@ -500,11 +551,11 @@ def _recent(ctx: Ctx, section: Section | None) -> list[Item]:
     lib = ctx.sim.library
 
     def build() -> list[Item]:
-        kinds = ("movie", "episode", "album")
+        kinds: tuple[str, ...] = ("movie", "episode", "album")
         if section is not None:
             kinds = {"movie": ("movie",), "show": ("episode",), "artist": ("album",)}[section.type]
         candidates: list[Item] = []
-        for (section_id, kind), items in lib._lists.items():  # noqa: SLF001 - same package
+        for (section_id, kind), items in lib._lists.items():
             if kind in kinds and (section is None or section_id == section.id):
                 candidates.extend(items)
         candidates.sort(key=lambda it: (it.added_at, it.id), reverse=True)
@@ -564,7 +615,9 @@ async def h_metadata(ctx: Ctx) -> web.StreamResponse:
         return error_response(404)
     section = lib.sections.get(str(items[0].section_id))
     children = [item_element(it, lib, full=True) for it in items]
-    return xml(container([("size", len(items)), *render.library_container_attrs(section)], children))
+    return xml(
+        container([("size", len(items)), *render.library_container_attrs(section)], children)
+    )
 
 
 async def h_metadata_delete(ctx: Ctx) -> web.StreamResponse:
@@ -576,7 +629,9 @@ async def h_metadata_delete(ctx: Ctx) -> web.StreamResponse:
     return empty_ok()
 
 
-def _parent_root(item: Item, section: Section | None, view_group: str) -> list[tuple[str, AttrValue]]:
+def _parent_root(
+    item: Item, section: Section | None, view_group: str
+) -> list[tuple[str, AttrValue]]:
     attrs = render.library_container_attrs(section)
     parent = item.parent
     attrs = [(k, v) for k, v in attrs if k != "art"]
@@ -635,11 +690,23 @@ async def h_all_leaves(ctx: Ctx) -> web.StreamResponse:
 
 
 def _hub(
-    hub_type: str, title: str, identifier: str, items: Sequence[Item], more: bool, *,
-    key: str | None = None, context: str = "", style: str = "shelf", lib_xml: list[str]
+    hub_type: str,
+    title: str,
+    identifier: str,
+    items: Sequence[Item],
+    more: bool,
+    *,
+    key: str | None = None,
+    context: str = "",
+    style: str = "shelf",
+    promoted: bool | None = None,
+    lib_xml: list[str],
 ) -> str:
     pairs: list[tuple[str, AttrValue]] = [
-        ("hubKey", "/library/metadata/" + ",".join(it.rating_key for it in items) if items else None),
+        (
+            "hubKey",
+            "/library/metadata/" + ",".join(it.rating_key for it in items) if items else None,
+        ),
         ("key", key),
         ("title", title),
         ("type", hub_type),
@@ -648,13 +715,14 @@ def _hub(
         ("size", len(items)),
         ("more", more),
         ("style", style),
+        ("promoted", promoted),
     ]
     return element("Hub", pairs, lib_xml)
 
 
 async def h_hub_search(ctx: Ctx) -> web.StreamResponse:
     """`/hubs/search?query=...&limit=...&sectionId=...`: one Hub per type with matches."""
-    from .library import fold  # noqa: PLC0415 - keep the import local to search
+    from .library import fold
 
     lib = ctx.sim.library
     needle = fold(ctx.query.get("query", "").strip())
@@ -665,7 +733,7 @@ async def h_hub_search(ctx: Ctx) -> web.StreamResponse:
     for kind in ("movie", "show", "season", "episode", "artist", "album", "track"):
         found: list[Item] = []
         more = False
-        for (sid, list_kind), items in lib._lists.items():  # noqa: SLF001
+        for (sid, list_kind), items in lib._lists.items():
             if list_kind != kind or (section_id and str(sid) != section_id):
                 continue
             for item in items:
@@ -714,9 +782,16 @@ async def h_hubs_home(ctx: Ctx) -> web.StreamResponse:
     deck = _on_deck(ctx, None)
     hubs.append(
         _hub(
-            "mixed", "Continue Watching", "home.continue", deck[:count], len(deck) > count,
-            key="/hubs/home/continueWatching", context="hub.home.continue", style="hero",
-            lib_xml=_items_xml(ctx, deck[:count]),
+            "mixed",
+            "Continue Watching",
+            "home.continue",
+            deck[:count],
+            len(deck) > count,
+            key="/hubs/home/continueWatching",
+            context="hub.home.continue",
+            style="hero",
+            promoted=True,
+            lib_xml=_items_xml(ctx, deck[:count], streams=True),
         )
     )
     for section_type, hub_type, title, ident in (
@@ -728,9 +803,15 @@ async def h_hubs_home(ctx: Ctx) -> web.StreamResponse:
         recent = _recent(ctx, section) if section else []
         hubs.append(
             _hub(
-                hub_type, title, ident, recent[:count], len(recent) > count,
+                hub_type,
+                title,
+                ident,
+                recent[:count],
+                len(recent) > count,
                 key=f"/hubs/home/recentlyAdded?type={SEARCH_TYPES[hub_type]}",
-                context=f"hub.{ident}", lib_xml=_items_xml(ctx, recent[:count]),
+                context=f"hub.{ident}",
+                promoted=True,
+                lib_xml=_items_xml(ctx, recent[:count], streams=True),
             )
         )
     playlists = list(lib.playlists.values())[:count]
@@ -753,7 +834,9 @@ async def h_hubs_home(ctx: Ctx) -> web.StreamResponse:
         )
     )
     return xml(
-        container([("size", len(hubs)), ("allowSync", True), ("identifier", render.IDENTIFIER)], hubs)
+        container(
+            [("size", len(hubs)), ("allowSync", True), ("identifier", render.IDENTIFIER)], hubs
+        )
     )
 
 
@@ -765,7 +848,9 @@ async def h_playlists(ctx: Ctx) -> web.StreamResponse:
     lib = ctx.sim.library
     wanted = set((ctx.query.get("playlistType") or "").split(",")) - {""}
     playlists = [p for p in lib.playlists.values() if not wanted or p.playlist_type in wanted]
-    return xml(container([("size", len(playlists))], [render.playlist_element(p, lib) for p in playlists]))
+    return xml(
+        container([("size", len(playlists))], [render.playlist_element(p, lib) for p in playlists])
+    )
 
 
 async def h_playlist(ctx: Ctx) -> web.StreamResponse:
@@ -787,8 +872,12 @@ async def h_playlist_items(ctx: Ctx) -> web.StreamResponse:
     page, page_attrs = paged(ctx, items)
     offset = ctx.paging()[0]
     children = [
-        item_element(it, lib, guids=ctx.flag("includeGuids"),
-                     extra=(("playlistItemID", playlist.id * 1000 + offset + n),))
+        item_element(
+            it,
+            lib,
+            guids=ctx.flag("includeGuids"),
+            extra=(("playlistItemID", playlist.id * 1000 + offset + n),),
+        )
         for n, it in enumerate(page)
     ]
     root: list[tuple[str, AttrValue]] = [
@@ -862,7 +951,7 @@ async def h_terminate(ctx: Ctx) -> web.StreamResponse:
     session_id = ctx.query.get("sessionId", "")
     for client in ctx.sim.active_clients():
         if session_id in (client.session_id, client.session_key):
-            client._stop("terminate")  # noqa: SLF001 - same package
+            client._stop("terminate")
             return empty_ok()
     return error_response(404)
 
@@ -913,7 +1002,7 @@ async def h_unscrobble(ctx: Ctx) -> web.StreamResponse:
 
 
 async def h_player(ctx: Ctx) -> web.StreamResponse:
-    """`/player/<controller>/<command>` proxied to the player named by X-Plex-Target-Client-Identifier."""
+    """`/player/<controller>/<command>`, proxied to the X-Plex-Target-Client-Identifier player."""
     sim = ctx.sim
     target = ctx.param("X-Plex-Target-Client-Identifier") or ""
     client = sim.clients.get(target)
@@ -926,10 +1015,8 @@ async def h_player(ctx: Ctx) -> web.StreamResponse:
     if controller == "timeline":
         if command == "poll":
             if ctx.query.get("wait") == "1":
-                try:
+                with contextlib.suppress(TimeoutError):
                     await client.wait_for_change(TIMELINE_POLL_MAX_WAIT)
-                except TimeoutError:
-                    pass
             commanded = ctx.query.get("commandID", "")
             if commanded.isdigit():
                 client.last_command_id = int(commanded)
@@ -986,6 +1073,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _route("GET", r"/library/recentlyAdded", h_recently_added),
     _route("GET", r"/library/onDeck", h_on_deck),
     _route("GET", r"/hubs/continueWatching/items", h_on_deck),
+    _route("GET", r"/library/collections/(?P<id>\d+)(?P<children>/children)?", h_collection),
     _route("GET", r"/library/metadata/(?P<keys>\d+(?:,\d+)*)", h_metadata),
     _route("DELETE", r"/library/metadata/(?P<keys>\d+)", h_metadata_delete),
     _route("GET", r"/library/metadata/(?P<key>\d+)/children", h_children),

@@ -271,6 +271,27 @@ class Playlist:
         return str(self.id)
 
 
+@dataclass(slots=True)
+class Collection:
+    """A (non-smart) collection of items of one section."""
+
+    id: int
+    section_id: int
+    title: str
+    subtype: str
+    items: list[int]
+    guid: str
+    added_at: int
+    updated_at: int
+    summary: str = ""
+    content_rating: str | None = None
+
+    @property
+    def rating_key(self) -> str:
+        """The ratingKey as a string."""
+        return str(self.id)
+
+
 # Field aliases accepted by update_item (Plex camelCase -> attribute).
 _FIELD_ALIASES: Final[dict[str, str]] = {
     "titleSort": "title_sort",
@@ -300,6 +321,7 @@ class Library:
         self.sections: dict[str, Section] = {}
         self.items: dict[str, Item] = {}
         self.playlists: dict[str, Playlist] = {}
+        self.collections: dict[str, Collection] = {}
         self.version = 0
         self._lists: dict[tuple[int, str], list[Item]] = {}
         self._listeners: list[Listener] = []
@@ -526,9 +548,13 @@ class Library:
             del lst[pos]
         elif item in lst:
             lst.remove(item)
-        for playlist in self.playlists.values():
-            if item.id in playlist.items:
-                playlist.items = [i for i in playlist.items if i != item.id]
+        holders: list[Playlist | Collection] = [
+            *self.playlists.values(),
+            *self.collections.values(),
+        ]
+        for holder in holders:
+            if item.id in holder.items:
+                holder.items = [i for i in holder.items if i != item.id]
 
     def _reindex_subtree(self, item: Item) -> None:
         lst = self._lists[(item.section_id, item.type)]
@@ -934,6 +960,7 @@ class Library:
                 item.children.sort(key=lambda it: (it.index or 0, it.id))
         if cfg.playlists:
             self._generate_playlists()
+        self._generate_collections()
         self._changed()
 
     def _movie_guid(self, n: int, item_id: int) -> tuple[str, tuple[str, ...]]:
@@ -1139,6 +1166,7 @@ class Library:
                         summary=f"{title}, season {s}, episode {e}.",
                         content_rating=show.content_rating,
                         rating=round(rng.uniform(5.0, 9.5), 1),
+                        audience_rating=round(rng.uniform(5.0, 9.5), 1),
                         directors=self._people(1),
                         writers=self._people(1),
                     )
@@ -1173,9 +1201,9 @@ class Library:
             elif n % 2:
                 artist_name = f"{self._people(1)[0]}"
             else:
-                artist_name = f"The {names.ADJECTIVES[rng.randrange(len(names.ADJECTIVES))]} " + (
-                    f"{names.NOUNS[rng.randrange(len(names.NOUNS))]}s"
-                )
+                adjective = names.ADJECTIVES[rng.randrange(len(names.ADJECTIVES))]
+                noun = names.NOUNS[rng.randrange(len(names.NOUNS))]
+                artist_name = f"The {adjective} {noun}s"
             if artist_name in taken:
                 artist_name = f"{artist_name} {n}"
             taken.add(artist_name)
@@ -1291,6 +1319,34 @@ class Library:
             )
             self.playlists[playlist.rating_key] = playlist
 
+    def _generate_collections(self) -> None:
+        base = self.config.base_time
+        groups: dict[str, list[Item]] = {}
+        for movie in self.movies():
+            groups.setdefault(movie.title, []).append(movie)
+        chosen = [
+            (f"{title} Collection", items) for title, items in groups.items() if len(items) > 1
+        ]
+        movies = self.movies()
+        if len(movies) >= 6:
+            chosen.append(("Staff Picks", movies[1 :: max(1, len(movies) // 6)][:6]))
+        shows = self.shows()
+        if len(shows) >= 2:
+            chosen.append(("Comfort TV", shows[:3]))
+        for n, (title, items) in enumerate(chosen):
+            collection = Collection(
+                id=self._new_id(),
+                section_id=items[0].section_id,
+                title=title,
+                subtype=items[0].type,
+                items=[it.id for it in sorted(items, key=lambda it: (it.year or 0, it.id))],
+                guid=f"collection://{uuid_mod.UUID(int=self._rng.getrandbits(128), version=4)}",
+                added_at=base - (n + 30) * 86400,
+                updated_at=base - (n + 1) * 86400,
+                content_rating=items[0].content_rating,
+            )
+            self.collections[collection.rating_key] = collection
+
 
 _AGENTS: Final[dict[str, tuple[str, str]]] = {
     "movie": ("tv.plex.agents.movie", "Plex Movie"),
@@ -1312,7 +1368,16 @@ _AUDIO_FORMATS: Final = (
     ("m4a", "aac", 128, 256),
 )
 _MOVIE_GUID_FORMS: Final = (
-    "plex", "imdb", "plex", "tmdb", "plex2", "local", "plex", "imdb", "none", "plex",
+    "plex",
+    "imdb",
+    "plex",
+    "tmdb",
+    "plex2",
+    "local",
+    "plex",
+    "imdb",
+    "none",
+    "plex",
 )
 _SHOW_GUID_FORMS: Final = ("plex", "thetvdb", "plex", "hama", "themoviedb", "local", "hama-tvdb")
 _MUSIC_GUID_FORMS: Final = ("plex", "gracenote", "plex", "local")
@@ -1320,5 +1385,5 @@ _SUMMARIES: Final = (
     "{title} follows an unlikely crew through one long night.",
     "In {title}, nothing is what it seems.",
     "A story of friendship, betrayal & second chances.",
-    "{title}: the definitive edition, with \"extra\" <scenes>.",
+    '{title}: the definitive edition, with "extra" <scenes>.',
 )

@@ -85,12 +85,20 @@ RESERVED: Final = frozenset(
     }
 )
 _FILTER_RE: Final = re.compile(
-    r"^(?:(?P<libtype>[A-Za-z]+)\.)?(?P<field>[A-Za-z]+)(?P<op>!==|==|!=|>>=|<<=|>=|<=|=)(?P<value>.*)$",
+    r"^(?:(?P<libtype>[A-Za-z]+)\.)?(?P<field>[A-Za-z]+)"
+    r"(?P<op>!==|==|!=|>>=|<<=|>=|<=|=)(?P<value>.*)$",
     re.DOTALL,
 )
 _RELATIVE_RE: Final = re.compile(r"^-?(\d+)(mon|[smhdwy])$")
-_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mon": 2592000,
-                        "y": 31536000}
+_UNIT_SECONDS: Final = {
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+    "mon": 2592000,
+    "y": 31536000,
+}
 _CHILD_TYPES: Final = {
     "show": ("season", "episode"),
     "season": ("episode",),
@@ -199,8 +207,11 @@ def parse_filters(pairs: Iterable[tuple[str, str]]) -> list[Filter]:
         if match is None:
             continue
         field = match["field"]
-        if field not in _NUMERIC and field not in _STRINGS and field not in _TAGS and (
-            field not in _BOOLEANS
+        if (
+            field not in _NUMERIC
+            and field not in _STRINGS
+            and field not in _TAGS
+            and (field not in _BOOLEANS)
         ):
             continue
         text = match["value"]

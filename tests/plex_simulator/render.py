@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
-from .library import SEARCH_TYPES, Item, Library, MediaInfo, Playlist, Section
+from .library import SEARCH_TYPES, Collection, Item, Library, MediaInfo, Playlist, Section
 
 if TYPE_CHECKING:
     from .clients import PlayQueue, SimulatedClient
@@ -55,6 +55,14 @@ _CODEC_LABEL: Final = {
     "flac": "FLAC",
     "mp3": "MP3",
 }
+_TRANSCODED_MEDIA: Final[dict[str, AttrValue]] = {
+    "videoResolution": "720",
+    "width": 1280,
+    "height": 720,
+    "videoCodec": "h264",
+    "bitrate": 4000,
+}
+_PEOPLE_THUMBS: Final = "https://metadata-static.plex.tv/people"
 _CHANNELS_LABEL: Final = {1: "Mono", 2: "Stereo", 6: "5.1", 8: "7.1"}
 
 
@@ -165,9 +173,7 @@ def item_attrs(item: Item, lib: Library, section: Section | None) -> list[tuple[
         ("summary", item.summary),
         ("index", item.index),
     ]
-    if parent is not None and kind in ("episode", "track"):
-        out.append(("parentIndex", parent.index))
-    elif kind in ("season", "album") and parent is not None:
+    if parent is not None and kind in ("episode", "track", "season", "album"):
         out.append(("parentIndex", parent.index))
     out += [("rating", item.rating), ("audienceRating", item.audience_rating)]
     if item.view_offset:
@@ -180,8 +186,11 @@ def item_attrs(item: Item, lib: Library, section: Section | None) -> list[tuple[
             out.append(("viewCount", viewed))
     elif item.view_count:
         out.append(("viewCount", item.view_count))
-    if item.last_viewed_at:
-        out.append(("lastViewedAt", item.last_viewed_at))
+    last_viewed = item.last_viewed_at
+    if leaves is not None and last_viewed is None:
+        last_viewed = max((leaf.last_viewed_at or 0 for leaf in leaves), default=0) or None
+    if last_viewed:
+        out.append(("lastViewedAt", last_viewed))
     if kind == "season" and parent is not None:
         out.append(("parentYear", parent.year))
     out += [("year", item.year), ("tagline", item.tagline)]
@@ -194,7 +203,10 @@ def item_attrs(item: Item, lib: Library, section: Section | None) -> list[tuple[
             ("parentThumb", _thumb(parent)),
             ("grandparentThumb", _thumb(grandparent)),
             ("grandparentArt", _art(grandparent)),
-            ("grandparentTheme", f"/library/metadata/{grandparent.id}/theme/{grandparent.updated_at}"),
+            (
+                "grandparentTheme",
+                f"/library/metadata/{grandparent.id}/theme/{grandparent.updated_at}",
+            ),
         ]
     elif kind == "track" and grandparent is not None and parent is not None:
         out += [("thumb", _thumb(parent)), ("art", _art(grandparent))]
@@ -247,7 +259,7 @@ def tag_elements(item: Item, lib: Library, *, full: bool) -> list[str]:
         tag_id = lib.tag_id("actor", name)
         out.append(
             f'<Role id="{tag_id}" filter="actor={tag_id}" tag="{esc(name)}" '
-            f'role="Character {n + 1}" thumb="https://metadata-static.plex.tv/people/{tag_id}.jpg" />\n'
+            f'role="Character {n + 1}" thumb="{_PEOPLE_THUMBS}/{tag_id}.jpg" />\n'
         )
     return out
 
@@ -257,8 +269,10 @@ def guid_elements(item: Item) -> list[str]:
     return [f'<Guid id="{esc(guid)}" />\n' for guid in item.ext_guids]
 
 
-def stream_elements(item: Item, media: MediaInfo, *, decision: str | None = None) -> list[str]:
-    """Video/audio/subtitle `<Stream>` children of a Part."""
+def stream_elements(
+    item: Item, media: MediaInfo, *, decision: str | None = None, selected_only: bool = False
+) -> list[str]:
+    """Video/audio/subtitle `<Stream>` children of a Part (sessions list the played ones only)."""
     base = media.part_id * 10
     out: list[str] = []
     dec: list[tuple[str, AttrValue]] = [("decision", decision)] if decision else []
@@ -279,6 +293,8 @@ def stream_elements(item: Item, media: MediaInfo, *, decision: str | None = None
                     ("width", media.width),
                     ("frameRate", "23.976"),
                     ("profile", media.video_profile),
+                    ("language", "English"),
+                    ("languageCode", "eng"),
                     ("displayTitle", f"{res} ({codec})"),
                     ("extendedDisplayTitle", f"{res} ({codec})"),
                     *dec,
@@ -288,7 +304,7 @@ def stream_elements(item: Item, media: MediaInfo, *, decision: str | None = None
     channels = _CHANNELS_LABEL.get(media.audio_channels, str(media.audio_channels))
     acodec = _CODEC_LABEL.get(media.audio_codec, media.audio_codec.upper())
     languages = [("English", "eng")]
-    if media.video_codec and item.id % 3 == 0:
+    if media.video_codec and item.id % 3 == 0 and not selected_only:
         languages.append(("Deutsch", "deu"))
     for n, (language, code) in enumerate(languages):
         out.append(
@@ -312,7 +328,7 @@ def stream_elements(item: Item, media: MediaInfo, *, decision: str | None = None
                 ],
             )
         )
-    if media.video_codec:
+    if media.video_codec and not selected_only:
         subtitles = [("English", "eng")]
         if item.id % 4 == 0:
             subtitles.append(("Français", "fra"))
@@ -323,7 +339,9 @@ def stream_elements(item: Item, media: MediaInfo, *, decision: str | None = None
                     [
                         ("id", base + 5 + n),
                         ("streamType", 3),
+                        ("default", n == 0),
                         ("codec", "srt"),
+                        ("index", len(languages) + 1 + n),
                         ("language", language),
                         ("languageCode", code),
                         ("displayTitle", f"{language} (SRT)"),
@@ -358,7 +376,10 @@ def part_attrs(media: MediaInfo) -> list[tuple[str, AttrValue]]:
     """Attributes of `<Part>`."""
     return [
         ("id", media.part_id),
-        ("key", f"/library/parts/{media.part_id}/{media.size % 1_000_000_000}/file.{media.container}"),
+        (
+            "key",
+            f"/library/parts/{media.part_id}/{media.size % 1_000_000_000}/file.{media.container}",
+        ),
         ("duration", media.duration),
         ("file", media.file),
         ("size", media.size),
@@ -405,7 +426,9 @@ def item_element(
         children.extend(tag_elements(item, lib, full=full))
     elif not exclude.issuperset(_TAG_NAMES):
         children.extend(
-            tag for tag in tag_elements(item, lib, full=full) if tag[1:].split(" ", 1)[0] not in exclude
+            tag
+            for tag in tag_elements(item, lib, full=full)
+            if tag[1:].split(" ", 1)[0] not in exclude
         )
     if full and item.location and "Location" not in exclude:
         children.append(f'<Location path="{esc(item.location)}" />\n')
@@ -728,6 +751,33 @@ def meta_element(section: Section, libtypes: Sequence[str], active_type: str) ->
 # ---------------------------------------------------------------------------------- playlists
 
 
+def collection_element(collection: Collection, lib: Library) -> str:
+    """A `<Directory type="collection">` of `/library/sections/<id>/collections`."""
+    items = [lib.items[str(i)] for i in collection.items if str(i) in lib.items]
+    years = [it.year for it in items if it.year]
+    return element(
+        "Directory",
+        [
+            ("ratingKey", collection.id),
+            ("key", f"/library/collections/{collection.id}/children"),
+            ("guid", collection.guid),
+            ("type", "collection"),
+            ("title", collection.title),
+            ("librarySectionID", collection.section_id),
+            ("contentRating", collection.content_rating),
+            ("subtype", collection.subtype),
+            ("summary", collection.summary),
+            ("index", collection.id),
+            ("thumb", f"/library/collections/{collection.id}/composite/{collection.updated_at}"),
+            ("addedAt", collection.added_at),
+            ("updatedAt", collection.updated_at),
+            ("childCount", len(items)),
+            ("maxYear", max(years) if years else None),
+            ("minYear", min(years) if years else None),
+        ],
+    )
+
+
 def playlist_element(playlist: Playlist, lib: Library) -> str:
     """A `<Playlist>` element as `/playlists` lists it."""
     items = [lib.items[str(i)] for i in playlist.items if str(i) in lib.items]
@@ -763,7 +813,9 @@ def play_queue_document(queue: PlayQueue, lib: Library, *, window: int | None = 
     for _, (item_id, rating_key) in entries:
         item = lib.get(rating_key)
         if item is not None:
-            children.append(item_element(item, lib, extra=(("playQueueItemID", item_id),)))
+            children.append(
+                item_element(item, lib, streams=True, extra=(("playQueueItemID", item_id),))
+            )
     selected_item = queue.items[selected] if queue.items else (0, "0")
     return container(
         [
@@ -893,19 +945,14 @@ def session_item_element(client: SimulatedClient, item: Item, lib: Library) -> s
         stream_decision = {"directplay": "directplay", "copy": "copy"}.get(decision, "transcode")
         media_pairs = media_attrs(media)
         if transcoding and video:
-            media_pairs = [
-                (k, {"videoResolution": "720", "width": 1280, "height": 720, "videoCodec": "h264"}
-                 .get(k, v))
-                for k, v in media_pairs
-            ]
-            media_pairs = [(k, (4000 if k == "bitrate" else v)) for k, v in media_pairs]
+            media_pairs = [(k, _TRANSCODED_MEDIA.get(k, v)) for k, v in media_pairs]
         if decision != "directplay":
             media_pairs += [("protocol", "dash" if video else "http")]
         media_pairs += [("selected", True)]
         part_pairs = [*part_attrs(media), ("decision", part_decision), ("selected", True)]
         if decision != "directplay":
             part_pairs += [("protocol", "dash" if video else "http")]
-        streams = stream_elements(item, media, decision=stream_decision)
+        streams = stream_elements(item, media, decision=stream_decision, selected_only=True)
         part = element("Part", part_pairs, streams)
         children.append(element("Media", media_pairs, (part,)))
     children.extend(guid_elements(item))
@@ -925,7 +972,11 @@ def session_item_element(client: SimulatedClient, item: Item, lib: Library) -> s
     children.append(
         element(
             "Session",
-            [("id", client.session_id), ("bandwidth", client.bandwidth), ("location", client.location)],
+            [
+                ("id", client.session_id),
+                ("bandwidth", client.bandwidth),
+                ("location", client.location),
+            ],
         )
     )
     if decision != "directplay" and media is not None:

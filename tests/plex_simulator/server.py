@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import random
-import secrets
 import time
 from typing import Any, Final
 from urllib.parse import unquote
@@ -35,44 +34,114 @@ ACCOUNTS: Final[tuple[tuple[int, str], ...]] = (
 # name, product, platform, platform version, device, device class, model, vendor, capabilities
 _PLAYER_PROFILES: Final[tuple[tuple[str, str, str, str, str, str, str, str, str], ...]] = (
     (
-        "Living Room TV", "Plex for Android (TV)", "Android", "11", "SHIELD Android TV", "stb",
-        "mdarcy", "NVIDIA", "timeline,playback,navigation,mirror,playqueues,provider-playback",
+        "Living Room TV",
+        "Plex for Android (TV)",
+        "Android",
+        "11",
+        "SHIELD Android TV",
+        "stb",
+        "mdarcy",
+        "NVIDIA",
+        "timeline,playback,navigation,mirror,playqueues,provider-playback",
     ),
     (
-        "Bedroom Roku", "Plex for Roku", "Roku", "12.5", "Roku Ultra", "stb", "4800X", "Roku",
+        "Bedroom Roku",
+        "Plex for Roku",
+        "Roku",
+        "12.5",
+        "Roku Ultra",
+        "stb",
+        "4800X",
+        "Roku",
         "timeline,playback,navigation,playqueues,provider-playback",
     ),
     (
-        "Office HTPC", "Plex HTPC", "Linux", "6.8", "PC", "pc", "standalone", "",
+        "Office HTPC",
+        "Plex HTPC",
+        "Linux",
+        "6.8",
+        "PC",
+        "pc",
+        "standalone",
+        "",
         "timeline,playback,navigation,mirror,playqueues",
     ),
     (
-        "Kitchen Plexamp", "Plexamp", "Linux", "6.6", "Raspberry Pi", "stb", "rpi4", "",
+        "Kitchen Plexamp",
+        "Plexamp",
+        "Linux",
+        "6.6",
+        "Raspberry Pi",
+        "stb",
+        "rpi4",
+        "",
         "timeline,playback,playqueues,playqueues-creation",
     ),
     (
-        "Phone", "Plex for iOS", "iOS", "18.1", "iPhone", "phone", "iPhone15,2", "Apple",
+        "Phone",
+        "Plex for iOS",
+        "iOS",
+        "18.1",
+        "iPhone",
+        "phone",
+        "iPhone15,2",
+        "Apple",
         "playback,playqueues,timeline,provider-playback",
     ),
     (
-        "Samsung TV", "Plex for Samsung", "Tizen", "7.0", "Samsung TV", "tv", "QN90B", "Samsung",
+        "Samsung TV",
+        "Plex for Samsung",
+        "Tizen",
+        "7.0",
+        "Samsung TV",
+        "tv",
+        "QN90B",
+        "Samsung",
         "timeline,playback,navigation,playqueues",
     ),
     (
-        "Xbox", "Plex for Xbox", "Xbox", "10.0", "Xbox Series X", "stb", "XboxSeriesX",
-        "Microsoft", "timeline,playback,navigation,playqueues",
-    ),
-    (
-        "Bedroom LG", "Plex for LG", "webOS", "6.0", "LG TV", "tv", "OLED55C1", "LG",
+        "Xbox",
+        "Plex for Xbox",
+        "Xbox",
+        "10.0",
+        "Xbox Series X",
+        "stb",
+        "XboxSeriesX",
+        "Microsoft",
         "timeline,playback,navigation,playqueues",
     ),
     (
-        "Apple TV", "Plex for Apple TV", "tvOS", "18.0", "Apple TV", "stb", "AppleTV14,1",
-        "Apple", "timeline,playback,navigation,mirror,playqueues,provider-playback",
+        "Bedroom LG",
+        "Plex for LG",
+        "webOS",
+        "6.0",
+        "LG TV",
+        "tv",
+        "OLED55C1",
+        "LG",
+        "timeline,playback,navigation,playqueues",
     ),
     (
-        "Fire TV", "Plex for Fire TV", "Android", "9", "Fire TV Stick 4K", "stb", "AFTMM",
-        "Amazon", "timeline,playback,navigation,mirror,playqueues",
+        "Apple TV",
+        "Plex for Apple TV",
+        "tvOS",
+        "18.0",
+        "Apple TV",
+        "stb",
+        "AppleTV14,1",
+        "Apple",
+        "timeline,playback,navigation,mirror,playqueues,provider-playback",
+    ),
+    (
+        "Fire TV",
+        "Plex for Fire TV",
+        "Android",
+        "9",
+        "Fire TV Stick 4K",
+        "stb",
+        "AFTMM",
+        "Amazon",
+        "timeline,playback,navigation,mirror,playqueues",
     ),
 )
 _DECISIONS: Final[tuple[StreamDecision, ...]] = ("directplay", "copy", "transcode")
@@ -88,7 +157,7 @@ class PlexSimulator:
     def __init__(
         self,
         *,
-        token: str = "sim-token",
+        token: str = "sim-token",  # noqa: S107 - a test token
         friendly_name: str = "Plexus Simulator",
         machine_identifier: str | None = None,
         version: str = "1.41.3.9314-a0bfb8370",
@@ -168,7 +237,7 @@ class PlexSimulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on host:port (0 = any free port) and return the base URL."""
-        from .handlers import build_app  # noqa: PLC0415 - handlers import this module
+        from .handlers import build_app
 
         self.host = host
         self._outbox = asyncio.Queue()
@@ -179,8 +248,7 @@ class PlexSimulator:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner, self._site = runner, site
-        sockets = site._server.sockets if site._server is not None else ()  # type: ignore[attr-defined]
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+        self.port = int(runner.addresses[0][1]) if runner.addresses else port
         shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104
         self.url = f"http://{shown}:{self.port}"
         return self.url
@@ -221,7 +289,7 @@ class PlexSimulator:
         """Listen again on the same host and port."""
         if self._runner is not None:
             return
-        from .handlers import build_app  # noqa: PLC0415
+        from .handlers import build_app
 
         runner = web.AppRunner(build_app(self), access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -295,7 +363,7 @@ class PlexSimulator:
                 continue
             try:
                 await ws.send_str(data)
-            except (ConnectionError, RuntimeError):
+            except ConnectionError, RuntimeError:
                 self._websockets.pop(ws, None)
 
     async def _sender(self) -> None:
@@ -379,7 +447,9 @@ class PlexSimulator:
                 machine_identifier = f"{_hex(self._rng, 16)}-com-plexapp-android"
             else:
                 machine_identifier = _hex(self._rng, 24)
-        user_title = next((title for uid, title in self.accounts if uid == user_id), f"User {user_id}")
+        user_title = next(
+            (title for uid, title in self.accounts if uid == user_id), f"User {user_id}"
+        )
         client = SimulatedClient(
             host=self,
             machine_identifier=machine_identifier,
@@ -397,7 +467,9 @@ class PlexSimulator:
             capabilities=capabilities,
             stream_decision=stream_decision,
             location="wan" if location == "wan" else "lan",
-            remote_public_address=f"203.0.113.{10 + n % 240}" if location == "wan" else "198.51.100.7",
+            remote_public_address=f"203.0.113.{10 + n % 240}"
+            if location == "wan"
+            else "198.51.100.7",
             user_id=user_id,
             user_title=user_title,
             accepts_control=accepts_control,
@@ -410,9 +482,9 @@ class PlexSimulator:
         """Remove a player (its session ends)."""
         client = self.clients.pop(machine_identifier)
         if client.is_active:
-            client._stop("removed")  # noqa: SLF001 - same package
-        if client._worker is not None:  # noqa: SLF001
-            client._worker.cancel()  # noqa: SLF001
+            client._stop("removed")
+        if client._worker is not None:
+            client._worker.cancel()
 
     def client(self, name_or_id: str) -> SimulatedClient:
         """A player by machine identifier or name."""
@@ -429,7 +501,7 @@ class PlexSimulator:
 
     def command_delay(self, *, fast: bool) -> float:
         """Jittered command delay from the seeded RNG."""
-        lo, hi = self.latency_ms
+        lo, hi = float(self.latency_ms[0]), float(self.latency_ms[1])
         if fast:
             lo, hi = lo / 3, hi / 3
         return self._latency_rng.uniform(lo, hi) / 1000.0
