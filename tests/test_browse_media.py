@@ -6,8 +6,10 @@ from typing import Any
 from aiohttp import web
 from homeassistant.components.media_player import BrowseError, BrowseMedia, MediaClass
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 
 from custom_components.plexus.browse_media import (
     PAGE_SIZE,
@@ -432,3 +434,42 @@ async def test_resolve_media_id(
         with pytest.raises(BrowseError) as err:
             await resolve(media_id)
         assert err.value.translation_key == key, media_id
+
+
+async def test_browse_through_a_player_entity(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    coordinator: PlexusCoordinator,
+    hass_ws_client: WebSocketGenerator,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """`media_player/browse_media` on a Plex client entity; its thumbnails load via the proxy."""
+    entries = er.async_entries_for_config_entry(
+        er.async_get(hass), coordinator.config_entry.entry_id
+    )
+    players = [e.entity_id for e in entries if e.domain == "media_player"]
+    if not players:  # until media_player.py is committed and in PLATFORMS
+        pytest.skip("the media_player platform is not set up yet")
+    entity_id = players[0]
+    ws = await hass_ws_client(hass)
+    sid = simulator.machine_identifier
+    await ws.send_json_auto_id(
+        {
+            "type": "media_player/browse_media",
+            "entity_id": entity_id,
+            "media_content_type": "library",
+            "media_content_id": f"plexus://{sid}/library/2",
+        }
+    )
+    msg = await ws.receive_json()
+    assert msg["success"], msg
+    show = msg["result"]["children"][0]
+    assert show["media_class"] == MediaClass.TV_SHOW
+    assert simulator.token not in json.dumps(msg["result"])
+    thumbnail = show["thumbnail"]
+    assert thumbnail.startswith(f"/api/media_player_proxy/{entity_id}/browse_media/tvshow/")
+
+    client = await hass_client()
+    resp = await client.get(thumbnail)
+    assert resp.status == 200
+    assert await resp.read() == PNG
