@@ -708,6 +708,15 @@ async def test_sessions_show_stream_decisions(
     assert root.get("size") == "3"
 
 
+async def test_autoplay_starts_sessions(sim: PlexSimulator) -> None:
+    started = await sim.autoplay(2, seed=1)
+    assert len(started) == 2
+    assert all(c.state == "playing" and c.rating_key for c in started)
+    assert sim.active_clients() == started
+    more = await sim.autoplay(5, seed=1)
+    assert len(more) == 1  # only one idle player was left
+
+
 async def test_local_actions_take_effect_at_once(sim: PlexSimulator) -> None:
     client = first_client(sim)
     movie = sim.library.movies()[0]

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import random
 import sys
 
 from .library import LibraryConfig
@@ -87,12 +86,7 @@ async def run(args: argparse.Namespace) -> None:
         timeline_interval_s=args.timeline_interval,
     )
     url = await sim.start(args.host, args.port)
-    rng = random.Random(args.seed)
-    playable = sim.library.movies() + sim.library.episodes()
-    for client in list(sim.clients.values())[: args.autoplay]:
-        if playable:
-            item = rng.choice(playable)
-            await client.local_start(item.rating_key, offset_ms=rng.randint(0, 600_000))
+    await sim.autoplay(args.autoplay, seed=args.seed)
     lines = [
         f"Plex simulator '{sim.friendly_name}' listening on {args.host}:{sim.port}",
         f"  URL:                {url}",

@@ -81,8 +81,19 @@ def fmt(value: str | int | float | bool) -> str:
 
 
 def attrs(pairs: Attrs) -> str:
-    """Render attributes, skipping None values."""
-    return "".join(f' {name}="{fmt(value)}"' for name, value in pairs if value is not None)
+    """Render attributes, skipping None values (the hot path: kept free of helper calls)."""
+    out: list[str] = []
+    append = out.append
+    for name, value in pairs:
+        if value is None:
+            continue
+        if isinstance(value, str):
+            append(f' {name}="{value.translate(_ESCAPES)}"')
+        elif isinstance(value, bool):
+            append(f' {name}="{"1" if value else "0"}"')
+        else:
+            append(f' {name}="{value}"')
+    return "".join(out)
 
 
 def element(tag: str, pairs: Attrs, children: Iterable[str] = ()) -> str:

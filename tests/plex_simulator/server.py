@@ -493,6 +493,29 @@ class PlexSimulator:
             return found
         return next(c for c in self.clients.values() if c.name == name_or_id)
 
+    async def autoplay(self, count: int, *, seed: int | None = None) -> list[SimulatedClient]:
+        """Start `count` idle players on random movies/episodes (tracks for music players).
+
+        For demos and benchmarks: effects are immediate (like `local_start`), offsets random.
+        """
+        rng = random.Random(seed if seed is not None else len(self.requests))
+        videos = self.library.movies() + self.library.episodes()
+        tracks = self.library.tracks()
+        started: list[SimulatedClient] = []
+        for client in self.clients.values():
+            if len(started) >= count:
+                break
+            if client.is_active:
+                continue
+            pool = tracks if client.product == "Plexamp" and tracks else videos
+            if not pool:
+                break
+            item = rng.choice(pool)
+            offset = rng.randint(0, max(0, (item.duration or 0) // 2))
+            await client.local_start(item.rating_key, offset_ms=offset)
+            started.append(client)
+        return started
+
     def active_clients(self) -> list[SimulatedClient]:
         """Players with a session (playing, paused, buffering)."""
         return [c for c in self.clients.values() if c.is_active]
