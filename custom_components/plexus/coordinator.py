@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, override
@@ -120,6 +121,8 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self._search: LibrarySearch | None = None
         self._search_lock = asyncio.Lock()
         self.live: dict[str, LiveState] = {}
+        # Per-client listeners: a position or play/pause update touches one entity, not all.
+        self._client_listeners: dict[str, list[Callable[[], None]]] = {}
         # Every client seen (listed or playing), with the last time it was seen.
         self.known_clients: dict[str, PlexClientInfo] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -263,8 +266,11 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
     def _on_notification(self, kind: str, container: dict[str, Any]) -> None:
         self.notifications += 1
         if kind == "playing":
-            if self._apply_playing(container.get("PlaySessionStateNotification")):
-                self.async_update_listeners()
+            changed: set[str] = set()
+            if self._apply_playing(container.get("PlaySessionStateNotification"), changed):
+                for client_id in changed:
+                    for listener in self._client_listeners.get(client_id, ()):
+                        listener()
                 return
         elif kind not in REFRESH_NOTIFICATIONS:
             return
@@ -278,7 +284,19 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )
 
-    def _apply_playing(self, entries: Any) -> bool:
+    @callback
+    def async_add_client_listener(
+        self, client_id: str, update: Callable[[], None]
+    ) -> Callable[[], None]:
+        """Call `update` when a notification changes this client's live state."""
+        self._client_listeners.setdefault(client_id, []).append(update)
+
+        def remove() -> None:
+            self._client_listeners[client_id].remove(update)
+
+        return remove
+
+    def _apply_playing(self, entries: Any, changed: set[str]) -> bool:
         """Update live states from `playing` notifications.
 
         Returns True when that was all that changed (position or play/pause of a known session),
@@ -308,6 +326,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 position = int(entry.get("viewOffset", 0))
             except TypeError, ValueError:
                 position = current.position_ms if current else 0
+            changed.add(client_id)
             self.live[client_id] = LiveState(
                 state=str(state),
                 rating_key=str(entry.get("ratingKey", "")),

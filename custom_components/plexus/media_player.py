@@ -152,7 +152,7 @@ def plex_command[E: PlexusMediaPlayer, **P](
         except (BadMediaIdError, MediaNotFoundError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
-                translation_key="media_not_found",
+                translation_key="nothing_to_play",
                 translation_placeholders={"client": self.client.name, "error": str(err)},
             ) from err
         except PlexError as err:
@@ -193,6 +193,13 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         )
         self._volume: float | None = None
         self._muted_volume: float | None = None
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the coordinator, and this client's own live updates."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_client_listener(self.client_id, self.async_write_ha_state)
+        )
 
     # ------------------------------------------------------------------ state
 
