@@ -505,6 +505,32 @@ async def test_play_queue_and_scrobble(sim: PlexSimulator) -> None:
     assert movie.view_count == before + 1
 
 
+async def test_artwork_and_photo_transcoder(
+    sim: PlexSimulator, http: aiohttp.ClientSession
+) -> None:
+    movie = sim.library.movies()[0]
+    thumb = f"/library/metadata/{movie.id}/thumb/{movie.updated_at}"
+    meta = await get_xml(http, sim, f"/library/metadata/{movie.id}")
+    assert meta[0].get("thumb") == thumb
+    token = {"X-Plex-Token": "tok"}
+
+    async def fetch(path: str, **params: str) -> tuple[int, bytes]:
+        async with http.get(sim.url + path, params=params, headers=token) as resp:
+            return resp.status, await resp.read()
+
+    status, body = await fetch(thumb)
+    assert status == 200
+    assert body.startswith(b"\x89PNG")
+    status, body = await fetch("/photo/:/transcode", url=thumb, width="120", height="180")
+    assert status == 200
+    assert int.from_bytes(body[16:20]) == 120  # IHDR width
+    assert int.from_bytes(body[20:24]) == 180
+    assert (await fetch("/photo/:/transcode", url="http://elsewhere.example/x.jpg"))[0] == 404
+    assert (await fetch("/library/metadata/999999/thumb/1"))[0] == 404
+    async with http.get(sim.url + thumb) as resp:  # artwork needs the token too
+        assert resp.status == 401
+
+
 # ---------------------------------------------------------------------------------- players
 
 

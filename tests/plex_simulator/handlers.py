@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from . import render
+from . import images, render
 from .library import SEARCH_TYPES, TYPE_BY_NUMBER, Item, Section
 from .query import apply_filters, apply_sort, filters_key, parse_filters
 from .render import AttrValue, container, element, item_element
@@ -1045,6 +1045,58 @@ async def h_websocket(ctx: Ctx) -> web.StreamResponse:
     return ws
 
 
+# ---------------------------------------------------------------------------------- images
+
+_IMAGE_PATH: Final = re.compile(
+    r"^/(?:library/metadata/(?P<item>\d+)/(?:thumb|art|banner)"
+    r"|library/collections/(?P<collection>\d+)/composite"
+    r"|playlists/(?P<playlist>\d+)/composite"
+    r"|library/sections/(?P<section>\d+)/composite"
+    r"|:/resources/[\w.-]+\.(?:png|jpg))(?:/\d+)?$"
+)
+
+
+def _image_exists(ctx: Ctx, path: str) -> bool:
+    match = _IMAGE_PATH.match(path)
+    if match is None:
+        return False
+    lib = ctx.sim.library
+    if match["item"]:
+        return match["item"] in lib.items
+    if match["collection"]:
+        return match["collection"] in lib.collections
+    if match["playlist"]:
+        return match["playlist"] in lib.playlists
+    if match["section"]:
+        return match["section"] in lib.sections
+    return True
+
+
+def _png(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="image/png")
+
+
+def _dimension(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
+async def h_image(ctx: Ctx) -> web.StreamResponse:
+    """Artwork paths (`/library/metadata/1/thumb/<ts>`...): a placeholder PNG."""
+    path = ctx.request.path
+    if not _image_exists(ctx, path):
+        return error_response(404)
+    return _png(images.image_for(path))
+
+
+async def h_photo_transcode(ctx: Ctx) -> web.StreamResponse:
+    """`/photo/:/transcode?url=<local image path>&width=&height=` (local paths only)."""
+    url = ctx.query.get("url", "")
+    if not url.startswith("/") or url.startswith("//") or not _image_exists(ctx, url.split("?")[0]):
+        return error_response(404)
+    width, height = _dimension(ctx.query.get("width")), _dimension(ctx.query.get("height"))
+    return _png(images.image_for(url, width, height))
+
+
 # ---------------------------------------------------------------------------------- routing
 
 
@@ -1093,6 +1145,8 @@ ROUTES: Final[tuple[Route, ...]] = (
     _route("GET|PUT", r"/:/unscrobble", h_unscrobble),
     _route("GET|POST|PUT", r"/player/(?P<controller>\w+)/(?P<command>\w+)", h_player),
     _route("GET", r"/:/websockets/notifications", h_websocket),
+    _route("GET", r"/photo/:/transcode", h_photo_transcode),
+    _route("GET", _IMAGE_PATH.pattern[1:-1], h_image),
 )
 
 
