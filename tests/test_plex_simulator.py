@@ -392,9 +392,9 @@ async def test_plexapi_sorted_search_uses_meta(sim: PlexSimulator) -> None:
             return [m.ratingKey for m in section.search(sort="addedAt:desc", maxresults=3)]
 
     keys = await in_thread(read)
-    newest = sorted(sim.library.movies(), key=lambda m: (m.added_at, m.id), reverse=True)[:3]
-    assert [m.added_at for m in sim.library.movies() if m.id in keys] != []
-    assert sorted(keys) == sorted(m.id for m in newest)
+    newest = sorted(sim.library.movies(), key=lambda m: m.added_at, reverse=True)[:3]
+    assert keys == [m.id for m in newest]
+    assert any("movie.addedAt:desc" in q.get("sort", "") for _, _, q in sim.requests)
 
 
 async def test_runtime_add_update_delete(sim: PlexSimulator, http: aiohttp.ClientSession) -> None:
