@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, override
@@ -41,7 +41,7 @@ from .plex import (
     ServerInfo,
 )
 from .plex.control import PlayerControl
-from .plex.library import PlexLibrary
+from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary, parse_items
 from .plex.resolve import MediaResolver
 from .plex.search import LibrarySearch
 
@@ -50,6 +50,14 @@ type PlexusConfigEntry = ConfigEntry[PlexusData]
 # Notification types that mean sessions, clients or libraries changed.
 REFRESH_NOTIFICATIONS = frozenset({"timeline", "activity", "status", "transcodeSession.update"})
 PLAYER_STATES = frozenset({"playing", "paused", "buffering"})
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryStats:
+    """Item count and newest item of a library section."""
+
+    count: int
+    last_added: MediaItem | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class PlexusServerData:
     clients: dict[str, PlexClientInfo]
     sessions: list[PlexSession]
     sections: list[LibrarySection]
+    library_stats: dict[str, LibraryStats] = field(default_factory=dict)
 
     def session_for(self, client_id: str) -> PlexSession | None:
         """Return the session playing on a client, if any."""
@@ -119,6 +128,8 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self.control = PlayerControl(api, self.server_identifier)
         self.resolver = MediaResolver(self.library)
         self._search: LibrarySearch | None = None
+        self._library_stats: dict[str, LibraryStats] = {}
+        self._library_stats_stale = True
         self._search_lock = asyncio.Lock()
         self.live: dict[str, LiveState] = {}
         # Per-client listeners: a position or play/pause update touches one entity, not all.
@@ -204,7 +215,37 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         shown = [s for s in playing if not users or s.user in users]
         self._track_clients(listed, playing)
         self._merge_live(shown)
-        return PlexusServerData(info=info, clients=listed, sessions=shown, sections=sections)
+        if self._library_stats_stale:
+            self._library_stats = await self._read_library_stats(sections)
+            self._library_stats_stale = False
+        return PlexusServerData(
+            info=info,
+            clients=listed,
+            sessions=shown,
+            sections=sections,
+            library_stats=self._library_stats,
+        )
+
+    async def _read_library_stats(self, sections: list[LibrarySection]) -> dict[str, LibraryStats]:
+        """Count each section's items (size-only requests) and find its newest item."""
+        stats: dict[str, LibraryStats] = {}
+        for section in sections:
+            item_type = {"show": "episode", "artist": "track"}.get(section.type, section.type)
+            try:
+                _, count = await self.library.section_items(
+                    section.key, start=0, size=0, type_id=PLEX_TYPE_IDS.get(item_type)
+                )
+                newest, _ = parse_items(
+                    await self.api.request(
+                        f"/library/sections/{section.key}/recentlyAdded",
+                        params={"X-Plex-Container-Start": 0, "X-Plex-Container-Size": 1},
+                    )
+                )
+            except PlexError as err:
+                LOGGER.debug("Could not count library %s: %s", section.title, err)
+                continue
+            stats[section.key] = LibraryStats(count, newest[0] if newest else None)
+        return stats
 
     def _track_clients(
         self, listed: dict[str, PlexClientInfo], sessions: list[PlexSession]
@@ -274,12 +315,13 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 return
         elif kind not in REFRESH_NOTIFICATIONS:
             return
-        elif kind == "activity" and not self._search_lock.locked():
+        elif kind == "activity":
             # A library scan or change: read the library again at the next search.
             with contextlib.suppress(KeyError, TypeError):
                 entries = container.get("ActivityNotification") or []
                 if any(e.get("event") == "ended" for e in entries):
                     self._search = None
+                    self._library_stats_stale = True
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )

@@ -1,0 +1,111 @@
+"""plexus.refresh_library and plexus.scan_clients (and the Scan clients button)."""
+
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.plexus.const import DOMAIN
+from tests.conftest import entry_data
+from tests.plex_simulator import PlexSimulator
+
+
+@pytest.fixture
+async def loaded(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
+
+
+def refreshes(sim: PlexSimulator) -> list[str]:
+    return [path for _method, path, _q in sim.requests if path.endswith("/refresh")]
+
+
+async def test_refresh_one_library_and_all(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    await hass.services.async_call(
+        DOMAIN, "refresh_library", {"library_name": "movies"}, blocking=True
+    )
+    assert refreshes(simulator) == ["/library/sections/1/refresh"]
+    await hass.services.async_call(
+        DOMAIN, "refresh_library", {"config_entry_id": loaded.entry_id}, blocking=True
+    )
+    assert len(refreshes(simulator)) == 1 + len(loaded.runtime_data.coordinator.data.sections)
+
+
+async def test_refresh_unknown_library_lists_the_real_ones(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "refresh_library", {"library_name": "Cartoons"}, blocking=True
+        )
+    assert err.value.translation_key == "unknown_library"
+    assert "Movies" in err.value.translation_placeholders["libraries"]
+    assert refreshes(simulator) == []
+
+
+async def test_refresh_while_server_down(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    simulator.set_error(503)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(DOMAIN, "refresh_library", {}, blocking=True)
+    assert err.value.translation_key == "refresh_failed"
+    assert simulator.token not in str(err.value.translation_placeholders)
+
+
+async def test_entry_selection_errors(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """No server, an unknown entry id, and two servers without a choice are clear errors."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
+    assert err.value.translation_key == "no_server"
+    first = MockConfigEntry(
+        domain=DOMAIN, unique_id=simulator.machine_identifier, data=entry_data(simulator)
+    )
+    first.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(first.entry_id)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "scan_clients", {"config_entry_id": "nope"}, blocking=True
+        )
+    assert err.value.translation_key == "no_server"
+    other = PlexSimulator(token="sim-token", clients=1, seed=42)
+    await other.start()
+    try:
+        second = MockConfigEntry(
+            domain=DOMAIN, unique_id=other.machine_identifier, data=entry_data(other)
+        )
+        second.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(second.entry_id)
+        with pytest.raises(ServiceValidationError) as err:
+            await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
+        assert err.value.translation_key == "server_required"
+        await hass.services.async_call(
+            DOMAIN, "scan_clients", {"config_entry_id": second.entry_id}, blocking=True
+        )
+        await hass.config_entries.async_unload(second.entry_id)
+    finally:
+        await other.stop()
+
+
+async def test_scan_clients_service_and_button(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A new client shows up at once after a scan, by service or by button."""
+    first = simulator.add_client("Kitchen Display")
+    await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
+    await hass.async_block_till_done()
+    assert hass.states.get("media_player.kitchen_display").state == "idle"
+    simulator.add_client("Garage TV")
+    await hass.services.async_call(
+        "button", "press", {ATTR_ENTITY_ID: "button.plexus_simulator_scan_clients"}, blocking=True
+    )
+    await hass.async_block_till_done()
+    assert hass.states.get("media_player.garage_tv").state == "idle"
+    assert first.machine_identifier in loaded.runtime_data.coordinator.known_clients
