@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
+import dataclasses
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
@@ -46,6 +47,7 @@ from plexapi.server import PlexServer, SystemAccount
 import pytest
 import requests
 
+from custom_components.plexus.plex import library as plexus_library, parse as plexus_parse
 from tests.plex_simulator import LibraryConfig, PlexSimulator
 
 pytestmark = [pytest.mark.enable_socket, pytest.mark.usefixtures("socket_enabled")]
@@ -1132,7 +1134,50 @@ def test_structure_check_catches_a_missing_attribute() -> None:
 #     ]
 # ================================================================================================
 
-PLEXUS_PARSER_CASES: list[tuple[str, str, Callable[[bytes], Any], Callable[[Any], set[str]]]] = []
+
+def _nonempty_fields(result: Any) -> set[str]:
+    """Names of the model fields filled (non-empty) in any parsed object."""
+    items = result if isinstance(result, list) else [result]
+    filled: set[str] = set()
+    for item in items:
+        if isinstance(item, str):
+            filled.add("name" if item else "")
+            continue
+        for fld in dataclasses.fields(item):
+            if getattr(item, fld.name) not in (None, "", 0, (), frozenset()):
+                filled.add(fld.name)
+    filled.discard("")
+    return filled
+
+
+def _library_items(body: bytes) -> Any:
+    return plexus_library.parse_items(body)[0]
+
+
+PLEXUS_PARSER_CASES: list[tuple[str, str, Callable[[bytes], Any], Callable[[Any], set[str]]]] = [
+    ("ha-core/plex_server_base.xml", "/", plexus_parse.parse_server_info, _nonempty_fields),
+    ("ha-core/plex_server_clients.xml", "/clients", plexus_parse.parse_clients, _nonempty_fields),
+    (
+        "ha-core/plex_server_accounts.xml",
+        "/accounts",
+        plexus_parse.parse_accounts,
+        _nonempty_fields,
+    ),
+    (
+        "ha-core/library_sections.xml",
+        "/library/sections",
+        plexus_parse.parse_sections,
+        _nonempty_fields,
+    ),
+    ("ha-core/session_base.xml", "/status/sessions", plexus_parse.parse_sessions, _nonempty_fields),
+    (
+        "ha-core/library_movies_all.xml",
+        "/library/sections/{movie_section}/all",
+        _library_items,
+        _nonempty_fields,
+    ),
+    ("ha-core/media_1.xml", "/library/metadata/{movie}", _library_items, _nonempty_fields),
+]
 
 
 @pytest.mark.parametrize(
