@@ -15,11 +15,10 @@ The last line printed is one JSON object.
 import argparse
 import asyncio
 import json
+from pathlib import Path
 import random
-import statistics
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +38,6 @@ def typo(rng: random.Random, text: str) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    import custom_components.plexus.const  # noqa: F401 - before HA looks for custom integrations
-    from custom_components.plexus.const import DOMAIN
     from homeassistant import loader
     from homeassistant.core import Event, EventStateChangedData
     from homeassistant.helpers import entity_registry as er
@@ -48,6 +45,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         MockConfigEntry,
         async_test_home_assistant,
     )
+
+    import custom_components.plexus.const  # noqa: F401 - before HA looks for custom integrations
+    from custom_components.plexus.const import DOMAIN
     from tests.conftest import entry_data
     from tests.plex_simulator import LibraryConfig, PlexSimulator
 
@@ -56,7 +56,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         movies=args.movies, shows=400, seasons_per_show=4, episodes_per_season=24, artists=0
     )
     sim = PlexSimulator(
-        token="bench-token", clients=args.clients, seed=5, latency_ms=(20, 60), library=library,
+        token="bench-token",
+        clients=args.clients,
+        seed=5,
+        latency_ms=(20, 60),
+        library=library,
         timeline_interval_s=1.0,
     )
     await sim.start()
@@ -142,9 +146,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for query in queries:
             start = time.perf_counter()
             await hass.services.async_call(
-                "media_player", "search_media",
+                "media_player",
+                "search_media",
                 {"entity_id": entity_id, "search_query": query},
-                blocking=True, return_response=True,
+                blocking=True,
+                return_response=True,
             )
             timings.append((time.perf_counter() - start) * 1000)
         result["search_ms_p50"] = pct(timings, 0.5)
