@@ -4,8 +4,8 @@ Titles are normalised (case-folded, accents removed, punctuation to spaces) and 
 words. Each word is indexed exactly and through its one-letter deletions (the SymSpell idea), so a
 query word one edit (insert, delete, substitute, swap) away from a title word still finds it.
 Words are weighted by rarity (IDF); a hit's score is the matched share of the query's weight,
-with a bonus for matching the whole title. Common words never drive the candidate set on their
-own: they only add to candidates found through rarer words.
+with a bonus for matching the whole title. Candidates come from the rarest query word, narrowed by
+the others, so common words never make a search scan the whole library.
 """
 
 from collections import defaultdict
@@ -18,7 +18,6 @@ from typing import Final
 import unicodedata
 
 _NON_WORD: Final = re.compile(r"[^\w]+|_+")
-_COMMON_LIMIT: Final = 2000
 _FUZZY_WEIGHT: Final = 0.8
 _MIN_FUZZY_LEN: Final = 3
 
@@ -143,44 +142,58 @@ class SearchIndex:
         types: Iterable[str] | None = None,
         year: int | None = None,
     ) -> list[tuple[int, float]]:
-        """Return up to ``limit`` (item id, score 0-1) pairs, best first."""
+        """Return up to ``limit`` (item id, score 0-1) pairs, best first.
+
+        Candidates are the items holding the query's rarest word, narrowed (with C-speed set
+        intersections) by the next rarest words while at least ``limit`` remain; only they are
+        scored, against every query word.
+        """
         words = list(dict.fromkeys(normalise_text(query).split()))
-        if not words or not self._entries:
+        if not words or not self._entries or limit <= 0:
             return []
         type_filter = frozenset(types) if types is not None else None
         total = len(self._entries)
-        per_word: list[tuple[float, dict[str, float]]] = []
+        per_word: list[tuple[float, set[int], set[int]]] = []
+        query_weight = 0.0
         for word in words:
             variants = self._variants(word)
-            size = sum(len(self._postings[v]) for v in variants)
-            idf = math.log(1 + total / (1 + size)) if variants else math.log(1 + total)
-            per_word.append((idf, variants))
-        query_weight = sum(idf for idf, _ in per_word) or 1.0
+            exact = self._postings.get(word, set()) if variants.get(word) == 1.0 else set()
+            fuzzy_sets = [self._postings[v] for v, w in variants.items() if w < 1.0]
+            fuzzy: set[int] = set().union(*fuzzy_sets) - exact if fuzzy_sets else set()
+            idf = math.log(1 + total / (1 + len(exact) + len(fuzzy)))
+            query_weight += idf
+            if exact or fuzzy:
+                per_word.append((idf, exact, fuzzy))
+        if not per_word:
+            return []
+        per_word.sort(key=lambda w: -w[0])
 
-        scores: dict[int, float] = defaultdict(float)
-        common: list[tuple[float, dict[str, float]]] = []
-        for idf, variants in sorted(per_word, key=lambda w: -w[0]):
-            size = sum(len(self._postings[v]) for v in variants)
-            if size > _COMMON_LIMIT and scores:
-                common.append((idf, variants))
-                continue
-            for variant, weight in variants.items():
-                for item_id in self._postings[variant]:
-                    scores[item_id] += idf * weight
-        for idf, variants in common:
-            for item_id in scores:
-                entry_words = self._entries[item_id].words
-                best = max((w for v, w in variants.items() if v in entry_words), default=0.0)
-                scores[item_id] += idf * best
+        def wanted(item_id: int) -> bool:
+            entry = self._entries[item_id]
+            return (type_filter is None or entry.type in type_filter) and (
+                year is None or entry.year == year
+            )
+
+        filtering = type_filter is not None or year is not None
+        candidates = per_word[0][1] | per_word[0][2]
+        if filtering:
+            candidates = {i for i in candidates if wanted(i)}
+        for _, exact, fuzzy in per_word[1:]:
+            narrowed = candidates.intersection(exact) | candidates.intersection(fuzzy)
+            if len(narrowed) < limit:
+                break
+            candidates = narrowed
 
         norm_query = " ".join(words)
         ranked: list[tuple[float, int]] = []
-        for item_id, raw in scores.items():
+        for item_id in candidates:
+            raw = 0.0
+            for idf, exact, fuzzy in per_word:
+                if item_id in exact:
+                    raw += idf
+                elif item_id in fuzzy:
+                    raw += idf * _FUZZY_WEIGHT
             entry = self._entries[item_id]
-            if type_filter is not None and entry.type not in type_filter:
-                continue
-            if year is not None and entry.year != year:
-                continue
             score = raw / query_weight
             # Prefer titles that are mostly the query; an exact title match scores highest.
             extra_words = max(len(entry.words) - len(words), 0)
