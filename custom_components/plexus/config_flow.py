@@ -18,6 +18,9 @@ from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
@@ -35,6 +38,8 @@ from .const import (
     CONF_MONITORED_USERS,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
+    CONF_STALE_MINUTES,
+    DEFAULT_STALE_MINUTES,
     DOMAIN,
     LOGGER,
     PIN_POLL_INTERVAL,
@@ -407,6 +412,18 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
                     SelectSelectorConfig(
                         options=sorted(known_users), multiple=True, custom_value=True
                     )
+                ),
+                vol.Optional(CONF_STALE_MINUTES, default=DEFAULT_STALE_MINUTES): vol.All(
+                    NumberSelector(
+                        NumberSelectorConfig(
+                            min=1,
+                            max=60 * 24 * 30,
+                            step=1,
+                            mode=NumberSelectorMode.BOX,
+                            unit_of_measurement="min",
+                        )
+                    ),
+                    vol.Coerce(int),
                 ),
             }
         )
