@@ -1,6 +1,7 @@
 """Shared fixtures for the Plexus tests."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
@@ -53,3 +54,10 @@ def config_entry(simulator: PlexSimulator) -> MockConfigEntry:
         unique_id=simulator.machine_identifier,
         data=entry_data(simulator),
     )
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait (real time) until check() is true; fail after timeout."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)

@@ -1,7 +1,5 @@
 """Setting up a server entry: device, sensors, push updates, outage and recovery, unload."""
 
-import asyncio
-from collections.abc import Callable
 from datetime import timedelta
 import logging
 
@@ -14,16 +12,10 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.plexus.const import DOMAIN
+from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
 
 ACTIVE = "sensor.plexus_simulator_active_streams"
-
-
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait (real time) until check() is true; fail after timeout."""
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def _setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:

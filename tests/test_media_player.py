@@ -4,8 +4,7 @@ Every control test checks the effect in the simulated client's own record (the i
 took effect on the "device"), not just that a request was sent.
 """
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import timedelta
 import json
 from typing import Any
@@ -47,14 +46,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
-from tests.conftest import entry_data
+from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator, SimulatedClient
-
-
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -1,20 +1,12 @@
 """Server sensors: the entity set (snapshot), session counts, bandwidth and library counts."""
 
-import asyncio
-from collections.abc import Callable
-
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
-
-
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def test_entity_set(
