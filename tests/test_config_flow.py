@@ -261,6 +261,7 @@ async def test_plex_tv_single_server(
     assert result["result"].unique_id == simulator.machine_identifier
     assert result["data"][CONF_URL] == simulator.url
     assert result["data"][CONF_TOKEN] == "sim-token"
+    assert result["data"]["plex_tv_token"] == "plex-tv-token"  # to list the account's players
     # PlexAPI signs in with the PIN's token (and then uses the account's own token).
     user_calls = [r for r in plex_tv.request_history if r.url.startswith(PLEX_TV_USER)]
     assert user_calls[0].headers["X-Plex-Token"] == "plex-tv-token"

@@ -7,6 +7,7 @@ took effect on the "device"), not just that a request was sent.
 from collections.abc import AsyncIterator
 from datetime import timedelta
 import json
+from pathlib import Path
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -409,3 +410,43 @@ async def test_user_deletes_client_device(
     assert not await remove(f"{sim.machine_identifier}-{listed.machine_identifier}")
     assert await remove(f"{sim.machine_identifier}-{gone.machine_identifier}")
     assert gone.machine_identifier not in entry.runtime_data.coordinator.known_clients
+
+
+async def test_plex_tv_players_appear_without_controls(
+    hass: HomeAssistant, sim: PlexSimulator, requests_mock: Any
+) -> None:
+    """Signed in with plex.tv: the account's online players appear even when the server does not
+    list them; plex.tv does not say what they accept, so they offer no controls and are off."""
+    fixtures = Path(__file__).parent / "fixtures" / "ha-core"
+    requests_mock.get(
+        "https://plex.tv/api/v2/user", text=(fixtures / "plextv_account.xml").read_text()
+    )
+    requests_mock.get(
+        "https://plex.tv/api/v2/resources",
+        text=(fixtures / "plextv_resources_one_server.xml").read_text(),
+    )
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=sim.machine_identifier,
+        data=entry_data(sim, plex_tv_token="account-token"),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    entity_id = er.async_get(hass).async_get_entity_id(
+        MP_DOMAIN, DOMAIN, f"{sim.machine_identifier}-player-client_id"
+    )
+    assert entity_id is not None  # "Plex HTPC", the recorded resource with presence="1"
+    state = hass.states.get(entity_id)
+    assert state.state == "off"
+    assert state.attributes["supported_features"] == 0
+    assert state.name == "Plex HTPC"
+    # Players plex.tv reports offline (presence="0") are not added.
+    assert (
+        er.async_get(hass).async_get_entity_id(
+            MP_DOMAIN, DOMAIN, f"{sim.machine_identifier}-player-1234567890-com-plexapp-android"
+        )
+        is None
+    )
+    user_calls = [r for r in requests_mock.request_history if r.url.endswith("/api/v2/user")]
+    assert user_calls[0].headers["X-Plex-Token"] == "account-token"

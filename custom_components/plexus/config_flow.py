@@ -36,6 +36,7 @@ from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_IGNORED_CLIENTS,
     CONF_MONITORED_USERS,
+    CONF_PLEX_TV_TOKEN,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
     CONF_STALE_MINUTES,
@@ -117,7 +118,12 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
             return None, {"base": "unknown"}
 
     async def _async_create_or_update(
-        self, info: ServerInfo, url: str, token: str, verify_ssl: bool
+        self,
+        info: ServerInfo,
+        url: str,
+        token: str,
+        verify_ssl: bool,
+        extra: dict[str, Any] | None = None,
     ) -> ConfigFlowResult:
         await self.async_set_unique_id(info.machine_identifier)
         self._abort_if_unique_id_configured()
@@ -130,7 +136,8 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_SERVER_IDENTIFIER: info.machine_identifier,
                 CONF_SERVER_NAME: info.friendly_name,
                 CONF_CLIENT_IDENTIFIER: self._client_identifier,
-            },
+            }
+            | (extra or {}),
         )
 
     # ------------------------------------------------------------------ user
@@ -258,7 +265,11 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors["base"] = _error_key(err)
             else:
                 return await self._async_create_or_update(
-                    info, url, resource.access_token, verify_ssl=True
+                    info,
+                    url,
+                    resource.access_token,
+                    verify_ssl=True,
+                    extra={CONF_PLEX_TV_TOKEN: self._plex_tv_token},
                 )
         options = [
             SelectOptionDict(value=key, label=server.name) for key, server in self._servers.items()

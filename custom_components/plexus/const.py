@@ -13,6 +13,9 @@ CONF_CLIENT_IDENTIFIER: Final = "client_identifier"
 CONF_IGNORED_CLIENTS: Final = "ignored_clients"
 CONF_MONITORED_USERS: Final = "monitored_users"
 CONF_STALE_MINUTES: Final = "stale_minutes"
+# The plex.tv account token (only for entries added by signing in with plex.tv).
+CONF_PLEX_TV_TOKEN: Final = "plex_tv_token"  # noqa: S105 - a key name, not a secret
+PLEX_TV_PLAYERS_INTERVAL: Final = timedelta(minutes=10)
 DEFAULT_STALE_MINUTES: Final = 24 * 60
 
 # Poll slowly while the websocket pushes changes; faster while it does not, so a server that comes

@@ -22,10 +22,12 @@ from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_IGNORED_CLIENTS,
     CONF_MONITORED_USERS,
+    CONF_PLEX_TV_TOKEN,
     CONF_STALE_MINUTES,
     DEFAULT_STALE_MINUTES,
     DOMAIN,
     LOGGER,
+    PLEX_TV_PLAYERS_INTERVAL,
     POLL_INTERVAL_CONNECTED,
     POLL_INTERVAL_DISCONNECTED,
     REFRESH_COOLDOWN,
@@ -40,6 +42,7 @@ from .plex import (
     PlexSession,
     ServerInfo,
 )
+from .plex.account import account_players
 from .plex.control import PlayerControl
 from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary, parse_items
 from .plex.resolve import MediaResolver
@@ -130,6 +133,8 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self._search: LibrarySearch | None = None
         self._library_stats: dict[str, LibraryStats] = {}
         self._library_stats_stale = True
+        self._plex_tv_players: list[PlexClientInfo] = []
+        self._plex_tv_checked: datetime | None = None
         self._search_lock = asyncio.Lock()
         self.live: dict[str, LiveState] = {}
         # Per-client listeners: a position or play/pause update touches one entity, not all.
@@ -213,6 +218,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         listed = {c.machine_identifier: c for c in clients if c.machine_identifier not in ignored}
         playing = [s for s in sessions if s.player_identifier not in ignored]
         shown = [s for s in playing if not users or s.user in users]
+        await self._read_plex_tv_players()
         self._track_clients(listed, playing)
         self._merge_live(shown)
         if self._library_stats_stale:
@@ -247,11 +253,32 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             stats[section.key] = LibraryStats(count, newest[0] if newest else None)
         return stats
 
+    async def _read_plex_tv_players(self) -> None:
+        """Every 10 minutes, ask plex.tv which of the account's players are online."""
+        token = self.config_entry.data.get(CONF_PLEX_TV_TOKEN)
+        now = dt_util.utcnow()
+        if not token or (
+            self._plex_tv_checked is not None
+            and now - self._plex_tv_checked < PLEX_TV_PLAYERS_INTERVAL
+        ):
+            return
+        self._plex_tv_checked = now
+        try:
+            self._plex_tv_players = await self.hass.async_add_executor_job(
+                account_players, token, self.api.client_identifier
+            )
+        except PlexError as err:
+            LOGGER.debug("plex.tv players not available: %s", err)
+
     def _track_clients(
         self, listed: dict[str, PlexClientInfo], sessions: list[PlexSession]
     ) -> None:
         """Remember every client seen; players that only appear in sessions count too."""
         now = dt_util.utcnow()
+        for player in self._plex_tv_players:
+            if player.machine_identifier not in listed:
+                self.known_clients.setdefault(player.machine_identifier, player)
+                self.last_seen[player.machine_identifier] = now
         for client_id, client in listed.items():
             self.known_clients[client_id] = client
             self.last_seen[client_id] = now

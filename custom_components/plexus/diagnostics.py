@@ -8,10 +8,17 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLIENT_IDENTIFIER
+from .const import CONF_CLIENT_IDENTIFIER, CONF_PLEX_TV_TOKEN
 from .coordinator import PlexusConfigEntry
 
-TO_REDACT = {CONF_TOKEN, CONF_CLIENT_IDENTIFIER, "my_plex_username", "access_token", "user_id"}
+TO_REDACT = {
+    CONF_TOKEN,
+    CONF_PLEX_TV_TOKEN,
+    CONF_CLIENT_IDENTIFIER,
+    "my_plex_username",
+    "access_token",
+    "user_id",
+}
 
 
 def redact_url(url: str) -> str:
