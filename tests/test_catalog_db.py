@@ -329,3 +329,16 @@ def test_existing_v1_database_opens(tmp_path: Path) -> None:
     cat = Catalog(url)
     assert cat.schema_version == 1
     cat.close()
+
+
+def test_interrupted_run_is_marked_failed(catalog: Catalog) -> None:
+    crashed = catalog.begin_import("srv1", "full")
+    crashed._tx.rollback()  # the process died: nothing committed, the run row says "running"
+    crashed._conn.close()
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert run.status == "running"
+    load(catalog, "srv1", [movie("1", "Alien")])
+    first, second = sorted(catalog.import_runs("srv1"), key=lambda r: r.id)
+    assert (first.status, first.error) == ("failed", "interrupted")
+    assert second.status == "success"

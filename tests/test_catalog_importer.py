@@ -741,3 +741,17 @@ def test_http_date() -> None:
     assert _http_date("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
     assert _http_date(None) is None
     assert _http_date("not a date") is None
+
+
+async def test_unreachable_sections_recorded_as_failed(
+    catalog: Catalog, session: ClientSession, plex: FakePlex
+) -> None:
+    generated(plex, movies=2, shows=0)
+    plex.fail = lambda request: 503
+    with pytest.raises(PlexConnectionError):
+        await importer(catalog, session, plex).run("incremental")
+    run = catalog.last_import(plex.machine_identifier)
+    assert run is not None
+    assert (run.status, run.mode) == ("failed", "incremental")
+    assert run.error is not None
+    assert "503" in run.error

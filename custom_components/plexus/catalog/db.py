@@ -282,6 +282,13 @@ class Catalog:
         """Record a running import and open its transaction."""
         with self.engine.begin() as conn:
             server_id = _ensure_server(conn, machine_identifier, name)
+            # Imports of one server never overlap, so a run still marked running was cut short
+            # (Home Assistant stopped or crashed mid-import); its changes were never committed.
+            conn.execute(
+                update(s.import_runs)
+                .where(s.import_runs.c.server_id == server_id, s.import_runs.c.status == "running")
+                .values(status="failed", finished_at=_now(), error="interrupted")
+            )
             run_id = conn.execute(
                 insert(s.import_runs)
                 .values(server_id=server_id, mode=mode, status="running", started_at=_now())
@@ -980,8 +987,11 @@ class ImportWriter:
         self._closed = True
         try:
             self._tx.commit()
-        finally:
+        except BaseException as err:
             self._conn.close()
+            self._record("failed", f"{type(err).__name__}: {err}"[:2000])
+            raise
+        self._conn.close()
         self._record("success", None)
         self.catalog._apply_index_changes(  # noqa: SLF001
             self._index_added, self._index_removed, tracked=self._track_index

@@ -198,14 +198,15 @@ class CatalogImporter:
         ``libraries`` limits the run to sections with these keys or titles.
         """
         request = _Request(mode, frozenset(libraries) if libraries else None)
+        if self._next is not None and self._next_request is not None:
+            # A follow-up run is queued (and has not started): join it.
+            self._next_request = self._next_request.merge(request)
+            return await asyncio.shield(self._next)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._execute(request))
             return await asyncio.shield(self._task)
-        if self._next is None or self._next_request is None:
-            self._next_request = request
-            self._next = asyncio.create_task(self._execute_after(self._task))
-        else:
-            self._next_request = self._next_request.merge(request)
+        self._next_request = request
+        self._next = asyncio.create_task(self._execute_after(self._task))
         return await asyncio.shield(self._next)
 
     async def _execute_after(self, previous: asyncio.Task[ImportResult]) -> ImportResult:
@@ -228,23 +229,23 @@ class CatalogImporter:
         self.runs_started += 1
         started = time.monotonic()
         progress = self.progress = ImportProgress(request.mode)
-        sections = await self._sections()
-        selected = [
-            sec
-            for sec in sections
-            if sec.type in SECTION_ITEM_TYPES
-            and (
-                request.libraries is None
-                or sec.key in request.libraries
-                or sec.title in request.libraries
-            )
-        ]
-        progress.libraries_total = len(selected)
-        self._report()
         writer = await self._run_sync(
             self.catalog.begin_import, self.machine_identifier, request.mode, self.server_name
         )
         try:
+            sections = await self._sections()
+            selected = [
+                sec
+                for sec in sections
+                if sec.type in SECTION_ITEM_TYPES
+                and (
+                    request.libraries is None
+                    or sec.key in request.libraries
+                    or sec.title in request.libraries
+                )
+            ]
+            progress.libraries_total = len(selected)
+            self._report()
             await self._run_sync(writer.sync_libraries, sections)
             for section in selected:
                 progress.library = section.title
