@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
@@ -20,6 +21,14 @@ from tests.plex_simulator import PlexSimulator
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let HA load custom_components/plexus in every test."""
+
+
+@pytest.fixture(autouse=True)
+def catalog_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's catalog is a fresh SQLite file (HA's test config folder is shared)."""
+    path = tmp_path / "plexus_catalog.db"
+    monkeypatch.setattr("custom_components.plexus.catalog_manager.CATALOG_FILE", str(path))
+    return path
 
 
 @pytest.fixture

@@ -378,6 +378,8 @@ async def test_stale_client_removed(
     )
     assert device is None
     assert er.async_get(hass).async_get(entity_id) is None
+    # Moving the clock 31 min also fired the catalog's schedules; unloading stops those imports.
+    assert await hass.config_entries.async_unload(entry.entry_id)
 
 
 async def test_user_deletes_client_device(

@@ -2,10 +2,14 @@
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
+from sqlalchemy.exc import SQLAlchemyError
 
+from .catalog import CatalogError
+from .catalog_manager import CatalogManager
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
 from .services import async_setup_services
@@ -24,7 +28,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     """Connect to a Plex server and set up its entities."""
     coordinator = PlexusCoordinator.from_entry(hass, entry)
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = PlexusData(coordinator=coordinator, api=coordinator.api)
+    catalog = CatalogManager(hass, coordinator)
+    try:
+        await catalog.async_start()
+    except (CatalogError, SQLAlchemyError, ValueError) as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="catalog_unavailable",
+            translation_placeholders={"error": str(err)},
+        ) from err
+    entry.async_on_unload(catalog.async_stop)
+    entry.runtime_data = PlexusData(coordinator=coordinator, api=coordinator.api, catalog=catalog)
 
     info = coordinator.data.info
     dr.async_get(hass).async_get_or_create(

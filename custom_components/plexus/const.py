@@ -18,6 +18,19 @@ CONF_PLEX_TV_TOKEN: Final = "plex_tv_token"  # noqa: S105 - a key name, not a se
 PLEX_TV_PLAYERS_INTERVAL: Final = timedelta(minutes=10)
 DEFAULT_STALE_MINUTES: Final = 24 * 60
 
+# Catalog (library import).
+CONF_DB_URL: Final = "db_url"
+CONF_INCREMENTAL_MINUTES: Final = "incremental_minutes"
+CONF_FULL_HOURS: Final = "full_hours"
+CONF_PATH_MAPPINGS: Final = "path_mappings"
+DEFAULT_INCREMENTAL_MINUTES: Final = 60
+DEFAULT_FULL_HOURS: Final = 24
+CATALOG_FILE: Final = "plexus_catalog.db"
+# Seconds between the server reporting a finished scan and the import it starts.
+SCAN_IMPORT_DELAY: Final = 3.0
+# Seconds after setup before the first (incremental) import.
+FIRST_IMPORT_DELAY: Final = 30.0
+
 # Poll slowly while the websocket pushes changes; faster while it does not, so a server that comes
 # back is noticed within POLL_INTERVAL_DISCONNECTED (< 30 s).
 POLL_INTERVAL_CONNECTED: Final = timedelta(seconds=60)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, override
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
@@ -47,6 +47,9 @@ from .plex.control import PlayerControl
 from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary, parse_items
 from .plex.resolve import MediaResolver
 from .plex.search import LibrarySearch
+
+if TYPE_CHECKING:
+    from .catalog_manager import CatalogManager
 
 type PlexusConfigEntry = ConfigEntry[PlexusData]
 
@@ -95,7 +98,7 @@ class PlexusData:
 
     coordinator: PlexusCoordinator
     api: PlexServerAPI
-    extra: dict[str, Any] = field(default_factory=dict)
+    catalog: CatalogManager | None = None
 
 
 class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
@@ -139,6 +142,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self.live: dict[str, LiveState] = {}
         # Per-client listeners: a position or play/pause update touches one entity, not all.
         self._client_listeners: dict[str, list[Callable[[], None]]] = {}
+        self._scan_listeners: list[Callable[[], None]] = []
         # Every client seen (listed or playing), with the last time it was seen.
         self.known_clients: dict[str, PlexClientInfo] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -349,9 +353,17 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 if any(e.get("event") == "ended" for e in entries):
                     self._search = None
                     self._library_stats_stale = True
+                    for listener in list(self._scan_listeners):
+                        listener()
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )
+
+    @callback
+    def async_add_scan_listener(self, update: Callable[[], None]) -> Callable[[], None]:
+        """Call `update` when the server reports a finished library scan or change."""
+        self._scan_listeners.append(update)
+        return lambda: self._scan_listeners.remove(update)
 
     @callback
     def async_add_client_listener(
