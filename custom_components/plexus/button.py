@@ -5,7 +5,8 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import PlexusConfigEntry
+from .catalog_manager import CatalogManager
+from .coordinator import PlexusConfigEntry, PlexusCoordinator
 from .entity import PlexusServerEntity
 
 PARALLEL_UPDATES = 1
@@ -17,7 +18,10 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the scan-clients button."""
-    async_add_entities([ScanClientsButton(entry.runtime_data.coordinator, "scan_clients")])
+    coordinator = entry.runtime_data.coordinator
+    async_add_entities([ScanClientsButton(coordinator, "scan_clients")])
+    if (catalog := entry.runtime_data.catalog) is not None:
+        async_add_entities([ImportNowButton(coordinator, "import_now", catalog)])
 
 
 class ScanClientsButton(PlexusServerEntity, ButtonEntity):
@@ -29,3 +33,18 @@ class ScanClientsButton(PlexusServerEntity, ButtonEntity):
     async def async_press(self) -> None:
         """Read clients and sessions again."""
         await self.coordinator.async_refresh()
+
+
+class ImportNowButton(PlexusServerEntity, ButtonEntity):
+    """Import the server's libraries into the catalog now (incremental)."""
+
+    _attr_translation_key = "import_now"
+
+    def __init__(self, coordinator: PlexusCoordinator, key: str, catalog: CatalogManager) -> None:
+        """Create the button."""
+        super().__init__(coordinator, key)
+        self.catalog = catalog
+
+    async def async_press(self) -> None:
+        """Run an incremental import (errors are raised to the UI)."""
+        await self.catalog.async_import("incremental")

@@ -32,14 +32,22 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from plexauth import PlexAuth
 import probatio as vol
 
+from .catalog import Catalog, suggest_mappings
+from .catalog_manager import format_path_mappings, parse_path_mappings
 from .const import (
     CONF_CLIENT_IDENTIFIER,
+    CONF_DB_URL,
+    CONF_FULL_HOURS,
     CONF_IGNORED_CLIENTS,
+    CONF_INCREMENTAL_MINUTES,
     CONF_MONITORED_USERS,
+    CONF_PATH_MAPPINGS,
     CONF_PLEX_TV_TOKEN,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
     CONF_STALE_MINUTES,
+    DEFAULT_FULL_HOURS,
+    DEFAULT_INCREMENTAL_MINUTES,
     DEFAULT_STALE_MINUTES,
     DOMAIN,
     LOGGER,
@@ -60,6 +68,26 @@ from .plex.account import account_servers
 from .plex.api import first_reachable
 
 CONF_SERVER = "server"
+CATALOG_OPTIONS = {
+    vol.Optional(CONF_INCREMENTAL_MINUTES, default=DEFAULT_INCREMENTAL_MINUTES): vol.All(
+        NumberSelector(
+            NumberSelectorConfig(
+                min=5, max=24 * 60, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"
+            )
+        ),
+        vol.Coerce(int),
+    ),
+    vol.Optional(CONF_FULL_HOURS, default=DEFAULT_FULL_HOURS): vol.All(
+        NumberSelector(
+            NumberSelectorConfig(
+                min=1, max=24 * 30, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="h"
+            )
+        ),
+        vol.Coerce(int),
+    ),
+    vol.Optional(CONF_PATH_MAPPINGS, default=""): TextSelector(TextSelectorConfig(multiline=True)),
+    vol.Optional(CONF_DB_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD)),
+}
 PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 
@@ -389,9 +417,12 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
     """Preferences of a server entry (saved options reload the entry)."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose clients to ignore and users to monitor."""
+        """Players (ignored clients, monitored users, stale time) and the catalog."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
+            errors = await self._async_validate_catalog(user_input)
+            if not errors:
+                return self.async_create_entry(data=user_input)
         entry: PlexusConfigEntry = self.config_entry
         options = entry.options
         known_clients: dict[str, str] = {}
@@ -440,5 +471,34 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
         )
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, dict(options)),
+            data_schema=self.add_suggested_values_to_schema(
+                schema.extend(CATALOG_OPTIONS), user_input or dict(options)
+            ),
+            errors=errors,
+            description_placeholders={"suggestions": self._mapping_suggestions()},
         )
+
+    def _mapping_suggestions(self) -> str:
+        """Library roots as Plex sees them, in the form the path mappings take."""
+        runtime = getattr(self.config_entry, "runtime_data", None)
+        if runtime is None or runtime.coordinator.data is None:
+            return "-"
+        roots = [loc for s in runtime.coordinator.data.sections for loc in s.locations]
+        suggestions = suggest_mappings(roots, "/media/plex")
+        return format_path_mappings(suggestions) or "-"
+
+    async def _async_validate_catalog(self, user_input: dict[str, Any]) -> dict[str, str]:
+        """Check the path mappings parse and the database URL opens."""
+        try:
+            parse_path_mappings(user_input.get(CONF_PATH_MAPPINGS, ""))
+        except ValueError:
+            return {CONF_PATH_MAPPINGS: "invalid_path_mappings"}
+        url = user_input.get(CONF_DB_URL)
+        if url and url != self.config_entry.options.get(CONF_DB_URL):
+            try:
+                catalog = await self.hass.async_add_executor_job(Catalog, url)
+            except Exception:  # noqa: BLE001 - any failure to open means "cannot use this URL"
+                LOGGER.debug("Catalog database URL rejected", exc_info=False)
+                return {CONF_DB_URL: "invalid_db_url"}
+            await self.hass.async_add_executor_job(catalog.close)
+        return {}

@@ -8,7 +8,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_CLIENT_IDENTIFIER, CONF_PLEX_TV_TOKEN
+from .const import CONF_CLIENT_IDENTIFIER, CONF_DB_URL, CONF_PATH_MAPPINGS, CONF_PLEX_TV_TOKEN
 from .coordinator import PlexusConfigEntry
 
 TO_REDACT = {
@@ -38,10 +38,13 @@ async def async_get_config_entry_diagnostics(
     entry_data = dict(entry.data)
     if CONF_URL in entry_data:
         entry_data[CONF_URL] = redact_url(entry_data[CONF_URL])
+    catalog = entry.runtime_data.catalog
+    catalog_stats = await catalog.async_stats() if catalog is not None else None
     return {
+        "catalog": catalog_stats,
         "entry": {
             "data": async_redact_data(entry_data, TO_REDACT),
-            "options": dict(entry.options),
+            "options": async_redact_data(dict(entry.options), {CONF_DB_URL, CONF_PATH_MAPPINGS}),
         },
         "coordinator": {
             "last_update_success": coordinator.last_update_success,

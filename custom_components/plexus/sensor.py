@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -10,11 +11,12 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import EntityCategory, UnitOfDataRate
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfDataRate
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .catalog_manager import CatalogManager
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusServerData
 from .entity import PlexusServerEntity
 from .plex import LibrarySection
@@ -121,6 +123,10 @@ async def async_setup_entry(
     async_add_entities(
         PlexusLibrarySensor(coordinator, section) for section in coordinator.data.sections
     )
+    if (catalog := entry.runtime_data.catalog) is not None:
+        async_add_entities(
+            CatalogSensor(coordinator, catalog, description) for description in CATALOG_SENSORS
+        )
 
 
 class PlexusServerSensor(PlexusServerEntity, SensorEntity):
@@ -174,3 +180,105 @@ class PlexusLibrarySensor(PlexusServerEntity, SensorEntity):
         item = stats.last_added
         title = f"{item.grandparent_title} - {item.title}" if item.grandparent_title else item.title
         return {"last_added": title, "last_added_rating_key": item.rating_key}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogSensorEntityDescription(SensorEntityDescription):
+    """A catalog sensor and how to read it from the catalog manager."""
+
+    value_fn: Callable[[CatalogManager], StateType | datetime]
+    attrs_fn: Callable[[CatalogManager], dict[str, Any]] = lambda _m: {}
+
+
+def _catalog_count(kind: str) -> Callable[[CatalogManager], StateType]:
+    return lambda manager: manager.counts.get(kind, 0)
+
+
+def _last_import_attrs(manager: CatalogManager) -> dict[str, Any]:
+    run = manager.last_run
+    if run is None:
+        return {}
+    return {
+        "mode": run.mode,
+        "status": run.status,
+        "duration_s": round(run.duration, 1) if run.duration is not None else None,
+        "added": run.counts.added,
+        "updated": run.counts.updated,
+        "removed": run.counts.removed,
+        "error": run.error,
+    }
+
+
+def _progress_attrs(manager: CatalogManager) -> dict[str, Any]:
+    progress = manager.progress
+    if progress is None:
+        return {}
+    return {
+        "mode": progress.mode,
+        "library": progress.library,
+        "libraries_done": progress.libraries_done,
+        "libraries_total": progress.libraries_total,
+        "items_done": progress.items_done,
+        "items_total": progress.items_total,
+    }
+
+
+CATALOG_SENSORS: tuple[CatalogSensorEntityDescription, ...] = (
+    *(
+        CatalogSensorEntityDescription(
+            key=f"catalog_{kind}s",
+            translation_key=f"catalog_{kind}s",
+            state_class=SensorStateClass.TOTAL,
+            value_fn=_catalog_count(kind),
+        )
+        for kind in ("movie", "show", "episode")
+    ),
+    CatalogSensorEntityDescription(
+        key="last_import",
+        translation_key="last_import",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda manager: manager.last_run.finished_at if manager.last_run else None,
+        attrs_fn=_last_import_attrs,
+    ),
+    CatalogSensorEntityDescription(
+        key="import_progress",
+        translation_key="import_progress",
+        native_unit_of_measurement=PERCENTAGE,
+        value_fn=lambda manager: (
+            round(manager.progress.percent, 1) if manager.progress is not None else None
+        ),
+        attrs_fn=_progress_attrs,
+    ),
+)
+
+
+class CatalogSensor(PlexusServerEntity, SensorEntity):
+    """A sensor of the server's catalog (updated by the catalog manager, not the poll)."""
+
+    entity_description: CatalogSensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: PlexusCoordinator,
+        manager: CatalogManager,
+        description: CatalogSensorEntityDescription,
+    ) -> None:
+        """Create the sensor."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+        self.manager = manager
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the catalog manager too."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.manager.async_add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> StateType | datetime:
+        """Return the value."""
+        return self.entity_description.value_fn(self.manager)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return details."""
+        return self.entity_description.attrs_fn(self.manager)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from homeassistant.core import HomeAssistant, ServiceCall, callback
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
+from homeassistant.util.json import JsonValueType
 import probatio as vol
 
+from .catalog import GuidRef
+from .catalog_manager import CatalogManager
 from .const import DOMAIN
 from .coordinator import PlexusConfigEntry
 from .plex import PlexError
@@ -15,9 +24,32 @@ ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
 SERVICE_REFRESH_LIBRARY = "refresh_library"
 SERVICE_SCAN_CLIENTS = "scan_clients"
+SERVICE_IMPORT_LIBRARY = "import_library"
+SERVICE_SEARCH = "search"
+ATTR_MODE = "mode"
+ATTR_LIBRARIES = "libraries"
+ATTR_QUERY = "query"
+ATTR_TYPE = "type"
+ATTR_YEAR = "year"
+ATTR_LIMIT = "limit"
+ITEM_TYPES = ["movie", "show", "season", "episode", "artist", "album", "track"]
 
 ENTRY_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 REFRESH_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_LIBRARY_NAME): cv.string})
+IMPORT_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_MODE, default="incremental"): vol.In(["incremental", "full"]),
+        vol.Optional(ATTR_LIBRARIES): vol.All(cv.ensure_list, [cv.string]),
+    }
+)
+SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
+    {
+        vol.Required(ATTR_QUERY): vol.All(cv.string, vol.Length(min=1)),
+        vol.Optional(ATTR_TYPE): vol.All(cv.ensure_list, [vol.In(ITEM_TYPES)]),
+        vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=2200)),
+        vol.Optional(ATTR_LIMIT, default=10): vol.All(vol.Coerce(int), vol.Range(min=1, max=100)),
+    }
+)
 
 
 def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
@@ -61,6 +93,79 @@ async def _refresh_library(call: ServiceCall) -> None:
         ) from err
 
 
+def _catalog(entry: PlexusConfigEntry) -> CatalogManager:
+    if entry.runtime_data.catalog is None:  # pragma: no cover - every loaded entry has one
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_server")
+    return entry.runtime_data.catalog
+
+
+async def _import_library(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call.hass, call)
+    catalog = _catalog(entry)
+    libraries: list[str] | None = call.data.get(ATTR_LIBRARIES)
+    if libraries:
+        known = {s.title.casefold() for s in entry.runtime_data.coordinator.data.sections} | {
+            s.key for s in entry.runtime_data.coordinator.data.sections
+        }
+        unknown = [name for name in libraries if name.casefold() not in known and name not in known]
+        if unknown:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_library",
+                translation_placeholders={
+                    "server": entry.title,
+                    "library": ", ".join(unknown),
+                    "libraries": ", ".join(
+                        s.title for s in entry.runtime_data.coordinator.data.sections
+                    ),
+                },
+            )
+    result = await catalog.async_import(call.data[ATTR_MODE], libraries)
+    return {
+        "mode": result.mode,
+        "duration_s": round(result.duration, 3),
+        "libraries": list(result.libraries),
+        "counts": dict[str, JsonValueType](result.counts.as_dict()),
+    }
+
+
+async def _search(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call.hass, call)
+    hits = await _catalog(entry).async_search(
+        call.data[ATTR_QUERY],
+        types=call.data.get(ATTR_TYPE),
+        year=call.data.get(ATTR_YEAR),
+        limit=call.data[ATTR_LIMIT],
+    )
+    return {
+        "results": [
+            {
+                "rating_key": hit.item.rating_key,
+                "title": hit.item.title,
+                "year": hit.item.year,
+                "type": hit.item.type,
+                "show": hit.item.grandparent_title,
+                "season": hit.item.season_number,
+                "episode": hit.item.episode_number,
+                "guids": [format_guid_ref(ref) for ref in hit.item.guids],
+                "local_path": hit.item.local_path,
+                "score": hit.score,
+            }
+            for hit in hits
+        ]
+    }
+
+
+def format_guid_ref(ref: GuidRef) -> str:
+    """provider://id (with season/episode numbers for legacy TV forms)."""
+    text = f"{ref.provider}://{ref.id}"
+    if ref.season is not None:
+        text += f"/{ref.season}"
+        if ref.episode is not None:
+            text += f"/{ref.episode}"
+    return text
+
+
 async def _scan_clients(call: ServiceCall) -> None:
     await _entry(call.hass, call).runtime_data.coordinator.async_refresh()
 
@@ -72,3 +177,17 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA
     )
     hass.services.async_register(DOMAIN, SERVICE_SCAN_CLIENTS, _scan_clients, schema=ENTRY_SCHEMA)
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_IMPORT_LIBRARY,
+        _import_library,
+        schema=IMPORT_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_SEARCH,
+        _search,
+        schema=SEARCH_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )
