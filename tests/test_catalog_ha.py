@@ -204,3 +204,36 @@ async def test_diagnostics_include_catalog_stats(
     text = json.dumps(diag)
     assert simulator.token not in text
     assert "/media/movies" not in text  # no local paths beyond the library roots
+
+
+async def test_player_search_uses_the_catalog(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Once imported, search_media answers from the catalog (no library reads from the server),
+    still exact-title-first, article- and year-aware."""
+    simulator.library.add_movie("Dune", year=1984)
+    simulator.library.add_movie("Dune", year=2021)
+    await import_library(hass, mode="full")
+    entity_id = "media_player.living_room_tv"
+
+    def library_reads() -> int:
+        return sum(1 for _m, path, _q in simulator.requests if path.endswith("/all"))
+
+    reads_before = library_reads()
+
+    async def search(query: str) -> list[str]:
+        response = await hass.services.async_call(
+            "media_player",
+            "search_media",
+            {ATTR_ENTITY_ID: entity_id, "search_query": query},
+            blocking=True,
+            return_response=True,
+        )
+        return [item.title for item in response[entity_id].result]
+
+    assert (await search("Dune 2021"))[0] == "Dune (2021)"
+    assert (await search("dune (1984)"))[0] == "Dune (1984)"
+    movie = next(m for m in simulator.library.movies() if m.title.startswith("The "))
+    assert (await search(movie.title[4:]))[0].startswith(movie.title)
+    assert loaded.runtime_data.coordinator._search is None  # the server index was never built
+    assert library_reads() == reads_before

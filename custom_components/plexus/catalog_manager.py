@@ -44,6 +44,8 @@ from .const import (
 )
 from .coordinator import PlexusCoordinator
 from .plex import PlexError
+from .plex.library import MediaItem
+from .plex.search import rank_like_a_person, split_year
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -254,6 +256,35 @@ class CatalogManager:
             lambda: catalog.search(
                 query, machine_identifier=self.server_id, types=types, year=year, limit=limit
             )
+        )
+
+    async def async_search_media(
+        self, query: str, types: set[str] | None, limit: int
+    ) -> list[MediaItem]:
+        """Search like a person names things (year in the query, articles), for players."""
+        text, year = split_year(query)
+        if not text:
+            return []
+        hits = await self.async_search(
+            text, types=sorted(types) if types else None, year=None, limit=max(limit * 4, 20)
+        )
+        return rank_like_a_person(
+            text,
+            year,
+            [
+                (
+                    MediaItem(
+                        rating_key=hit.item.rating_key,
+                        type=hit.item.type,
+                        title=hit.item.title,
+                        year=hit.item.year,
+                        grandparent_title=hit.item.grandparent_title or "",
+                    ),
+                    hit.score,
+                )
+                for hit in hits
+            ],
+            limit,
         )
 
     async def async_stats(self) -> dict[str, Any]:

@@ -469,8 +469,13 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         types: set[str] = set()
         for media_class in query.media_filter_classes or ():
             types.update(SEARCH_CLASSES.get(MediaClass(media_class), ()))
-        search = await self.coordinator.async_search_index()
-        items = search.search(query.search_query, media_types=types or None, limit=10)
+        catalog = self.coordinator.config_entry.runtime_data.catalog
+        if catalog is not None and catalog.counts:
+            # The catalog is already in memory and current to the last import: no server reads.
+            items = await catalog.async_search_media(query.search_query, types or None, limit=10)
+        else:
+            search = await self.coordinator.async_search_index()
+            items = search.search(query.search_query, media_types=types or None, limit=10)
         return SearchMedia(
             result=[
                 BrowseMedia(

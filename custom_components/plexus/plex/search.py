@@ -40,6 +40,23 @@ def split_year(query: str) -> tuple[str, int | None]:
     return query.strip(), None
 
 
+def rank_like_a_person(
+    text: str, year: int | None, hits: list[tuple[MediaItem, float]], limit: int
+) -> list[MediaItem]:
+    """Order index hits: the exact title (articles ignored) first, then the asked year, then score.
+
+    With a year in the query, items of that year come before all others.
+    """
+    wanted = _strip_article(normalise_text(text))
+
+    def rank(hit: tuple[MediaItem, float]) -> tuple[bool, bool, float]:
+        item, score = hit
+        year_match = year is not None and item.year == year
+        return (year_match, _strip_article(normalise_text(item.title)) == wanted, score)
+
+    return [item for item, _ in sorted(hits, key=rank, reverse=True)[:limit]]
+
+
 class LibrarySearch:
     """An in-memory search over one server's library."""
 
@@ -48,7 +65,6 @@ class LibrarySearch:
         self._index = SearchIndex()
         self._items: dict[int, MediaItem] = {}
         self._ids: dict[str, int] = {}
-        self._titles: dict[int, str] = {}
 
     def __len__(self) -> int:
         """Return the number of indexed items."""
@@ -60,7 +76,6 @@ class LibrarySearch:
         extra = (item.grandparent_title,) if item.type == "episode" else ()
         self._index.add(item_id, item.title, item.type, item.year, *extra)
         self._items[item_id] = item
-        self._titles[item_id] = _strip_article(normalise_text(item.title))
 
     def search(
         self, query: str, *, media_types: Iterable[str] | None = None, limit: int = 10
@@ -71,23 +86,9 @@ class LibrarySearch:
             return []
         types = frozenset(media_types) if media_types else None
         hits = self._index.search(text, limit=max(limit * 4, 20), types=types)
-        wanted = _strip_article(normalise_text(text))
-
-        def rank(hit: tuple[int, float]) -> tuple[bool, bool, float]:
-            item_id, score = hit
-            item = self._items[item_id]
-            return (
-                self._titles[item_id] == wanted,
-                year is not None and item.year == year,
-                score,
-            )
-
-        ranked = sorted(hits, key=rank, reverse=True)
-        if year is not None and any(self._items[i].year == year for i, _ in ranked):
-            ranked = [h for h in ranked if self._items[h[0]].year == year] + [
-                h for h in ranked if self._items[h[0]].year != year
-            ]
-        return [self._items[item_id] for item_id, _ in ranked[:limit]]
+        return rank_like_a_person(
+            text, year, [(self._items[item_id], score) for item_id, score in hits], limit
+        )
 
     async def load(self, library: PlexLibrary, sections: Iterable[LibrarySection]) -> None:
         """Read every searchable item of the given sections, page by page."""
