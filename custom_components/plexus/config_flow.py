@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+import secrets
 from typing import Any, override
 from urllib.parse import urlsplit
 import uuid
 
 import aiohttp
 from homeassistant.config_entries import (
+    ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlowWithReload,
+    SubentryFlowResult,
 )
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
@@ -29,6 +35,7 @@ from homeassistant.helpers.selector import (
     TextSelectorType,
 )
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util import slugify
 from plexauth import PlexAuth
 import probatio as vol
 
@@ -38,21 +45,27 @@ from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_DB_URL,
     CONF_FULL_HOURS,
+    CONF_GROUP_NAME,
     CONF_IGNORED_CLIENTS,
     CONF_INCREMENTAL_MINUTES,
+    CONF_MEMBERS,
     CONF_MONITORED_USERS,
     CONF_PATH_MAPPINGS,
     CONF_PLEX_TV_TOKEN,
+    CONF_SECRET,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
     CONF_STALE_MINUTES,
+    CONF_TOPIC,
     DEFAULT_FULL_HOURS,
     DEFAULT_INCREMENTAL_MINUTES,
     DEFAULT_STALE_MINUTES,
+    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
     PIN_POLL_INTERVAL,
     PIN_TIMEOUT,
+    SUBENTRY_SYNC_GROUP,
 )
 from .coordinator import PlexusConfigEntry
 from .plex import (
@@ -406,6 +419,14 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         if self._pin_task is not None and not self._pin_task.done():
             self._pin_task.cancel()
 
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Sync-play groups are subentries of a server."""
+        return {SUBENTRY_SYNC_GROUP: SyncGroupSubentryFlow}
+
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: PlexusConfigEntry) -> PlexusOptionsFlow:
@@ -502,3 +523,134 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
                 return {CONF_DB_URL: "invalid_db_url"}
             await self.hass.async_add_executor_job(catalog.close)
         return {}
+
+
+def _topic_for(name: str) -> str:
+    return f"{DEFAULT_TOPIC_PREFIX}/{slugify(name) or 'group'}"
+
+
+def _valid_topic(topic: str) -> bool:
+    """An MQTT topic to publish under: no wildcards, no empty levels, not too long."""
+    return (
+        0 < len(topic) <= 200
+        and "+" not in topic
+        and "#" not in topic
+        and "" not in topic.split("/")
+    )
+
+
+def _group_schema() -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_GROUP_NAME): TextSelector(),
+            vol.Optional(CONF_TOPIC): TextSelector(),
+            vol.Optional(CONF_SECRET): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.PASSWORD)
+            ),
+            vol.Optional(CONF_MEMBERS, default=[]): EntitySelector(
+                EntitySelectorConfig(domain="media_player", integration=DOMAIN, multiple=True)
+            ),
+        }
+    )
+
+
+class SyncGroupSubentryFlow(ConfigSubentryFlow):
+    """Add or change a sync-play group.
+
+    Homes join the same group by using the same name, topic and secret. The secret is generated
+    when left empty and shown once, to copy to the other homes.
+    """
+
+    def __init__(self) -> None:
+        """Nothing chosen yet."""
+        self._pending: dict[str, Any] = {}
+
+    def _validate(self, user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        name = user_input[CONF_GROUP_NAME].strip()
+        topic = (user_input.get(CONF_TOPIC) or _topic_for(name)).strip().rstrip("/")
+        secret = (user_input.get(CONF_SECRET) or "").strip()
+        errors: dict[str, str] = {}
+        if not name:
+            errors[CONF_GROUP_NAME] = "invalid_name"
+        if not _valid_topic(topic):
+            errors[CONF_TOPIC] = "invalid_topic"
+        if secret and len(secret) < 16:
+            errors[CONF_SECRET] = "secret_too_short"
+        data = {
+            CONF_GROUP_NAME: name,
+            CONF_TOPIC: topic,
+            CONF_SECRET: secret or secrets.token_urlsafe(32),
+            CONF_MEMBERS: list(user_input.get(CONF_MEMBERS, [])),
+        }
+        return data, errors
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Name, topic, secret (empty: generate one) and the local players taking part."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = self._validate(user_input)
+            entry = self._get_entry()
+            if any(
+                sub.unique_id == data[CONF_TOPIC]
+                for sub in entry.subentries.values()
+                if sub.subentry_type == SUBENTRY_SYNC_GROUP
+            ):
+                return self.async_abort(reason="group_exists")
+            if not errors:
+                self._pending = data
+                return await self.async_step_secret()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(_group_schema(), user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_secret(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Show the secret once, to copy to the other homes; then create the group."""
+        if user_input is not None:
+            data = self._pending
+            return self.async_create_entry(
+                title=data[CONF_GROUP_NAME], data=data, unique_id=data[CONF_TOPIC]
+            )
+        return self.async_show_form(
+            step_id="secret",
+            data_schema=vol.Schema({}),
+            description_placeholders={
+                "name": self._pending[CONF_GROUP_NAME],
+                "topic": self._pending[CONF_TOPIC],
+                "secret": self._pending[CONF_SECRET],
+            },
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change members, topic or secret (a new secret must be given to every home)."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = self._validate(
+                {
+                    **user_input,
+                    CONF_SECRET: user_input.get(CONF_SECRET) or subentry.data[CONF_SECRET],
+                }
+            )
+            if not errors:
+                return self.async_update_and_abort(
+                    entry,
+                    subentry,
+                    title=data[CONF_GROUP_NAME],
+                    data=data,
+                    unique_id=data[CONF_TOPIC],
+                )
+        suggested = {k: v for k, v in subentry.data.items() if k != CONF_SECRET}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _group_schema(), user_input or suggested
+            ),
+            errors=errors,
+        )

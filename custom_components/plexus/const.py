@@ -18,6 +18,14 @@ CONF_PLEX_TV_TOKEN: Final = "plex_tv_token"  # noqa: S105 - a key name, not a se
 PLEX_TV_PLAYERS_INTERVAL: Final = timedelta(minutes=10)
 DEFAULT_STALE_MINUTES: Final = 24 * 60
 
+# Sync-play groups (config subentries of a server entry).
+SUBENTRY_SYNC_GROUP: Final = "sync_group"
+CONF_GROUP_NAME: Final = "name"
+CONF_TOPIC: Final = "topic"
+CONF_SECRET: Final = "secret"  # noqa: S105 - a key name, not a secret
+CONF_MEMBERS: Final = "members"
+DEFAULT_TOPIC_PREFIX: Final = "plexus/sync"
+
 # Catalog (library import).
 CONF_DB_URL: Final = "db_url"
 CONF_INCREMENTAL_MINUTES: Final = "incremental_minutes"
