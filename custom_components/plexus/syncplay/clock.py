@@ -1,0 +1,72 @@
+"""NTP-style clock offset estimation between instances (four timestamps per sample)."""
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+MAX_SAMPLES: Final = 16
+BEST_SAMPLES: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSample:
+    """One request/response exchange.
+
+    t0: request sent (our clock), t1: request received (peer clock),
+    t2: response sent (peer clock), t3: response received (our clock).
+    """
+
+    t0: float
+    t1: float
+    t2: float
+    t3: float
+
+    @property
+    def offset(self) -> float:
+        """Peer clock minus ours, in seconds (error at most delay / 2)."""
+        return ((self.t1 - self.t0) + (self.t2 - self.t3)) / 2.0
+
+    @property
+    def delay(self) -> float:
+        """Round trip minus the peer's processing time, in seconds."""
+        return max(0.0, (self.t3 - self.t0) - (self.t2 - self.t1))
+
+
+class OffsetEstimator:
+    """Keep recent samples; the estimate comes from the lowest-delay ones."""
+
+    def __init__(self, max_samples: int = MAX_SAMPLES, best: int = BEST_SAMPLES) -> None:
+        """Keep up to `max_samples`, estimate from the `best` lowest-delay ones."""
+        self._samples: deque[ClockSample] = deque(maxlen=max_samples)
+        self._best = best
+
+    def add(self, sample: ClockSample) -> None:
+        """Add a sample (a negative round trip is impossible and ignored)."""
+        if sample.t3 >= sample.t0 and sample.t2 >= sample.t1:
+            self._samples.append(sample)
+
+    def clear(self) -> None:
+        """Forget every sample (after a clock jump)."""
+        self._samples.clear()
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return len(self._samples)
+
+    def _best_samples(self) -> list[ClockSample]:
+        return sorted(self._samples, key=lambda s: s.delay)[: self._best]
+
+    @property
+    def offset(self) -> float | None:
+        """Median offset of the lowest-delay samples, seconds; None without samples."""
+        best = self._best_samples()
+        if not best:
+            return None
+        offsets = sorted(s.offset for s in best)
+        return offsets[len(offsets) // 2]
+
+    @property
+    def delay(self) -> float | None:
+        """Lowest round trip seen, seconds."""
+        best = self._best_samples()
+        return best[0].delay if best else None

@@ -1,0 +1,132 @@
+"""Sync-play clock math (NTP four timestamps), latency tracking and small engine parts."""
+
+import asyncio
+from typing import Any
+
+from hypothesis import given, strategies as st
+import pytest
+
+from custom_components.plexus.syncplay import (
+    ClockSample,
+    LatencyTracker,
+    LocalBus,
+    MediaRef,
+    OffsetEstimator,
+    PlayerSnapshot,
+    SyncConfig,
+    SystemClock,
+    topic_matches,
+)
+
+seconds = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)
+
+
+def exchange(offset: float, t0: float, up: float, down: float, work: float) -> ClockSample:
+    t1 = t0 + up + offset
+    t2 = t1 + work
+    return ClockSample(t0, t1, t2, t2 - offset + down)
+
+
+@given(
+    offset=st.floats(min_value=-10.0, max_value=10.0, allow_nan=False),
+    t0=st.floats(min_value=1e9, max_value=2e9, allow_nan=False),
+    up=seconds,
+    down=seconds,
+    work=seconds,
+)
+def test_sample_offset_error_is_at_most_half_the_delay(
+    offset: float, t0: float, up: float, down: float, work: float
+) -> None:
+    sample = exchange(offset, t0, up, down, work)
+    assert sample.delay == pytest.approx(up + down, abs=1e-5)
+    assert abs(sample.offset - offset) <= sample.delay / 2 + 1e-5
+    if up == down:
+        assert sample.offset == pytest.approx(offset, abs=1e-5)
+
+
+@given(
+    offset=st.floats(min_value=-5.0, max_value=5.0, allow_nan=False),
+    delays=st.lists(st.tuples(seconds, seconds), min_size=1, max_size=20),
+)
+def test_estimator_keeps_the_lowest_delay_samples(
+    offset: float, delays: list[tuple[float, float]]
+) -> None:
+    estimator = OffsetEstimator()
+    t0 = 1.7e9
+    for up, down in delays:
+        estimator.add(exchange(offset, t0, up, down, 0.001))
+        t0 += 1
+    kept = delays[-16:]
+    best = sorted(up + down for up, down in kept)[:3]
+    estimate = estimator.offset
+    assert estimate is not None
+    assert abs(estimate - offset) <= max(best) / 2 + 1e-5
+    assert estimator.delay == pytest.approx(best[0], abs=1e-5)
+
+
+def test_estimator_ignores_impossible_samples_and_clears() -> None:
+    estimator = OffsetEstimator()
+    assert estimator.offset is None
+    assert estimator.delay is None
+    estimator.add(ClockSample(10.0, 5.0, 6.0, 9.0))  # answer before question
+    assert len(estimator) == 0
+    estimator.add(ClockSample(10.0, 15.0, 15.1, 10.3))
+    assert estimator.offset == pytest.approx(4.9)
+    estimator.clear()
+    assert estimator.offset is None
+
+
+def test_latency_tracker() -> None:
+    tracker = LatencyTracker(0.2)
+    assert tracker.estimate("play") == 0.2
+    assert not tracker.measured
+    for value in (0.05, 0.07, 0.06, 5.0):
+        tracker.add("seek", value)
+    tracker.add("pause", -1.0)
+    assert tracker.measured
+    assert tracker.estimate("seek") == pytest.approx(0.065)
+    assert tracker.estimate("pause") == 0.0
+    assert tracker.estimate("play") == pytest.approx(0.06)
+    assert tracker.estimate() == pytest.approx(0.06)
+
+
+def test_topic_matching() -> None:
+    assert topic_matches("a/#", "a/b/c")
+    assert topic_matches("a/+/c", "a/b/c")
+    assert not topic_matches("a/+", "a/b/c")
+    assert not topic_matches("a/b/c", "a/b")
+    assert topic_matches("a/b", "a/b")
+
+
+async def test_local_bus_delivers_later_and_unsubscribes() -> None:
+    bus = LocalBus()
+    got: list[tuple[str, bytes]] = []
+    unsubscribe = await bus.subscribe("x/#", lambda topic, payload: got.append((topic, payload)))
+    await bus.publish("x/y", b"1")
+    await bus.publish("z", b"2")
+    assert got == []
+    await asyncio.sleep(0)
+    assert got == [("x/y", b"1")]
+    unsubscribe()
+    unsubscribe()
+    await bus.publish("x/y", b"3")
+    await asyncio.sleep(0)
+    assert got == [("x/y", b"1")]
+
+
+def test_small_types() -> None:
+    clock = SystemClock()
+    assert clock.now() > 1e9
+    assert clock.monotonic() >= 0
+    snapshot = PlayerSnapshot("playing", "1", 1000.0, 10.0)
+    assert snapshot.position_at(11.0) == 2000.0
+    assert PlayerSnapshot("paused", "1", 1000.0, 10.0).position_at(11.0) == 1000.0
+    ref = MediaRef("5", "episode", "plex://episode/x", "Pilot", 2001)
+    assert MediaRef.from_dict(ref.as_dict()) == ref
+    data: Any = {"rating_key": "5", "year": "x", "guid": 3}
+    assert MediaRef.from_dict(data) == MediaRef("5")
+    with pytest.raises(ValueError):
+        MediaRef.from_dict({"rating_key": 5})
+    config = SyncConfig("den", "s", "i", "home")
+    assert config.base_topic == "plexus/sync/den"
+    assert SyncConfig("den", "s", "i", "home", base_topic="x/y/").base_topic == "x/y"

@@ -1,0 +1,356 @@
+"""Sync-play engine over the in-process bus with fake players: lifecycle, membership, clocks."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+import time
+from typing import Any
+
+import pytest
+
+from custom_components.plexus.syncplay import (
+    LocalBus,
+    MediaRef,
+    MessageCodec,
+    NotRunningError,
+    PlayerSnapshot,
+    SyncConfig,
+    SyncEngine,
+)
+from custom_components.plexus.syncplay.interfaces import MessageCallback, PlayerStateName
+
+SECRET = "local-secret"
+
+
+class OffsetClock:
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FakePlayer:
+    """Effects land `delay` seconds after each command."""
+
+    def __init__(self, player_id: str, delay: float = 0.03) -> None:
+        self.player_id = player_id
+        self.name = player_id.title()
+        self.capabilities = ("playback", "timeline")
+        self.delay = delay
+        self.fail = False
+        self.snapshot = PlayerSnapshot("stopped", None, 0.0, time.monotonic())
+        self.commands: list[str] = []
+        self._listeners: list[Callable[[PlayerSnapshot], None]] = []
+
+    def add_listener(self, callback: Callable[[PlayerSnapshot], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def set(
+        self, state: PlayerStateName, key: str | None = None, position: float | None = None
+    ) -> None:
+        now = time.monotonic()
+        self.snapshot = PlayerSnapshot(
+            state,
+            key if key is not None else self.snapshot.media_key,
+            self.snapshot.position_at(now) if position is None else position,
+            now,
+        )
+        for callback in list(self._listeners):
+            callback(self.snapshot)
+
+    def _later(self, *args: Any) -> None:
+        asyncio.get_running_loop().call_later(self.delay, self.set, *args)
+
+    async def _command(self, name: str) -> None:
+        if self.fail:
+            raise RuntimeError(f"{self.name} refused {name}")
+        self.commands.append(name)
+
+    async def play_media(self, media: MediaRef, media_key: str, offset_ms: int) -> None:
+        await self._command("play_media")
+        self._later("playing", media_key, offset_ms)
+
+    async def seek(self, position_ms: int) -> None:
+        await self._command("seek")
+        self._later(self.snapshot.state, None, position_ms)
+
+    async def pause(self) -> None:
+        await self._command("pause")
+        self._later("paused")
+
+    async def play(self) -> None:
+        await self._command("play")
+        self._later("playing")
+
+    async def stop(self) -> None:
+        await self._command("stop")
+        self._later("stopped")
+
+
+class CuttableBus:
+    """A LocalBus view that can go silent (a home losing its connection without a goodbye)."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        self.bus = bus
+        self.cut = False
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        if not self.cut:
+            await self.bus.publish(topic, payload)
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Callable[[], None]:
+        def deliver(topic: str, payload: bytes) -> None:
+            if not self.cut:
+                callback(topic, payload)
+
+        return await self.bus.subscribe(topic_filter, deliver)
+
+
+class Node:
+    def __init__(self, name: str, offset: float, bus: LocalBus, **options: Any) -> None:
+        self.clock = OffsetClock(offset)
+        self.transport = CuttableBus(bus)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.updates = 0
+        options = {"heartbeat_s": 0.2, "status_interval_s": 0.2, "calibration_rounds": 0} | options
+        self.engine = SyncEngine(
+            SyncConfig("den", SECRET, name, name.upper(), **options),
+            self.clock,
+            self.transport,
+            on_event=lambda kind, data: self.events.append((kind, data)),
+            on_update=self._updated,
+        )
+        self.players = [FakePlayer(f"{name}-tv"), FakePlayer(f"{name}-pc", 0.05)]
+        for player in self.players:
+            self.engine.add_member(player)
+
+    def _updated(self) -> None:
+        self.updates += 1
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.events]
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[tuple[Node, Node]]:
+    bus = LocalBus()
+    a, b = Node("a", 2.0, bus), Node("b", -2.0, bus)
+    await a.engine.start()
+    await b.engine.start()
+    await wait_for(lambda: a.engine.state.homes == 2 and b.engine.state.homes == 2)
+    await wait_for(lambda: a.engine.clock_offset("b") is not None)
+    await wait_for(lambda: b.engine.clock_offset("a") is not None)
+    yield a, b
+    await a.engine.shutdown()
+    await b.engine.shutdown()
+
+
+def spread(*nodes: Node) -> float:
+    positions = [p.snapshot.position_ms for n in nodes for p in n.players]
+    return max(positions) - min(positions)
+
+
+def states(*nodes: Node) -> set[str]:
+    return {p.snapshot.state for n in nodes for p in n.players}
+
+
+async def test_lifecycle_and_membership(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    offset = a.engine.clock_offset("b")
+    assert offset is not None
+    assert abs(offset + 4.0) < 0.01
+    assert a.engine.clock_offset("a") == 0.0
+    assert a.engine.clock_offset("nobody") is None
+    state = a.engine.state
+    assert state.state == "idle"
+    assert not state.in_sync
+    assert len(state.members) == 4
+    remote = next(m for m in state.members if not m.local)
+    assert remote.home == "B"
+    assert remote.name
+    assert remote.capabilities == ("playback", "timeline")
+    assert state.clock_offset_ms == 0.0  # the reference is "a" itself (lowest id, no leader)
+    assert b.engine.state.clock_offset_ms == pytest.approx(-4000.0, abs=10)
+
+    result = await a.engine.play(MediaRef("7"), 1000)
+    assert result.failed == {}
+    await wait_for(lambda: states(a, b) == {"playing"})
+    await wait_for(lambda: b.engine.state.state == "playing")
+    assert b.engine.state.clock_offset_ms == pytest.approx(-4000.0, abs=10)
+    assert a.engine.latency("a-tv") > 0
+
+    extra = FakePlayer("b-phone")
+    b.engine.add_member(extra)
+    b.engine.add_member(extra)  # twice: no change
+    await wait_for(lambda: len(a.engine.state.members) == 5)
+    b.engine.remove_member("b-phone")
+    b.engine.remove_member("b-phone")
+    await wait_for(lambda: len(a.engine.state.members) == 4)
+    assert a.kinds().count("member_left") == 1
+    assert a.updates > 0
+
+    await a.engine.start()  # already running: nothing happens
+    await b.engine.reconnected()
+    await a.engine.stop()
+    await wait_for(lambda: states(a, b) == {"stopped"})
+    await wait_for(lambda: b.engine.state.state == "idle")
+
+    await b.engine.shutdown()
+    await wait_for(lambda: a.engine.state.homes == 1)
+    assert not b.engine.running
+    with pytest.raises(NotRunningError):
+        await b.engine.pause()
+    await b.engine.reconnected()  # not running: ignored
+
+
+async def test_silent_home_expires_and_comes_back() -> None:
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, heartbeat_s=0.1, expire_after_s=0.4)
+    b = Node("b", 1.0, bus, heartbeat_s=0.1, expire_after_s=0.4)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2)
+        b.transport.cut = True
+        await wait_for(lambda: a.engine.state.homes == 1, 3)
+        assert a.kinds().count("member_left") == 2
+        b.transport.cut = False
+        await wait_for(lambda: a.engine.state.homes == 2, 3)
+        assert a.kinds().count("member_joined") == 6  # two local at start, two remote twice
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+
+
+async def test_clock_jump_triggers_a_resync(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    a.clock.offset += 3.0
+    a.engine._check_clock_jump()
+    assert "clock_jump" in a.kinds()
+
+    def resynced(node: Node, peer: str, truth: float) -> bool:
+        offset = node.engine.clock_offset(peer)
+        return offset is not None and abs(offset - truth) < 0.01
+
+    await wait_for(lambda: resynced(b, "a", 7.0) and resynced(a, "b", -7.0))
+
+
+async def test_bad_bodies_are_counted_not_acted_on(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    forger = MessageCodec("den", SECRET, "c", OffsetClock(0.0))
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("prepare", {"cid": "c:1", "gen": 5, "position_ms": 0}),
+        ("prepare", {"cid": "c:1", "gen": 5, "media": {"rating_key": "1"}}),
+        ("start", {"cid": "c:1", "gen": 5, "position_ms": 0}),
+        ("start", {"cid": "c:1", "gen": 5, "at": 1.0, "position_ms": 0, "media": 3}),
+        ("seek", {"cid": 1, "gen": 5}),
+        ("hello", {"home": "C", "session": {"gen": 1}}),
+        ("time_req", {}),
+    ]
+    for kind, body in bodies:
+        await a.transport.publish("plexus/sync/den/all", forger.encode(kind, body))
+    await wait_for(lambda: b.engine.codec.dropped["malformed"] == len(bodies))
+    await a.transport.publish("plexus/sync/den/all", forger.encode("whatever", {}))
+    await a.transport.publish("plexus/sync/den/to/zz", forger.encode("stop", {}, to="zz"))
+    await asyncio.sleep(0.05)
+    assert b.engine.codec.dropped["malformed"] == len(bodies)
+    assert states(a, b) == {"stopped"}
+
+
+async def test_a_failing_player_is_reported_and_the_rest_go_on(
+    nodes: tuple[Node, Node],
+) -> None:
+    a, b = nodes
+    b.players[0].fail = True
+    result = await a.engine.play(MediaRef("7"), 0)
+    assert set(result.failed) == {"b/b-tv"}
+    await wait_for(lambda: {p.snapshot.state for p in [*a.players, b.players[1]]} == {"playing"})
+    assert b.players[0].snapshot.state == "stopped"
+    assert "member_failed" in b.kinds()
+    b.players[0].fail = False
+
+
+async def test_unresolvable_media_and_pause_resume_seek(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+
+    async def resolve(media: MediaRef) -> str | None:
+        return None if media.rating_key == "404" else f"local-{media.rating_key}"
+
+    b.engine._resolve_media = resolve
+    result = await a.engine.play(MediaRef("404"), 0)
+    assert set(result.failed) == {"b/b-tv", "b/b-pc"}
+    await a.engine.stop()
+    await wait_for(lambda: states(a, b) == {"stopped"})
+
+    await b.engine.play(MediaRef("9"), 5000)
+    await wait_for(lambda: states(a, b) == {"playing"})
+    assert {p.snapshot.media_key for p in b.players} == {"local-9"}
+    await a.engine.pause()
+    await wait_for(lambda: states(a, b) == {"paused"})
+    await wait_for(lambda: spread(a, b) < 2)
+    await b.engine.seek(60_000)
+    await wait_for(lambda: {p.snapshot.position_ms for n in (a, b) for p in n.players} == {60_000})
+    assert a.engine.state.state == "paused"
+    await b.engine.resume()
+    await wait_for(lambda: states(a, b) == {"playing"})
+    await wait_for(lambda: a.engine.state.in_sync)
+
+
+async def test_without_waiting_a_buffering_member_is_resynced() -> None:
+    bus = LocalBus()
+    a = Node("a", 0.3, bus, wait_for_buffering=False, drift_check_interval_s=0.3)
+    b = Node("b", -0.3, bus, wait_for_buffering=False, drift_check_interval_s=0.3)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+        await a.engine.play(MediaRef("1"), 0)
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await asyncio.sleep(1.0)
+        player = b.players[0]
+        player.set("buffering")
+        await asyncio.sleep(0.5)
+        assert a.engine.state.state == "playing"
+        player.set("playing")
+        await wait_for(lambda: "drift_corrected" in b.kinds(), 3)
+        await wait_for(lambda: b.engine.state.in_sync, 3)
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+
+
+async def test_follow_mode_propagates_a_remote_seek_and_resume() -> None:
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, follow=True)
+    b = Node("b", 1.5, bus, follow=True)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+        await a.engine.play(MediaRef("1"), 0)
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await asyncio.sleep(1.0)
+        b.players[1].set("playing", None, 600_000)  # someone seeks on the remote
+        await wait_for(lambda: "seeked" in a.kinds(), 3)
+        await wait_for(
+            lambda: all(p.snapshot.position_at(time.monotonic()) > 590_000 for p in a.players), 3
+        )
+        await a.engine.pause()
+        await wait_for(lambda: states(a, b) == {"paused"})
+        await asyncio.sleep(1.0)
+        b.players[0].set("playing")  # the play button on the remote
+        await wait_for(lambda: "resumed" in a.kinds(), 3)
+        await wait_for(lambda: states(a, b) == {"playing"})
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
