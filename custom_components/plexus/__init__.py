@@ -13,8 +13,14 @@ from .catalog_manager import CatalogManager
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
 from .services import async_setup_services
+from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
 
-PLATFORMS: list[Platform] = [Platform.BUTTON, Platform.MEDIA_PLAYER, Platform.SENSOR]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.MEDIA_PLAYER,
+    Platform.SENSOR,
+]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
@@ -38,7 +44,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
             translation_placeholders={"error": str(err)},
         ) from err
     entry.async_on_unload(catalog.async_stop)
-    entry.runtime_data = PlexusData(coordinator=coordinator, api=coordinator.api, catalog=catalog)
+    sync_groups = await async_create_sync_groups(hass, entry, coordinator)
+    entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
+    entry.runtime_data = PlexusData(
+        coordinator=coordinator, api=coordinator.api, catalog=catalog, sync_groups=sync_groups
+    )
 
     info = coordinator.data.info
     dr.async_get(hass).async_get_or_create(
@@ -51,6 +61,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
         configuration_url=f"{coordinator.api.url}/web",
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await async_start_sync_groups(hass, coordinator, sync_groups)
     coordinator.async_start_push()
     return True
 

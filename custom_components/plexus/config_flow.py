@@ -611,6 +611,8 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
         """Show the secret once, to copy to the other homes; then create the group."""
         if user_input is not None:
             data = self._pending
+            # Start the group's engine: reload the server entry once the subentry is stored.
+            self.hass.config_entries.async_schedule_reload(self._get_entry().entry_id)
             return self.async_create_entry(
                 title=data[CONF_GROUP_NAME], data=data, unique_id=data[CONF_TOPIC]
             )
@@ -639,7 +641,7 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
                 }
             )
             if not errors:
-                return self.async_update_and_abort(
+                return self.async_update_reload_and_abort(
                     entry,
                     subentry,
                     title=data[CONF_GROUP_NAME],

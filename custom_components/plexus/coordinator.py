@@ -50,6 +50,7 @@ from .plex.search import LibrarySearch
 
 if TYPE_CHECKING:
     from .catalog_manager import CatalogManager
+    from .sync import SyncGroup
 
 type PlexusConfigEntry = ConfigEntry[PlexusData]
 
@@ -99,6 +100,7 @@ class PlexusData:
     coordinator: PlexusCoordinator
     api: PlexServerAPI
     catalog: CatalogManager | None = None
+    sync_groups: dict[str, SyncGroup] = field(default_factory=dict)
 
 
 class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
@@ -143,6 +145,9 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         # Per-client listeners: a position or play/pause update touches one entity, not all.
         self._client_listeners: dict[str, list[Callable[[], None]]] = {}
         self._scan_listeners: list[Callable[[], None]] = []
+        self._notification_listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # Sync-group entities, per group subentry: called when the group's state changes.
+        self.sync_listeners: dict[str, list[Callable[[], None]]] = {}
         # Every client seen (listed or playing), with the last time it was seen.
         self.known_clients: dict[str, PlexClientInfo] = {}
         self.last_seen: dict[str, datetime] = {}
@@ -337,6 +342,8 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
     @callback
     def _on_notification(self, kind: str, container: dict[str, Any]) -> None:
         self.notifications += 1
+        for notify in list(self._notification_listeners):
+            notify(kind, container)
         if kind == "playing":
             changed: set[str] = set()
             if self._apply_playing(container.get("PlaySessionStateNotification"), changed):
@@ -358,6 +365,14 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )
+
+    @callback
+    def async_add_notification_listener(
+        self, listener: Callable[[str, dict[str, Any]], None]
+    ) -> Callable[[], None]:
+        """Hand every websocket notification to `listener` (sync-play members use this)."""
+        self._notification_listeners.append(listener)
+        return lambda: self._notification_listeners.remove(listener)
 
     @callback
     def async_add_scan_listener(self, update: Callable[[], None]) -> Callable[[], None]:

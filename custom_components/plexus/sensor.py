@@ -11,7 +11,7 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfDataRate
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfDataRate, UnitOfTime
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
@@ -20,6 +20,9 @@ from .catalog_manager import CatalogManager
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusServerData
 from .entity import PlexusServerEntity
 from .plex import LibrarySection
+from .sync import SyncGroup
+from .sync_entity import SyncGroupEntity
+from .syncplay import GroupState
 
 PARALLEL_UPDATES = 0
 
@@ -126,6 +129,11 @@ async def async_setup_entry(
     if (catalog := entry.runtime_data.catalog) is not None:
         async_add_entities(
             CatalogSensor(coordinator, catalog, description) for description in CATALOG_SENSORS
+        )
+    for group in entry.runtime_data.sync_groups.values():
+        async_add_entities(
+            (SyncGroupSensor(coordinator, group, description) for description in SYNC_SENSORS),
+            config_subentry_id=group.subentry_id,
         )
 
 
@@ -282,3 +290,97 @@ class CatalogSensor(PlexusServerEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return details."""
         return self.entity_description.attrs_fn(self.manager)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncSensorEntityDescription(SensorEntityDescription):
+    """A sensor of a sync-play group."""
+
+    value_fn: Callable[[GroupState], StateType]
+    attrs_fn: Callable[[GroupState], dict[str, Any]] = lambda _s: {}
+
+
+def _members_attrs(state: GroupState) -> dict[str, Any]:
+    return {
+        "members": [
+            {
+                "name": m.name,
+                "home": m.home,
+                "local": m.local,
+                "state": m.state,
+                "latency_ms": m.latency_ms,
+                "clock_offset_ms": m.clock_offset_ms,
+                "drift_ms": m.drift_ms,
+            }
+            for m in state.members
+        ],
+        "homes": state.homes,
+        "leader": state.leader,
+    }
+
+
+SYNC_SENSORS: tuple[SyncSensorEntityDescription, ...] = (
+    SyncSensorEntityDescription(
+        key="sync_state",
+        translation_key="sync_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=["idle", "preparing", "playing", "paused", "waiting"],
+        value_fn=lambda state: state.state,
+        attrs_fn=lambda state: {
+            "media": state.media.title or state.media.rating_key if state.media else None
+        },
+    ),
+    SyncSensorEntityDescription(
+        key="sync_members",
+        translation_key="sync_members",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: len(state.members),
+        attrs_fn=_members_attrs,
+    ),
+    SyncSensorEntityDescription(
+        key="sync_largest_drift",
+        translation_key="sync_largest_drift",
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        device_class=SensorDeviceClass.DURATION,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: (
+            round(state.largest_drift_ms) if state.largest_drift_ms is not None else None
+        ),
+    ),
+    SyncSensorEntityDescription(
+        key="sync_clock_offset",
+        translation_key="sync_clock_offset",
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        device_class=SensorDeviceClass.DURATION,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: (
+            round(state.clock_offset_ms, 1) if state.clock_offset_ms is not None else None
+        ),
+    ),
+)
+
+
+class SyncGroupSensor(SyncGroupEntity, SensorEntity):
+    """A sensor of a sync-play group."""
+
+    entity_description: SyncSensorEntityDescription
+
+    def __init__(
+        self,
+        coordinator: PlexusCoordinator,
+        group: SyncGroup,
+        description: SyncSensorEntityDescription,
+    ) -> None:
+        """Create the sensor."""
+        super().__init__(coordinator, group, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the value."""
+        return self.entity_description.value_fn(self.group_state)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return details."""
+        return self.entity_description.attrs_fn(self.group_state)

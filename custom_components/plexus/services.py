@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -19,6 +23,8 @@ from .catalog_manager import CatalogManager
 from .const import DOMAIN
 from .coordinator import PlexusConfigEntry
 from .plex import PlexError
+from .sync import SyncGroup
+from .syncplay import CommandResult, MediaRef, NothingPlayingError, SyncError
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
@@ -166,6 +172,131 @@ def format_guid_ref(ref: GuidRef) -> str:
     return text
 
 
+ATTR_GROUP = "group"
+ATTR_MEDIA = "media"
+ATTR_POSITION = "position"
+SYNC_TARGET_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_GROUP): cv.string,
+        vol.Optional(ATTR_ENTITY_ID): cv.entity_ids,
+    }
+)
+SYNC_PLAY_SCHEMA = SYNC_TARGET_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_MEDIA): cv.string,
+        vol.Optional(ATTR_POSITION): vol.All(vol.Coerce(float), vol.Range(min=0)),
+    }
+)
+SYNC_SEEK_SCHEMA = SYNC_TARGET_SCHEMA.extend(
+    {vol.Required(ATTR_POSITION): vol.All(vol.Coerce(float), vol.Range(min=0))}
+)
+type SyncCommand = Callable[[SyncGroup], Awaitable[CommandResult]]
+SYNC_COMMANDS: dict[str, SyncCommand] = {
+    "sync_pause": lambda group: group.engine.pause(),
+    "sync_resume": lambda group: group.engine.resume(),
+    "sync_stop": lambda group: group.engine.stop(),
+}
+
+
+def _sync_group(hass: HomeAssistant, call: ServiceCall) -> tuple[PlexusConfigEntry, SyncGroup]:
+    """The group a sync service targets: by name, or the group of the given member players."""
+    name: str | None = call.data.get(ATTR_GROUP)
+    entity_ids: list[str] = call.data.get(ATTR_ENTITY_ID, [])
+    if not name and not entity_ids:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="group_required")
+    entries: list[PlexusConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
+    for entry in entries:
+        for group in entry.runtime_data.sync_groups.values():
+            if name and group.name.casefold() != name.casefold():
+                continue
+            missing = [e for e in entity_ids if e not in group.members]
+            if missing and name:
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="not_a_member",
+                    translation_placeholders={"player": missing[0], "group": group.name},
+                )
+            if not missing:
+                return entry, group
+    if name:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_group",
+            translation_placeholders={"group": name},
+        )
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="not_a_member",
+        translation_placeholders={"player": entity_ids[0], "group": "-"},
+    )
+
+
+async def _run_sync(group: SyncGroup, run: SyncCommand) -> None:
+    """Run a command; members whose client refused are reported, the others went on."""
+    try:
+        result = await run(group)
+    except NothingPlayingError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="nothing_playing",
+            translation_placeholders={"group": group.name},
+        ) from err
+    except SyncError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="sync_failed",
+            translation_placeholders={"group": group.name, "error": str(err)},
+        ) from err
+    if result.failed:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="members_failed",
+            translation_placeholders={
+                "group": group.name,
+                "members": ", ".join(f"{m} ({why})" for m, why in result.failed.items()),
+            },
+        )
+
+
+def _make_sync_handler(run: SyncCommand) -> Callable[[ServiceCall], Coroutine[Any, Any, None]]:
+    async def handle(call: ServiceCall) -> None:
+        _entry, group = _sync_group(call.hass, call)
+        await _run_sync(group, run)
+
+    return handle
+
+
+async def _sync_play(call: ServiceCall) -> None:
+    entry, group = _sync_group(call.hass, call)
+    media: MediaRef | None = None
+    if media_id := call.data.get(ATTR_MEDIA):
+        coordinator = entry.runtime_data.coordinator
+        try:
+            request = await coordinator.resolver.resolve(media_id, coordinator.data.sections)
+        except PlexError as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="nothing_to_play",
+                translation_placeholders={"client": group.name, "error": str(err)},
+            ) from err
+        item = request.item
+        media = MediaRef(
+            rating_key=item.rating_key,
+            item_type=item.type,
+            guid=item.guid or None,
+            title=item.title,
+            year=item.year,
+        )
+    position = call.data.get(ATTR_POSITION)
+    position_ms = position * 1000 if position is not None else None
+    await _run_sync(group, lambda g: g.engine.play(media, position_ms))
+
+
+async def _sync_seek(call: ServiceCall) -> None:
+    _entry, group = _sync_group(call.hass, call)
+    await _run_sync(group, lambda g: g.engine.seek(call.data[ATTR_POSITION] * 1000))
+
+
 async def _scan_clients(call: ServiceCall) -> None:
     await _entry(call.hass, call).runtime_data.coordinator.async_refresh()
 
@@ -191,3 +322,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
         schema=SEARCH_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
+    hass.services.async_register(DOMAIN, "sync_play", _sync_play, schema=SYNC_PLAY_SCHEMA)
+    hass.services.async_register(DOMAIN, "sync_seek", _sync_seek, schema=SYNC_SEEK_SCHEMA)
+    for name, command in SYNC_COMMANDS.items():
+        hass.services.async_register(
+            DOMAIN, name, _make_sync_handler(command), schema=SYNC_TARGET_SCHEMA
+        )

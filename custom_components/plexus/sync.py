@@ -1,0 +1,229 @@
+"""Sync-play groups in Home Assistant: one engine per group subentry (thin glue over `syncplay/`).
+
+The transport is HA's MQTT integration when it is set up (`mqtt.async_publish`/`async_subscribe`),
+otherwise an in-process bus: the group then works between this home's players only, and a Repairs
+issue says so. Group events are fired on the bus as `plexus_sync_<event>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass, field
+import json
+import logging
+from typing import Any
+
+from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.instance_id import async_get as async_get_instance_id
+
+from .const import (
+    CONF_GROUP_NAME,
+    CONF_MEMBERS,
+    CONF_SECRET,
+    CONF_TOPIC,
+    DOMAIN,
+    SUBENTRY_SYNC_GROUP,
+)
+from .coordinator import PlexusConfigEntry, PlexusCoordinator
+from .plex import PlexError
+from .syncplay import (
+    LocalBus,
+    MediaRef,
+    PlexMemberPlayer,
+    SyncConfig,
+    SyncEngine,
+    SystemClock,
+)
+from .syncplay.interfaces import MessageCallback, Unsubscribe
+
+_LOGGER = logging.getLogger(__name__)
+LOCAL_BUS_KEY = f"{DOMAIN}_sync_local_bus"
+
+
+class HaMqttTransport:
+    """The engine's transport over Home Assistant's MQTT integration."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Use HA's MQTT client."""
+        self.hass = hass
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish (QoS 1, not retained)."""
+        await mqtt.async_publish(self.hass, topic, payload, qos=1, retain=False, encoding=None)
+
+    async def subscribe(self, topic_filter: str, deliver: MessageCallback) -> Unsubscribe:
+        """Subscribe with raw bytes payloads."""
+
+        @callback
+        def receive(message: mqtt.ReceiveMessage) -> None:
+            payload = message.payload
+            deliver(
+                message.topic,
+                bytes(payload) if isinstance(payload, (bytes, bytearray)) else payload.encode(),
+            )
+
+        return await mqtt.async_subscribe(self.hass, topic_filter, receive, qos=1, encoding=None)
+
+
+@dataclass
+class SyncGroup:
+    """A running group: its engine and this home's member players."""
+
+    subentry_id: str
+    name: str
+    engine: SyncEngine
+    member_entity_ids: list[str] = field(default_factory=list)
+    members: dict[str, PlexMemberPlayer] = field(default_factory=dict)
+    uses_mqtt: bool = False
+    unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+
+
+def member_client_ids(
+    hass: HomeAssistant, coordinator: PlexusCoordinator, entity_ids: list[str]
+) -> dict[str, str]:
+    """Map member entity ids to Plex client ids (players of this server only)."""
+    registry = er.async_get(hass)
+    prefix = f"{coordinator.server_identifier}-player-"
+    found: dict[str, str] = {}
+    for entity_id in entity_ids:
+        entry = registry.async_get(entity_id)
+        if entry is not None and entry.platform == DOMAIN and entry.unique_id.startswith(prefix):
+            found[entity_id] = entry.unique_id.removeprefix(prefix)
+    return found
+
+
+async def _mqtt_ready(hass: HomeAssistant) -> bool:
+    if "mqtt" not in hass.config.components:
+        return False
+    with contextlib.suppress(Exception):
+        return bool(await mqtt.async_wait_for_mqtt_client(hass))
+    return False
+
+
+async def async_create_sync_groups(
+    hass: HomeAssistant, entry: PlexusConfigEntry, coordinator: PlexusCoordinator
+) -> dict[str, SyncGroup]:
+    """Create (not start) an engine for every sync-group subentry; raise/clear Repairs issues."""
+    subentries = [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_SYNC_GROUP]
+    if not subentries:
+        return {}
+    uses_mqtt = await _mqtt_ready(hass)
+    instance_id = await async_get_instance_id(hass)
+    groups: dict[str, SyncGroup] = {}
+    for subentry in subentries:
+        group = _create_group(hass, coordinator, subentry, instance_id, uses_mqtt)
+        groups[subentry.subentry_id] = group
+        issue_id = f"mqtt_missing_{subentry.subentry_id}"
+        if uses_mqtt:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+        else:
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="mqtt_missing",
+                translation_placeholders={"group": group.name},
+            )
+    return groups
+
+
+async def async_start_sync_groups(
+    hass: HomeAssistant, coordinator: PlexusCoordinator, groups: dict[str, SyncGroup]
+) -> None:
+    """Add this home's member players (their entities exist now) and join the groups."""
+    for group in groups.values():
+        members = member_client_ids(hass, coordinator, group.member_entity_ids)
+        for entity_id, client_id in members.items():
+            client = coordinator.known_clients.get(client_id)
+            player = PlexMemberPlayer(
+                coordinator.control,
+                client_id,
+                name=client.name if client else entity_id,
+                capabilities=tuple(sorted(client.protocol_capabilities)) if client else (),
+            )
+            live = coordinator.live.get(client_id)
+            if live is not None:
+                player.update(live.state, live.rating_key, live.position_ms)
+            group.members[entity_id] = player
+            group.engine.add_member(player)
+            group.unsubscribe.append(
+                coordinator.async_add_notification_listener(player.handle_notification)
+            )
+        await group.engine.start()
+
+
+def _create_group(
+    hass: HomeAssistant,
+    coordinator: PlexusCoordinator,
+    subentry: ConfigSubentry,
+    instance_id: str,
+    uses_mqtt: bool,
+) -> SyncGroup:
+    data = subentry.data
+    name: str = data[CONF_GROUP_NAME]
+    transport: Any
+    if uses_mqtt:
+        transport = HaMqttTransport(hass)
+    else:
+        transport = hass.data.setdefault(LOCAL_BUS_KEY, LocalBus())
+    config = SyncConfig(
+        group=name,
+        secret=data[CONF_SECRET],
+        instance_id=f"{instance_id[:12]}-{coordinator.server_identifier[:8]}",
+        home=hass.config.location_name,
+        base_topic=data[CONF_TOPIC],
+    )
+
+    @callback
+    def on_event(kind: str, event_data: dict[str, Any]) -> None:
+        hass.bus.async_fire(f"{DOMAIN}_sync_{kind}", {"group": name, **event_data})
+
+    @callback
+    def on_update() -> None:
+        for update in list(coordinator.sync_listeners.get(subentry.subentry_id, ())):
+            update()
+
+    async def resolve(media: MediaRef) -> str | None:
+        """The same item on this server: by GUID, then title and year, then rating key."""
+        if media.guid and "://" in media.guid:
+            with contextlib.suppress(PlexError):
+                request = await coordinator.resolver.resolve(media.guid, coordinator.data.sections)
+                return request.item.rating_key
+        if media.title:
+            search = {"title": media.title, **({"year": media.year} if media.year else {})}
+            with contextlib.suppress(PlexError):
+                request = await coordinator.resolver.resolve(
+                    json.dumps(search), coordinator.data.sections
+                )
+                return request.item.rating_key
+        return media.rating_key or None
+
+    engine = SyncEngine(
+        config,
+        SystemClock(),
+        transport,
+        on_event=on_event,
+        on_update=on_update,
+        resolve_media=resolve,
+    )
+    return SyncGroup(
+        subentry.subentry_id,
+        name,
+        engine,
+        member_entity_ids=list(data.get(CONF_MEMBERS, [])),
+        uses_mqtt=uses_mqtt,
+    )
+
+
+async def async_stop_sync_groups(groups: dict[str, SyncGroup]) -> None:
+    """Leave every group."""
+    for group in groups.values():
+        for unsubscribe in group.unsubscribe:
+            unsubscribe()
+        await group.engine.shutdown()

@@ -1,0 +1,40 @@
+"""Base of the entities of a sync-play group (one device per group subentry)."""
+
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity
+
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import PlexusCoordinator
+from .sync import SyncGroup
+from .syncplay import GroupState
+
+
+class SyncGroupEntity(Entity):
+    """Reads the group's engine; updated when the engine reports a change."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, coordinator: PlexusCoordinator, group: SyncGroup, key: str) -> None:
+        """Attach to the group's device."""
+        self.coordinator = coordinator
+        self.sync_group = group
+        self._attr_unique_id = f"{group.subentry_id}-{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, group.subentry_id)},
+            name=group.name,
+            manufacturer=MANUFACTURER,
+            model="Sync-play group",
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+    @property
+    def group_state(self) -> GroupState:
+        """The group's current state."""
+        return self.sync_group.engine.state
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the engine."""
+        listeners = self.coordinator.sync_listeners.setdefault(self.sync_group.subentry_id, [])
+        listeners.append(self.async_write_ha_state)
+        self.async_on_remove(lambda: listeners.remove(self.async_write_ha_state))
