@@ -46,7 +46,7 @@ def test_sample_offset_error_is_at_most_half_the_delay(
 
 @given(
     offset=st.floats(min_value=-5.0, max_value=5.0, allow_nan=False),
-    delays=st.lists(st.tuples(seconds, seconds), min_size=1, max_size=20),
+    delays=st.lists(st.tuples(seconds, seconds), min_size=1, max_size=80),
 )
 def test_estimator_keeps_the_lowest_delay_samples(
     offset: float, delays: list[tuple[float, float]]
@@ -56,7 +56,7 @@ def test_estimator_keeps_the_lowest_delay_samples(
     for up, down in delays:
         estimator.add(exchange(offset, t0, up, down, 0.001))
         t0 += 1
-    kept = delays[-16:]
+    kept = delays[-64:]
     best = sorted(up + down for up, down in kept)[:3]
     estimate = estimator.offset
     assert estimate is not None

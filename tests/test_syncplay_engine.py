@@ -19,6 +19,7 @@ import uuid
 
 import aiohttp
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from custom_components.plexus.plex import NotificationListener, PlexServerAPI
@@ -64,7 +65,7 @@ class PahoTransport:
 
     def __init__(self, host: str, port: int) -> None:
         self._host, self._port = host, port
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=uuid.uuid4().hex)
         self._client.reconnect_delay_set(min_delay=1, max_delay=1)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -93,7 +94,9 @@ class PahoTransport:
         with contextlib.suppress(RuntimeError):  # loop closed during teardown
             self._loop.call_soon_threadsafe(function, *args)
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any):
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         for topic_filter in {f for f, _ in self._subscriptions}:
             client.subscribe(topic_filter)
         self._call(self._connected)
@@ -104,10 +107,14 @@ class PahoTransport:
         if self.connects > 1 and self.on_reconnect is not None:
             asyncio.get_running_loop().create_task(self.on_reconnect())
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any):
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         self._call(self.connected.clear)
 
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any):
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any
+    ) -> None:
         self._call(self._acked, mid)
 
     def _acked(self, mid: int) -> None:
@@ -115,7 +122,7 @@ class PahoTransport:
         if future is not None and not future.done():
             future.set_result(None)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage):
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._call(self._dispatch, message.topic, bytes(message.payload))
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
@@ -131,7 +138,8 @@ class PahoTransport:
         self._subscriptions.append(entry)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         _, mid = self._client.subscribe(topic_filter)
-        self._acks[mid] = future
+        if mid is not None:
+            self._acks[mid] = future
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 await future

@@ -4,7 +4,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-MAX_SAMPLES: Final = 16
+MAX_SAMPLES: Final = 64
 BEST_SAMPLES: Final = 3
 
 

@@ -39,6 +39,7 @@ PAUSED_TOLERANCE_MS: Final = 60.0
 REMOTE_SEEK_MS: Final = 2500.0
 SEEK_MATCH_MS: Final = 20.0
 CALIBRATION_STEP_MS: Final = 1000.0
+LATE_S: Final = 0.02
 
 
 class SyncError(Exception):
@@ -73,7 +74,7 @@ class SyncConfig:
     wait_for_buffering: bool = True
     follow: bool = False
     clock_samples: int = 8
-    clock_refresh_s: float = 60.0
+    clock_sample_interval_s: float = 2.0
     clock_jump_s: float = 0.5
     replay_window_s: float = 30.0
     default_latency_s: float = 0.2
@@ -269,7 +270,7 @@ class SyncEngine:
             await self._transport.subscribe(f"{base}/to/{self.instance_id}", self._receive)
         )
         await self._send_hello()
-        for loop in (self._heartbeat_loop, self._status_loop, self._drift_loop):
+        for loop in (self._heartbeat_loop, self._status_loop, self._drift_loop, self._clock_loop):
             self._spawn(loop())
         self._update()
 
@@ -953,10 +954,11 @@ class SyncEngine:
             and snapshot.media_key == member.media_key
             and abs(snapshot.position_ms - position) <= PAUSED_TOLERANCE_MS
         )
-        if not ready:
-            await self._catch_up(member)
+        fire = at - member.latency.estimate("play")
+        if not ready or self._clock.monotonic() > fire + LATE_S:
+            await self._catch_up(member)  # not ready in time: join where the group is
             return
-        await self._sleep_until(at - member.latency.estimate("play"))
+        await self._sleep_until(fire)
         await self._command(member, "play")
 
     async def _catch_up(self, member: _LocalMember) -> None:
@@ -1001,28 +1003,38 @@ class SyncEngine:
         if await self._command(member, "seek", position):
             await self._wait_member(member, lambda s: abs(s.position_ms - position) < 250.0, 5.0)
 
+    def _will_play(self, member: _LocalMember) -> bool:
+        """Playing, buffering, or told to play with the effect not seen yet."""
+        expect = member.expect
+        return member.player.snapshot.state in ("playing", "buffering") or (
+            expect is not None and expect[0] == "play"
+        )
+
     async def _pause_member(self, member: _LocalMember, at: float, position: float) -> None:
-        if member.player.snapshot.state not in ("playing", "buffering"):
-            if member.player.snapshot.state == "paused":
-                await self._seek_paused(member, position)
-            return
         await self._sleep_until(at - member.latency.estimate("pause"))
-        if await self._command(member, "pause") and await self._wait_member(
-            member, lambda s: s.state == "paused", 5.0
+        if self._will_play(member) and not (
+            await self._command(member, "pause")
+            and await self._wait_member(member, lambda s: s.state == "paused", 5.0)
         ):
+            return
+        if member.player.snapshot.state == "paused":
             await self._seek_paused(member, position)
 
     async def _seek_member(self, member: _LocalMember, at: float, position: float) -> None:
+        fire = at - member.latency.estimate("seek")
+        await self._sleep_until(fire)
         if member.player.snapshot.state == "stopped":
             return
-        await self._sleep_until(at - member.latency.estimate("seek"))
+        session = self._session
+        late = self._clock.monotonic() - fire
+        if late > LATE_S and session is not None and session.state == "playing":
+            position += late * 1000.0  # too late for the instant: land where the group is
         await self._command(member, "seek", position)
 
     async def _stop_member(self, member: _LocalMember, at: float) -> None:
-        if member.player.snapshot.state == "stopped":
-            return
         await self._sleep_until(at - member.latency.estimate("stop"))
-        await self._command(member, "stop")
+        if member.player.snapshot.state != "stopped" or self._will_play(member):
+            await self._command(member, "stop")
 
     # ------------------------------------------------------------------ member reports
 
@@ -1077,8 +1089,14 @@ class SyncEngine:
 
     # ------------------------------------------------------------------ loops
 
+    async def _clock_loop(self) -> None:
+        """One more sample per peer every interval; the estimators keep the best recent ones."""
+        while True:
+            await asyncio.sleep(self.config.clock_sample_interval_s)
+            for peer in list(self._peers.values()):
+                self._spawn(self._sync_clock(peer.instance_id, 1))
+
     async def _heartbeat_loop(self) -> None:
-        refresh_at = self._clock.monotonic() + self.config.clock_refresh_s
         while True:
             await asyncio.sleep(self.config.heartbeat_s)
             self._check_clock_jump()
@@ -1089,10 +1107,6 @@ class SyncEngine:
                         "Sync group %s: %s went silent", self.config.group, peer.instance_id
                     )
                     self._drop_peer(peer.instance_id)
-            if now >= refresh_at:
-                refresh_at = now + self.config.clock_refresh_s
-                for peer in list(self._peers.values()):
-                    self._spawn(self._sync_clock(peer.instance_id, 4))
             await self._send_hello()
 
     async def _status_loop(self) -> None:

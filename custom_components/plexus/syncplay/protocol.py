@@ -7,10 +7,11 @@ Wire format (UTF-8 JSON object)::
 
 `sig` is HMAC-SHA256 with the group secret over the canonical form of every other field
 (`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`). Sequence numbers
-start at the sender's wall-clock microseconds, so a restarted sender continues above its old
-numbers; a receiver accepts each (sender, seq) once, within a window of recent numbers, and only
-when `ts` is within the replay window of its own clock (corrected by the sender's estimated
-offset when known).
+start at the sender's wall-clock microseconds and count up by one, so a restarted sender
+continues above its old numbers (it would have to send a million messages a second to catch up
+with the clock); a receiver accepts each (sender, seq) once, within a window of recent numbers,
+and only when `ts` is within the replay window of its own clock (corrected by the sender's
+estimated offset when known).
 """
 
 from collections.abc import Callable, Mapping
@@ -119,7 +120,7 @@ class MessageCodec:
 
     def encode(self, kind: str, body: Mapping[str, Any], *, to: str | None = None) -> bytes:
         """A signed message from this instance."""
-        self._seq = max(self._seq + 1, int(self._clock.now() * 1_000_000))
+        self._seq += 1
         fields: dict[str, Any] = {
             "v": PROTOCOL_VERSION,
             "group": self.group,

@@ -1,0 +1,263 @@
+"""Sync-play engine benchmark (no Home Assistant): start/resume skew across homes.
+
+Run: ``scripts/bench syncplay_engine`` (``.venv/bin/python -m benchmarks.syncplay_engine``).
+
+Two homes, each with its own engine, clock (+2 s / -2 s) and two simulated Plex clients (one
+simulator per client so each has its own resume latency: 60, 120, 180, 250 ms, +-15 ms jitter).
+The engines talk over the real Mosquitto on 127.0.0.1:1883 through a transport that delays
+every message by 5-150 ms (random, so messages also reorder). Measured from the simulators'
+records (one machine clock): skew = latest minus earliest actual start instant across the four
+clients, for N sync-play starts and N resumes after pause; the naive baseline (one `playAt`
+message, every home plays at that instant on its own clock, no preparation, no latency
+compensation); drift recovery after one client stalls 1.5 s while playing. This is the engine
+part of issue 5's benchmark; the end-to-end one (two HA processes) belongs to the HA glue.
+The last line printed is one JSON object.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from typing import Any
+import uuid
+
+import aiohttp
+
+from custom_components.plexus.plex import NotificationListener, PlexServerAPI
+from custom_components.plexus.plex.control import PlayerControl
+from custom_components.plexus.syncplay import (
+    MediaRef,
+    PlexMemberPlayer,
+    SyncConfig,
+    SyncEngine,
+)
+from custom_components.plexus.syncplay.interfaces import MessageCallback
+from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.plex_simulator.clients import SimulatedClient
+from tests.test_syncplay_engine import OffsetClock, PahoTransport
+
+LATENCIES_MS = ((60, 120), (180, 250))
+JITTER_MS = 15
+OFFSETS_S = (2.0, -2.0)
+LIBRARY = LibraryConfig(movies=5, shows=1, seasons_per_show=1, episodes_per_season=2, artists=0)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+class BenchTransport(PahoTransport):
+    def publish_now(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload)
+
+
+class DelayingTransport:
+    """Every published message reaches the broker 5-150 ms later (a slow MQTT path)."""
+
+    def __init__(self, inner: BenchTransport, rng: random.Random) -> None:
+        self.inner = inner
+        self.rng = rng
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        delay = self.rng.uniform(0.005, 0.150)
+        asyncio.get_running_loop().call_later(delay, self.inner.publish_now, topic, payload)
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Any:
+        return await self.inner.subscribe(topic_filter, callback)
+
+
+class BenchHome:
+    def __init__(self, index: int, topic: str, rng: random.Random) -> None:
+        self.index = index
+        self.topic = topic
+        self.rng = rng
+        self.sims: list[PlexSimulator] = []
+        self.clock = OffsetClock(OFFSETS_S[index])
+        self.listeners: list[NotificationListener] = []
+        self.controls: list[PlayerControl] = []
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        self.transport = BenchTransport("127.0.0.1", 1883)
+        await self.transport.start()
+        self.engine = SyncEngine(
+            SyncConfig(
+                "bench", "bench-secret", f"home{self.index}", f"Home {self.index}", self.topic
+            ),
+            self.clock,
+            DelayingTransport(self.transport, self.rng),
+        )
+        for n, latency in enumerate(LATENCIES_MS[self.index]):
+            low, high = 3 * (latency - JITTER_MS), 3 * (latency + JITTER_MS)
+            sim = PlexSimulator(
+                clients=1, seed=10 * self.index + n + 1, library=LIBRARY, latency_ms=(low, high)
+            )
+            await sim.start()
+            self.sims.append(sim)
+            control = PlayerControl(
+                PlexServerAPI(session, sim.url, sim.token), sim.machine_identifier
+            )
+            self.controls.append(control)
+            client = next(iter(sim.clients.values()))
+            player = PlexMemberPlayer(control, client.machine_identifier, name=client.name)
+            connected = asyncio.Event()
+            listener = NotificationListener(
+                session, sim.url, sim.token, player.handle_notification, _setter(connected)
+            )
+            listener.start()
+            await connected.wait()
+            self.listeners.append(listener)
+            self.engine.add_member(player)
+        await self.engine.start()
+
+    @property
+    def clients(self) -> list[SimulatedClient]:
+        return [next(iter(sim.clients.values())) for sim in self.sims]
+
+    async def close(self) -> None:
+        await self.engine.shutdown()
+        for listener in self.listeners:
+            await listener.stop()
+        await self.transport.close()
+        for sim in self.sims:
+            await sim.stop()
+
+
+def _setter(event: asyncio.Event) -> Any:
+    def on_state(connected: bool, error: Exception | None) -> None:
+        event.set()
+
+    return on_state
+
+
+async def wait_for(check: Any, limit: float = 15.0) -> None:
+    async with asyncio.timeout(limit):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+def first_after(client: SimulatedClient, since: float, command: str, state: str) -> float | None:
+    return next(
+        (
+            r.wall_time
+            for r in client.record
+            if r.wall_time > since and r.command == command and r.state == state
+        ),
+        None,
+    )
+
+
+async def measure(clients: list[SimulatedClient], since: float, command: str, state: str) -> float:
+    await wait_for(lambda: all(first_after(c, since, command, state) for c in clients))
+    times = [t for c in clients if (t := first_after(c, since, command, state)) is not None]
+    return (max(times) - min(times)) * 1000.0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    topic = f"plexus-bench/{uuid.uuid4().hex}"
+    homes = [BenchHome(0, topic, rng), BenchHome(1, topic, rng)]
+    session = aiohttp.ClientSession()
+    starts: list[float] = []
+    resumes: list[float] = []
+    baseline: list[float] = []
+    try:
+        for home in homes:
+            await home.start(session)
+        await wait_for(lambda: all(h.engine.state.homes == 2 for h in homes))
+        await wait_for(lambda: all(h.engine.clock_offset(f"home{1 - h.index}") for h in homes))
+        clients = [c for h in homes for c in h.clients]
+        key = homes[0].sims[0].library.movies()[0].rating_key
+        for round_ in range(args.rounds):
+            leader = homes[round_ % 2].engine
+            since = time.time()
+            await leader.play(MediaRef(key), 60_000.0 + 1000 * round_)
+            starts.append(await measure(clients, since, "play", "playing"))
+            await asyncio.sleep(0.5)
+            await leader.pause()
+            await wait_for(lambda: all(h.engine.state.state == "paused" for h in homes))
+            await wait_for(lambda: len({c.position_ms for c in clients}) == 1)
+            since = time.time()
+            await homes[1 - round_ % 2].engine.resume()
+            resumes.append(await measure(clients, since, "play", "playing"))
+            await asyncio.sleep(0.3)
+            await leader.stop()
+            await wait_for(lambda: all(c.state == "stopped" for c in clients))
+            await wait_for(lambda: all(h.engine.state.state == "idle" for h in homes))
+            print(f"round {round_ + 1}: start {starts[-1]:.1f} ms, resume {resumes[-1]:.1f} ms")
+
+        # naive baseline: one message with playAt; each home plays at that instant on its own
+        # clock, no preparation, no latency compensation
+        for round_ in range(args.baseline_rounds):
+            leader_home = homes[round_ % 2]
+            play_at = leader_home.clock.now() + 1.0
+            since = time.time()
+
+            async def naive(home: BenchHome, play_at: float = play_at) -> None:
+                await asyncio.sleep(rng.uniform(0.005, 0.150))  # the message's MQTT path
+                await asyncio.sleep(max(0.0, play_at - home.clock.now()))
+                await asyncio.gather(
+                    *(
+                        control.play_media(c.machine_identifier, key, "movie", offset_ms=60_000)
+                        for control, c in zip(home.controls, home.clients, strict=True)
+                    )
+                )
+
+            await asyncio.gather(*(naive(h) for h in homes))
+            baseline.append(await measure(clients, since, "playMedia", "playing"))
+            for home in homes:
+                for control, c in zip(home.controls, home.clients, strict=True):
+                    await control.stop(c.machine_identifier)
+            await wait_for(lambda: all(c.state == "stopped" for c in clients))
+
+        # drift recovery: one client stalls 1.5 s while playing
+        await homes[0].engine.play(MediaRef(key), 30_000.0)
+        await wait_for(lambda: all(c.state == "playing" for c in clients))
+        await asyncio.sleep(2.0)
+        staller = homes[1].clients[0]
+        staller._apply("stall", state="buffering")  # noqa: SLF001
+        await asyncio.sleep(1.5)
+        staller._apply("stall", state="playing")  # noqa: SLF001
+        recovered_from = time.monotonic()
+
+        def together() -> bool:
+            positions = [c.position_ms for c in clients]
+            return all(c.state == "playing" for c in clients) and (
+                max(positions) - min(positions) <= 100
+            )
+
+        await asyncio.sleep(0.05)
+        await wait_for(together, 10.0)
+        drift_recovery = time.monotonic() - recovered_from
+    finally:
+        for home in homes:
+            await home.close()
+        await session.close()
+    skews = starts + resumes
+    return {
+        "homes": 2,
+        "clients": 4,
+        "starts": len(skews),
+        "skew_ms_p50": pct(skews, 0.5),
+        "skew_ms_p99": pct(skews, 0.99),
+        "skew_ms_max": round(max(skews), 1),
+        "start_skew_ms_p50": pct(starts, 0.5),
+        "resume_skew_ms_p50": pct(resumes, 0.5),
+        "baseline_skew_ms_p50": pct(baseline, 0.5),
+        "baseline_skew_ms_p99": pct(baseline, 0.99),
+        "drift_recovery_s": round(drift_recovery, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30, help="starts (and resumes)")
+    parser.add_argument("--baseline-rounds", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
