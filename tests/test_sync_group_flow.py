@@ -54,6 +54,10 @@ async def test_add_group_generates_and_shows_secret(
     assert subentry.unique_id == "plexus/sync/movie_night"
     assert subentry.data[CONF_SECRET] == shown
     assert subentry.data[CONF_MEMBERS] == ["media_player.living_room_tv"]
+    # Defaults of the issue: 400 ms drift threshold, wait for buffering, follow off.
+    assert subentry.data["drift_threshold_ms"] == 400
+    assert subentry.data["wait_for_buffering"] is True
+    assert subentry.data["follow"] is False
 
 
 async def test_errors_then_recovery_and_duplicate(

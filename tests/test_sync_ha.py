@@ -49,6 +49,8 @@ def group_entry(sim: PlexSimulator, topic: str = "plexus/sync/movie_night") -> M
                     CONF_TOPIC: topic,
                     CONF_SECRET: "s" * 32,
                     CONF_MEMBERS: MEMBERS,
+                    "drift_threshold_ms": 300,
+                    "follow": True,
                 },
                 subentry_type=SUBENTRY_SYNC_GROUP,
                 title="Movie Night",
@@ -77,6 +79,9 @@ async def test_local_group_plays_pauses_stops_together(
     await setup(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert set(group.members) == set(MEMBERS)
+    assert group.engine.config.drift_threshold_ms == 300
+    assert group.engine.config.follow is True
+    assert group.engine.config.wait_for_buffering is True
     issues = ir.async_get(hass)
     assert issues.async_get_issue(DOMAIN, f"mqtt_missing_{group.subentry_id}") is not None
     assert hass.states.get("sensor.movie_night_state").state == "idle"

@@ -44,6 +44,8 @@ from .catalog_manager import format_path_mappings, parse_path_mappings
 from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_DB_URL,
+    CONF_DRIFT_THRESHOLD,
+    CONF_FOLLOW,
     CONF_FULL_HOURS,
     CONF_GROUP_NAME,
     CONF_IGNORED_CLIENTS,
@@ -52,11 +54,13 @@ from .const import (
     CONF_MONITORED_USERS,
     CONF_PATH_MAPPINGS,
     CONF_PLEX_TV_TOKEN,
+    CONF_READY_TIMEOUT,
     CONF_SECRET,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
     CONF_STALE_MINUTES,
     CONF_TOPIC,
+    CONF_WAIT_FOR_BUFFERING,
     DEFAULT_FULL_HOURS,
     DEFAULT_INCREMENTAL_MINUTES,
     DEFAULT_STALE_MINUTES,
@@ -550,6 +554,28 @@ def _group_schema() -> vol.Schema:
             vol.Optional(CONF_MEMBERS, default=[]): EntitySelector(
                 EntitySelectorConfig(domain="media_player", integration=DOMAIN, multiple=True)
             ),
+            vol.Optional(CONF_DRIFT_THRESHOLD, default=400): vol.All(
+                NumberSelector(
+                    NumberSelectorConfig(
+                        min=50,
+                        max=5000,
+                        step=10,
+                        mode=NumberSelectorMode.BOX,
+                        unit_of_measurement="ms",
+                    )
+                ),
+                vol.Coerce(int),
+            ),
+            vol.Optional(CONF_READY_TIMEOUT, default=10): vol.All(
+                NumberSelector(
+                    NumberSelectorConfig(
+                        min=2, max=120, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s"
+                    )
+                ),
+                vol.Coerce(int),
+            ),
+            vol.Optional(CONF_WAIT_FOR_BUFFERING, default=True): bool,
+            vol.Optional(CONF_FOLLOW, default=False): bool,
         }
     )
 
@@ -581,6 +607,10 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
             CONF_TOPIC: topic,
             CONF_SECRET: secret or secrets.token_urlsafe(32),
             CONF_MEMBERS: list(user_input.get(CONF_MEMBERS, [])),
+            CONF_DRIFT_THRESHOLD: user_input.get(CONF_DRIFT_THRESHOLD, 400),
+            CONF_READY_TIMEOUT: user_input.get(CONF_READY_TIMEOUT, 10),
+            CONF_WAIT_FOR_BUFFERING: user_input.get(CONF_WAIT_FOR_BUFFERING, True),
+            CONF_FOLLOW: user_input.get(CONF_FOLLOW, False),
         }
         return data, errors
 

@@ -24,6 +24,10 @@ CONF_GROUP_NAME: Final = "name"
 CONF_TOPIC: Final = "topic"
 CONF_SECRET: Final = "secret"  # noqa: S105 - a key name, not a secret
 CONF_MEMBERS: Final = "members"
+CONF_DRIFT_THRESHOLD: Final = "drift_threshold_ms"
+CONF_FOLLOW: Final = "follow"
+CONF_WAIT_FOR_BUFFERING: Final = "wait_for_buffering"
+CONF_READY_TIMEOUT: Final = "ready_timeout_s"
 DEFAULT_TOPIC_PREFIX: Final = "plexus/sync"
 
 # Catalog (library import).

@@ -21,10 +21,14 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.instance_id import async_get as async_get_instance_id
 
 from .const import (
+    CONF_DRIFT_THRESHOLD,
+    CONF_FOLLOW,
     CONF_GROUP_NAME,
     CONF_MEMBERS,
+    CONF_READY_TIMEOUT,
     CONF_SECRET,
     CONF_TOPIC,
+    CONF_WAIT_FOR_BUFFERING,
     DOMAIN,
     SUBENTRY_SYNC_GROUP,
 )
@@ -178,6 +182,10 @@ def _create_group(
         instance_id=f"{instance_id[:12]}-{coordinator.server_identifier[:8]}",
         home=hass.config.location_name,
         base_topic=data[CONF_TOPIC],
+        drift_threshold_ms=float(data.get(CONF_DRIFT_THRESHOLD, 400)),
+        ready_timeout_s=float(data.get(CONF_READY_TIMEOUT, 10)),
+        wait_for_buffering=bool(data.get(CONF_WAIT_FOR_BUFFERING, True)),
+        follow=bool(data.get(CONF_FOLLOW, False)),
     )
 
     @callback
