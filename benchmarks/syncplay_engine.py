@@ -37,6 +37,8 @@ from tests.plex_simulator import LibraryConfig, PlexSimulator
 from tests.plex_simulator.clients import SimulatedClient
 from tests.test_syncplay_engine import OffsetClock, PahoTransport
 
+DEBUG = False
+INTENDED: list[float] = []
 LATENCIES_MS = ((60, 120), (180, 250))
 JITTER_MS = 15
 OFFSETS_S = (2.0, -2.0)
@@ -87,6 +89,7 @@ class BenchHome:
             ),
             self.clock,
             DelayingTransport(self.transport, self.rng),
+            on_event=self._event,
         )
         for n, latency in enumerate(LATENCIES_MS[self.index]):
             low, high = 3 * (latency - JITTER_MS), 3 * (latency + JITTER_MS)
@@ -115,6 +118,12 @@ class BenchHome:
     def clients(self) -> list[SimulatedClient]:
         return [next(iter(sim.clients.values())) for sim in self.sims]
 
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        if DEBUG and kind in ("member_resynced", "member_failed", "drift_corrected", "waiting"):
+            print("  event", self.index, kind, data.get("name"), data.get("error", ""))
+        if kind in ("started", "resumed") and self.index == 0:
+            INTENDED.append(data["at"] - self.clock.offset)
+
     async def close(self) -> None:
         await self.engine.shutdown()
         for listener in self.listeners:
@@ -122,6 +131,11 @@ class BenchHome:
         await self.transport.close()
         for sim in self.sims:
             await sim.stop()
+
+
+def spread(clients: list[SimulatedClient]) -> float:
+    positions = [c.position_ms for c in clients]
+    return max(positions) - min(positions)
 
 
 def _setter(event: asyncio.Event) -> Any:
@@ -151,6 +165,8 @@ def first_after(client: SimulatedClient, since: float, command: str, state: str)
 async def measure(clients: list[SimulatedClient], since: float, command: str, state: str) -> float:
     await wait_for(lambda: all(first_after(c, since, command, state) for c in clients))
     times = [t for c in clients if (t := first_after(c, since, command, state)) is not None]
+    if DEBUG and INTENDED:
+        print("  errors ms", [round((t - INTENDED[-1]) * 1000, 1) for t in times])
     return (max(times) - min(times)) * 1000.0
 
 
@@ -177,7 +193,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.5)
             await leader.pause()
             await wait_for(lambda: all(h.engine.state.state == "paused" for h in homes))
-            await wait_for(lambda: len({c.position_ms for c in clients}) == 1)
+            await wait_for(lambda: spread(clients) <= 2)
             since = time.time()
             await homes[1 - round_ % 2].engine.resume()
             resumes.append(await measure(clients, since, "play", "playing"))
@@ -230,6 +246,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.05)
         await wait_for(together, 10.0)
         drift_recovery = time.monotonic() - recovered_from
+        estimate = homes[0].engine.clock_offset("home1") or 0.0
+        clock_error = abs(estimate - (OFFSETS_S[1] - OFFSETS_S[0])) * 1000.0
     finally:
         for home in homes:
             await home.close()
@@ -247,6 +265,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_skew_ms_p50": pct(baseline, 0.5),
         "baseline_skew_ms_p99": pct(baseline, 0.99),
         "drift_recovery_s": round(drift_recovery, 2),
+        "clock_error_ms": round(clock_error, 1),
     }
 
 
@@ -255,7 +274,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="starts (and resumes)")
     parser.add_argument("--baseline-rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="per-client errors and events")
     args = parser.parse_args()
+    global DEBUG  # noqa: PLW0603
+    DEBUG = args.verbose
     print(json.dumps(asyncio.run(run(args))))
 
 

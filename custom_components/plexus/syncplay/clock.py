@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Final
 
 MAX_SAMPLES: Final = 64
-BEST_SAMPLES: Final = 3
+BEST_SAMPLES: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class OffsetEstimator:
 
     @property
     def offset(self) -> float | None:
-        """Median offset of the lowest-delay samples, seconds; None without samples."""
+        """Median offset of the `best` lowest-delay samples (NTP: the lowest one), seconds."""
         best = self._best_samples()
         if not best:
             return None

@@ -40,6 +40,7 @@ REMOTE_SEEK_MS: Final = 2500.0
 SEEK_MATCH_MS: Final = 20.0
 CALIBRATION_STEP_MS: Final = 1000.0
 LATE_S: Final = 0.02
+EXPECT_MAX_S: Final = 3.0
 
 
 class SyncError(Exception):
@@ -73,8 +74,8 @@ class SyncConfig:
     start_margin_s: float = 0.15
     wait_for_buffering: bool = True
     follow: bool = False
-    clock_samples: int = 8
-    clock_sample_interval_s: float = 2.0
+    clock_samples: int = 16
+    clock_sample_interval_s: float = 1.0
     clock_jump_s: float = 0.5
     replay_window_s: float = 30.0
     default_latency_s: float = 0.2
@@ -745,7 +746,12 @@ class SyncEngine:
                 self._run_member(member, partial(self._start_member, member, cid, at, position))
             self._event(
                 "resumed" if body.get("resume") else "started",
-                {"command_id": cid, "leader": leader, "position_ms": position},
+                {
+                    "command_id": cid,
+                    "leader": leader,
+                    "position_ms": position,
+                    "at": at - self._clock.monotonic() + self._clock.now(),
+                },
             )
         elif message.type == "pause":
             if session is None:
@@ -864,7 +870,8 @@ class SyncEngine:
         else:
             target = position
             predicate = lambda s: abs(s.position_at(s.at) - target) < SEEK_MATCH_MS  # noqa: E731
-        member.expect = (kind, now, predicate)
+        # Measure only a change the command causes: nothing when already there.
+        member.expect = None if predicate(player.snapshot) else (kind, now, predicate)
         member.settle_until = now + 2.0 * member.latency.estimate() + 0.5
         try:
             if kind == "play":
@@ -1040,6 +1047,8 @@ class SyncEngine:
 
     def _member_changed(self, member: _LocalMember, snapshot: PlayerSnapshot) -> None:
         expect = member.expect
+        if expect is not None and snapshot.at - expect[1] > EXPECT_MAX_S:
+            member.expect = expect = None  # the effect never showed: no sample
         if expect is not None and expect[2](snapshot):
             member.latency.add(expect[0], snapshot.at - expect[1])
             member.expect = None
