@@ -44,7 +44,7 @@ from .plex import (
 )
 from .plex.account import account_players
 from .plex.control import PlayerControl
-from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary, parse_items
+from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .plex.resolve import MediaResolver
 from .plex.search import LibrarySearch
 
@@ -250,12 +250,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 _, count = await self.library.section_items(
                     section.key, start=0, size=0, type_id=PLEX_TYPE_IDS.get(item_type)
                 )
-                newest, _ = parse_items(
-                    await self.api.request(
-                        f"/library/sections/{section.key}/recentlyAdded",
-                        params={"X-Plex-Container-Start": 0, "X-Plex-Container-Size": 1},
-                    )
-                )
+                newest = await self.library.recently_added(1, section_key=section.key)
             except PlexError as err:
                 LOGGER.debug("Could not count library %s: %s", section.title, err)
                 continue

@@ -118,6 +118,13 @@ class PlexLibrary:
             params["type"] = type_id
         return await self._items(f"/library/sections/{section_key}/all", params)
 
+    async def find_in_section(
+        self, section_key: str, filters: dict[str, str | int]
+    ) -> list[MediaItem]:
+        """Return a section's items matching Plex filters (e.g. guid=, type= and title=)."""
+        items, _ = await self._items(f"/library/sections/{section_key}/all", filters)
+        return items
+
     async def children(self, rating_key: str) -> list[MediaItem]:
         """Return the children of a show, season, artist or album."""
         items, _ = await self._items(f"/library/metadata/{rating_key}/children")
@@ -135,10 +142,17 @@ class PlexLibrary:
         )
         return items
 
-    async def recently_added(self, size: int = 50) -> list[MediaItem]:
-        """Return the newest items."""
+    async def recently_added(
+        self, size: int = 50, *, section_key: str | None = None
+    ) -> list[MediaItem]:
+        """Return the newest items (of the server, or of one section)."""
+        path = (
+            f"/library/sections/{section_key}/recentlyAdded"
+            if section_key
+            else "/library/recentlyAdded"
+        )
         items, _ = await self._items(
-            "/library/recentlyAdded", {"X-Plex-Container-Start": 0, "X-Plex-Container-Size": size}
+            path, {"X-Plex-Container-Start": 0, "X-Plex-Container-Size": size}
         )
         return items
 

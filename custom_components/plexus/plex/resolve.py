@@ -17,7 +17,7 @@ from typing import Any
 
 from ..catalog.search import normalise_text
 from .errors import PlexError
-from .library import PLEX_TYPE_IDS, MediaItem, PlexLibrary, parse_items
+from .library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .models import LibrarySection
 from .search import split_year
 
@@ -76,11 +76,7 @@ class MediaResolver:
 
     async def _by_guid(self, guid: str, sections: list[LibrarySection]) -> MediaItem:
         for section in sections:
-            items, _ = parse_items(
-                await self._library.api.request(
-                    f"/library/sections/{section.key}/all", params={"guid": guid}
-                )
-            )
+            items = await self._library.find_in_section(section.key, {"guid": guid})
             if items:
                 return items[0]
         raise MediaNotFoundError(f"no item with GUID {guid[:80]}")
@@ -129,11 +125,8 @@ class MediaResolver:
             item_type = {"movie": "movie", "show": "show", "artist": "artist"}.get(section.type)
             if item_type is None:
                 continue
-            items, _ = parse_items(
-                await self._library.api.request(
-                    f"/library/sections/{section.key}/all",
-                    params={"type": PLEX_TYPE_IDS[item_type], "title": text},
-                )
+            items = await self._library.find_in_section(
+                section.key, {"type": PLEX_TYPE_IDS[item_type], "title": text}
             )
             found = _pick(items, text, year)
             if found is None:
