@@ -18,10 +18,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add an "in sync" sensor per group."""
-    coordinator = entry.runtime_data.coordinator
     for group in entry.runtime_data.sync_groups.values():
         async_add_entities(
-            [InSyncBinarySensor(coordinator, group, "in_sync")],
+            [InSyncBinarySensor(group, "in_sync")],
             config_subentry_id=group.subentry_id,
         )
 

@@ -146,8 +146,6 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self._client_listeners: dict[str, list[Callable[[], None]]] = {}
         self._scan_listeners: list[Callable[[], None]] = []
         self._notification_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        # Sync-group entities, per group subentry: called when the group's state changes.
-        self.sync_listeners: dict[str, list[Callable[[], None]]] = {}
         # Every client seen (listed or playing), with the last time it was seen.
         self.known_clients: dict[str, PlexClientInfo] = {}
         self.last_seen: dict[str, datetime] = {}

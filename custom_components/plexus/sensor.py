@@ -132,7 +132,7 @@ async def async_setup_entry(
         )
     for group in entry.runtime_data.sync_groups.values():
         async_add_entities(
-            (SyncGroupSensor(coordinator, group, description) for description in SYNC_SENSORS),
+            (SyncGroupSensor(group, description) for description in SYNC_SENSORS),
             config_subentry_id=group.subentry_id,
         )
 
@@ -365,14 +365,9 @@ class SyncGroupSensor(SyncGroupEntity, SensorEntity):
 
     entity_description: SyncSensorEntityDescription
 
-    def __init__(
-        self,
-        coordinator: PlexusCoordinator,
-        group: SyncGroup,
-        description: SyncSensorEntityDescription,
-    ) -> None:
+    def __init__(self, group: SyncGroup, description: SyncSensorEntityDescription) -> None:
         """Create the sensor."""
-        super().__init__(coordinator, group, description.key)
+        super().__init__(group, description.key)
         self.entity_description = description
 
     @property

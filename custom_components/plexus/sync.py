@@ -82,6 +82,8 @@ class SyncGroup:
     engine: SyncEngine
     member_entity_ids: list[str] = field(default_factory=list)
     members: dict[str, PlexMemberPlayer] = field(default_factory=dict)
+    # The group's entities: called when the engine reports a change.
+    listeners: list[Callable[[], None]] = field(default_factory=list)
     uses_mqtt: bool = False
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
 
@@ -192,9 +194,11 @@ def _create_group(
     def on_event(kind: str, event_data: dict[str, Any]) -> None:
         hass.bus.async_fire(f"{DOMAIN}_sync_{kind}", {"group": name, **event_data})
 
+    listeners: list[Callable[[], None]] = []
+
     @callback
     def on_update() -> None:
-        for update in list(coordinator.sync_listeners.get(subentry.subentry_id, ())):
+        for update in listeners:
             update()
 
     async def resolve(media: MediaRef) -> str | None:
@@ -225,6 +229,7 @@ def _create_group(
         name,
         engine,
         member_entity_ids=list(data.get(CONF_MEMBERS, [])),
+        listeners=listeners,
         uses_mqtt=uses_mqtt,
     )
 

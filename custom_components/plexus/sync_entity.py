@@ -4,7 +4,6 @@ from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import PlexusCoordinator
 from .sync import SyncGroup
 from .syncplay import GroupState
 
@@ -15,9 +14,8 @@ class SyncGroupEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
 
-    def __init__(self, coordinator: PlexusCoordinator, group: SyncGroup, key: str) -> None:
+    def __init__(self, group: SyncGroup, key: str) -> None:
         """Attach to the group's device."""
-        self.coordinator = coordinator
         self.sync_group = group
         self._attr_unique_id = f"{group.subentry_id}-{key}"
         self._attr_device_info = DeviceInfo(
@@ -35,6 +33,6 @@ class SyncGroupEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         """Follow the engine."""
-        listeners = self.coordinator.sync_listeners.setdefault(self.sync_group.subentry_id, [])
+        listeners = self.sync_group.listeners
         listeners.append(self.async_write_ha_state)
         self.async_on_remove(lambda: listeners.remove(self.async_write_ha_state))
