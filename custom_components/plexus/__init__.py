@@ -12,6 +12,7 @@ from .catalog import CatalogError
 from .catalog_manager import CatalogManager
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
+from .entity import client_id_from
 from .services import async_setup_services
 from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
 
@@ -76,10 +77,11 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user delete a client's device; the server's own device stays."""
     coordinator = entry.runtime_data.coordinator
-    prefix = f"{coordinator.server_identifier}-"
     for domain, identifier in device.identifiers:
-        if domain == DOMAIN and identifier.startswith(prefix):
-            client_id = identifier.removeprefix(prefix)
+        if domain != DOMAIN:
+            continue
+        client_id = client_id_from(coordinator.server_identifier, identifier, player=False)
+        if client_id is not None:
             if client_id in coordinator.data.clients:
                 return False  # the server lists it right now: it would come straight back
             coordinator.forget_client(client_id)

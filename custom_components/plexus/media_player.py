@@ -29,6 +29,7 @@ from homeassistant.util import dt as dt_util
 from .browse_media import async_browse_media, async_get_browse_image, resolve_media_id
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusConfigEntry, PlexusCoordinator
+from .entity import client_device_identifier, player_unique_id
 from .plex import PlexClientInfo, PlexError, PlexSession
 from .plex.control import PlayerControl
 from .plex.resolve import BadMediaIdError, MediaNotFoundError, PlayRequest
@@ -130,15 +131,10 @@ def _remove_stale_clients(
         coordinator.forget_client(client_id)
         added.discard(client_id)
         device = device_registry.async_get_device_by_identifier(
-            client_device_identifier(coordinator, client_id), entry.entry_id
+            client_device_identifier(coordinator.server_identifier, client_id), entry.entry_id
         )
         if device is not None:
             device_registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
-
-
-def client_device_identifier(coordinator: PlexusCoordinator, client_id: str) -> tuple[str, str]:
-    """Device identifier of a client (scoped by server: one client may use several servers)."""
-    return (DOMAIN, f"{coordinator.server_identifier}-{client_id}")
 
 
 def plex_command[E: PlexusMediaPlayer, **P](
@@ -177,10 +173,10 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         """Create the player for a client."""
         super().__init__(coordinator)
         self.client_id = client_id
-        self._attr_unique_id = f"{coordinator.server_identifier}-player-{client_id}"
+        self._attr_unique_id = player_unique_id(coordinator.server_identifier, client_id)
         client = coordinator.known_clients[client_id]
         self._attr_device_info = DeviceInfo(
-            identifiers={client_device_identifier(coordinator, client_id)},
+            identifiers={client_device_identifier(coordinator.server_identifier, client_id)},
             manufacturer=MANUFACTURER,
             model=client.product or None,
             name=client.name,

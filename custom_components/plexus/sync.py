@@ -33,6 +33,7 @@ from .const import (
     SUBENTRY_SYNC_GROUP,
 )
 from .coordinator import PlexusConfigEntry, PlexusCoordinator
+from .entity import client_id_from
 from .plex import PlexError
 from .syncplay import (
     LocalBus,
@@ -93,12 +94,14 @@ def member_client_ids(
 ) -> dict[str, str]:
     """Map member entity ids to Plex client ids (players of this server only)."""
     registry = er.async_get(hass)
-    prefix = f"{coordinator.server_identifier}-player-"
     found: dict[str, str] = {}
     for entity_id in entity_ids:
         entry = registry.async_get(entity_id)
-        if entry is not None and entry.platform == DOMAIN and entry.unique_id.startswith(prefix):
-            found[entity_id] = entry.unique_id.removeprefix(prefix)
+        if entry is None or entry.platform != DOMAIN:
+            continue
+        client_id = client_id_from(coordinator.server_identifier, entry.unique_id, player=True)
+        if client_id is not None:
+            found[entity_id] = client_id
     return found
 
 
