@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -63,6 +64,15 @@ def config_entry(simulator: PlexSimulator) -> MockConfigEntry:
         unique_id=simulator.machine_identifier,
         data=entry_data(simulator),
     )
+
+
+@pytest.fixture
+async def loaded(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
+    """The simulator's entry, set up."""
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    return config_entry
 
 
 async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -12,6 +12,7 @@ import pytest
 from custom_components.plexus.plex import websocket as ws_module
 from custom_components.plexus.plex.errors import PlexAuthError
 from custom_components.plexus.plex.websocket import NotificationListener
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -67,12 +68,6 @@ async def server() -> AsyncIterator[FakeServer]:
     await srv.runner.cleanup()
 
 
-async def _wait(check: Any, timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 async def test_dispatch_and_malformed(server: FakeServer) -> None:
     """Good notifications reach the callback; broken ones are counted and dropped."""
     got: list[tuple[str, dict[str, Any]]] = []
@@ -86,12 +81,12 @@ async def test_dispatch_and_malformed(server: FakeServer) -> None:
             lambda connected, _err: states.append(connected),
         )
         listener.start()
-        await _wait(lambda: listener.connected)
+        await wait_until(lambda: listener.connected)
         for bad in ("not json", "[]", '{"x": 1}', '{"NotificationContainer": {"type": 5}}'):
             await server.outbox.put(bad)
         good = {"NotificationContainer": {"type": "playing", "size": 1}}
         await server.outbox.put(json.dumps(good))
-        await _wait(lambda: got)
+        await wait_until(lambda: got)
         assert got == [("playing", good["NotificationContainer"])]
         assert listener.bad_messages == 4
         assert listener.messages == 1
@@ -108,9 +103,9 @@ async def test_reconnects_after_close(server: FakeServer, monkeypatch: pytest.Mo
             session, server.url, "tok", lambda k, c: None, lambda c, _e: states.append(c)
         )
         listener.start()
-        await _wait(lambda: listener.connected)
+        await wait_until(lambda: listener.connected)
         await server.outbox.put("CLOSE")
-        await _wait(lambda: server.connections == 2 and listener.connected)
+        await wait_until(lambda: server.connections == 2 and listener.connected)
         await listener.stop()
     assert states == [True, False, True, False]
 
@@ -135,7 +130,7 @@ async def test_wrong_token_reports_auth_error(
 
         listener._set_state = spy  # type: ignore[method-assign]
         listener.start()
-        await _wait(lambda: len(errors) >= 2)
+        await wait_until(lambda: len(errors) >= 2)
         await listener.stop()
     assert isinstance(errors[0], PlexAuthError)
     assert server.connections == 0

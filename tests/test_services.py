@@ -12,14 +12,6 @@ from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
 
 
-@pytest.fixture
-async def loaded(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
-    config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
-    return config_entry
-
-
 def refreshes(sim: PlexSimulator) -> list[str]:
     return [path for _method, path, _q in sim.requests if path.endswith("/refresh")]
 

@@ -3,7 +3,6 @@
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
-import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plexus.const import (
@@ -14,14 +13,6 @@ from custom_components.plexus.const import (
     SUBENTRY_SYNC_GROUP,
 )
 from tests.plex_simulator import PlexSimulator
-
-
-@pytest.fixture
-async def loaded(hass: HomeAssistant, config_entry: MockConfigEntry) -> MockConfigEntry:
-    config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(config_entry.entry_id)
-    await hass.async_block_till_done()
-    return config_entry
 
 
 async def _start(hass: HomeAssistant, entry: MockConfigEntry) -> dict:
