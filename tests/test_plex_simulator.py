@@ -1094,3 +1094,31 @@ def test_cli_serves_until_terminated() -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_player_latency_and_stall(sim: PlexSimulator, http: aiohttp.ClientSession) -> None:
+    """A player's own latency range overrides the server's; a stall freezes the position."""
+    slow = sim.add_client("Slow Player", latency_ms=(900, 960), machine_identifier="slow-1")
+    movie = sim.library.movies()[0]
+    await slow.local_start(movie.rating_key, offset_ms=5_000)
+    await slow.local_pause()
+    headers = {"X-Plex-Token": sim.token, "X-Plex-Target-Client-Identifier": "slow-1"}
+    sent = time.monotonic()
+    async with http.get(
+        sim.url + "/player/playback/play", params={"commandID": "1"}, headers=headers
+    ) as resp:
+        assert resp.status == 200
+    change = await slow.wait_for_state("playing", timeout=5)
+    # "play" is a fast command: a third of the player's range, 300-320 ms (not the server's).
+    assert 0.29 <= change.monotonic - sent <= 0.40
+
+    before = slow.position_ms
+    stall = asyncio.create_task(slow.local_stall(0.3))
+    await slow.wait_for_state("buffering", timeout=1)
+    await stall
+    assert slow.state == "playing"
+    assert slow.position_ms - before < 150  # it did not advance while buffering
+    assert [r.state for r in slow.record[-2:]] == ["buffering", "playing"]
+    await slow.local_pause()
+    assert await slow.local_stall(0.1) is None  # only a playing player can stall
+    assert slow.state == "paused"

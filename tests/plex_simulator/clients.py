@@ -76,8 +76,8 @@ class ClientHost(Protocol):
 
     library: Library
 
-    def command_delay(self, *, fast: bool) -> float:
-        """Seconds a command takes to take effect (jittered)."""
+    def command_delay(self, *, fast: bool, latency_ms: tuple[int, int] | None = None) -> float:
+        """Seconds a command takes to take effect (jittered; `latency_ms` overrides the host's)."""
         ...
 
     def client_changed(self, client: SimulatedClient, change: StateChange) -> None:
@@ -129,6 +129,8 @@ class SimulatedClient:
     user_title: str = "plexowner"
     online: bool = True
     accepts_control: bool = True
+    # (low, high) command delay in ms for this player (None: the server's); fast commands /3.
+    latency_ms: tuple[int, int] | None = None
     state: PlayerState = "stopped"
     rating_key: str | None = None
     volume: int = 100
@@ -319,7 +321,7 @@ class SimulatedClient:
             await self._execute(command, params)
 
     async def _execute(self, command: str, params: dict[str, str]) -> None:
-        delay = self.host.command_delay(fast=command in FAST_COMMANDS)
+        delay = self.host.command_delay(fast=command in FAST_COMMANDS, latency_ms=self.latency_ms)
         if command in ("playMedia", "createPlayQueue"):
             await self._start_from_command(command, params, delay)
             return
@@ -441,6 +443,20 @@ class SimulatedClient:
         if not self.is_active:
             return None
         return self._apply("local_seek", position=offset_ms)
+
+    async def local_stall(self, seconds: float) -> StateChange | None:
+        """The player stalls while playing (network hiccup): buffering, then playing again.
+
+        The position does not advance while it buffers, so afterwards it is `seconds` behind.
+        """
+        if self.state != "playing":
+            return None
+        self._apply("stall", state="buffering")
+        await asyncio.sleep(seconds)
+        state: str = self.state  # a command may have changed it meanwhile
+        if state != "buffering":
+            return None
+        return self._apply("stall", state="playing")
 
     async def local_stop(self) -> StateChange | None:
         """Stop on the device."""

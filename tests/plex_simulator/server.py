@@ -439,6 +439,7 @@ class PlexSimulator:
         user_id: int = 1,
         accepts_control: bool = True,
         online: bool = True,
+        latency_ms: tuple[int, int] | None = None,
     ) -> SimulatedClient:
         """Add a player that shows up in `/clients`."""
         n = len(self.clients)
@@ -474,6 +475,7 @@ class PlexSimulator:
             user_title=user_title,
             accepts_control=accepts_control,
             online=online,
+            latency_ms=latency_ms,
         )
         self.clients[machine_identifier] = client
         return client
@@ -522,9 +524,10 @@ class PlexSimulator:
 
     # ClientHost protocol ------------------------------------------------
 
-    def command_delay(self, *, fast: bool) -> float:
-        """Jittered command delay from the seeded RNG."""
-        lo, hi = float(self.latency_ms[0]), float(self.latency_ms[1])
+    def command_delay(self, *, fast: bool, latency_ms: tuple[int, int] | None = None) -> float:
+        """Jittered command delay from the seeded RNG (`latency_ms`: a player's own range)."""
+        low_high = latency_ms or self.latency_ms
+        lo, hi = float(low_high[0]), float(low_high[1])
         if fast:
             lo, hi = lo / 3, hi / 3
         return self._latency_rng.uniform(lo, hi) / 1000.0
