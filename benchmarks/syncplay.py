@@ -1,0 +1,313 @@
+"""Sync-play end to end: two real Home Assistant homes, four players, a slow MQTT path.
+
+Run: ``scripts/bench syncplay`` (``.venv/bin/python -m benchmarks.syncplay``; ``--help``).
+
+Setup (issue 5): two `hass -c` processes (tests/e2e/harness.py) with wall clocks +2 s and -2 s
+off, each with the MQTT integration and Plexus set up through HA's HTTP API, each with its own
+simulated Plex server and two players whose resume latencies are 60/120 ms and 180/250 ms with
++-15 ms uniform jitter per command. Both homes reach the real Mosquitto (127.0.0.1:1883) through
+a proxy that delays every chunk 2.5-75 ms per direction (5-150 ms per message path, in order).
+
+Measured from the players' own records (this process, one monotonic clock):
+- skew = latest minus earliest start instant across the four players, for N `plexus.sync_play`
+  starts and N `plexus.sync_resume` after `plexus.sync_pause` (leaders alternate between homes);
+- the naive baseline, the original single-message protocol: one MQTT message
+  `{"type": "play", "movieTime": "0:01:00", "playAt": <epoch ms>}` through the same slow path,
+  every home starts its players at `playAt` on its own clock, no preparation, no compensation;
+- drift recovery: one player stalls 1.5 s while the group plays; seconds from the end of the
+  stall until all four play within 100 ms of each other (`drift_recovery_from_stall_s`: from
+  its start).
+The last line printed is one JSON object.
+"""
+
+import argparse
+import asyncio
+from collections.abc import Callable
+import json
+import logging
+from pathlib import Path
+import random
+import secrets
+import statistics
+import tempfile
+import time
+from typing import Any
+import uuid
+
+import aiohttp
+
+from custom_components.plexus.plex import PlexServerAPI
+from custom_components.plexus.plex.control import PlayerControl
+from tests.e2e.harness import HaHome, start_homes, stop_homes
+from tests.e2e.mqtt_proxy import DelayingProxy
+from tests.plex_simulator.clients import SimulatedClient
+from tests.test_syncplay_engine import PahoTransport
+
+GROUP = "Bench Night"
+OFFSETS_S = (2.0, -2.0)
+RESUME_LATENCIES_MS = ((60, 120), (180, 250))
+JITTER_MS = 15
+START_POSITION_S = 60.0
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def player_range(resume_ms: int) -> tuple[int, int]:
+    """The simulator's latency range whose fast commands (a third) are resume_ms +- jitter."""
+    return (3 * (resume_ms - JITTER_MS), 3 * (resume_ms + JITTER_MS))
+
+
+def first_after(player: SimulatedClient, since: float, command: str) -> float | None:
+    """Monotonic instant of the first start (`state` playing) caused by `command` after since."""
+    return next(
+        (
+            change.monotonic
+            for change in player.record
+            if change.monotonic > since and change.command == command and change.state == "playing"
+        ),
+        None,
+    )
+
+
+async def wait_for(check: Callable[[], bool], limit: float = 30.0, what: str = "") -> None:
+    """Poll until check() holds."""
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what or "condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def start_skew(
+    players: list[SimulatedClient], since: float, command: str
+) -> tuple[float, list[float]]:
+    """Skew (ms) of the players' starts after `since`, and each one's instant."""
+    await wait_for(
+        lambda: all(first_after(p, since, command) is not None for p in players),
+        what=f"not every player started ({command})",
+    )
+    starts = [t for p in players if (t := first_after(p, since, command)) is not None]
+    return (max(starts) - min(starts)) * 1000.0, starts
+
+
+async def call(home: HaHome, service: str, data: dict[str, Any]) -> None:
+    """Call a plexus service on a home; raise when HA refused it."""
+    status, body = await home.call_service("plexus", service, data)
+    if status != 200:
+        raise RuntimeError(f"{home.name}: plexus.{service} -> {status}: {body}")
+
+
+class NaiveHome:
+    """The original protocol's receiver in one home: play at `playAt` on this home's clock."""
+
+    def __init__(self, home: HaHome, clock_offset_s: float, proxy_port: int, topic: str) -> None:
+        """Listen on `topic` through the delaying proxy."""
+        self.home = home
+        self.offset = clock_offset_s
+        self.topic = topic
+        self.transport = PahoTransport("127.0.0.1", proxy_port)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.control: PlayerControl | None = None
+
+    def now(self) -> float:
+        """This home's (wrong) wall clock."""
+        return time.time() + self.offset
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        """Connect and subscribe."""
+        simulator = self.home.simulator
+        self.control = PlayerControl(
+            PlexServerAPI(session, simulator.url, simulator.token), simulator.machine_identifier
+        )
+        await self.transport.start()
+        await self.transport.subscribe(self.topic, self._message)
+
+    def _message(self, topic: str, payload: bytes) -> None:
+        message = json.loads(payload)
+        task = asyncio.get_running_loop().create_task(self._play(message))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _play(self, message: dict[str, Any]) -> None:
+        hours, minutes, seconds = (int(part) for part in message["movieTime"].split(":"))
+        offset_ms = ((hours * 60 + minutes) * 60 + seconds) * 1000
+        await asyncio.sleep(max(0.0, message["playAt"] / 1000.0 - self.now()))
+        assert self.control is not None
+        key = message["ratingKey"]
+        await asyncio.gather(
+            *(
+                self.control.play_media(p.machine_identifier, key, "movie", offset_ms=offset_ms)
+                for p in self.home.players
+            )
+        )
+
+    async def publish(self, payload: dict[str, Any]) -> None:
+        """Send the single message (through the slow path like everything else)."""
+        await self.transport.publish(self.topic, json.dumps(payload).encode())
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await self.transport.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole benchmark."""
+    proxy = DelayingProxy(seed=args.seed)
+    proxy_port = await proxy.start()
+    workdir = Path(tempfile.mkdtemp(prefix="plexus-bench-syncplay-"))
+    homes = [
+        HaHome(
+            f"Home {'AB'[n]}",
+            workdir,
+            clock_offset_s=OFFSETS_S[n],
+            player_latencies_ms=tuple(player_range(ms) for ms in RESUME_LATENCIES_MS[n]),
+            seed=n + 1,
+            mqtt_port=proxy_port,
+        )
+        for n in range(2)
+    ]
+    secret = secrets.token_urlsafe(24)
+    players = [p for home in homes for p in home.players]
+    starts: list[float] = []
+    resumes: list[float] = []
+    baseline: list[float] = []
+    errors: dict[str, list[float]] = {p.name: [] for p in players}
+    session = aiohttp.ClientSession()
+    naive: list[NaiveHome] = []
+    try:
+        await start_homes(homes)
+        for home in homes:
+            await home.add_mqtt()
+            await home.add_plexus()
+            await home.add_sync_group(GROUP, secret)
+        slug = GROUP.lower().replace(" ", "_")
+        for home in homes:
+            await home.wait_for_state(f"sensor.{slug}_members", lambda s: s["state"] == "4")
+        # Let clock sync collect samples through the slow path (as a real group would have).
+        await asyncio.sleep(args.settle)
+        movie = homes[0].simulator.library.movies()[0]
+
+        for n in range(args.rounds):
+            leader, other = homes[n % 2], homes[1 - n % 2]
+            since = time.monotonic()
+            await call(
+                leader,
+                "sync_play",
+                {"group": GROUP, "media": movie.rating_key, "position": START_POSITION_S + n},
+            )
+            skew, instants = await start_skew(players, since, "play")
+            starts.append(skew)
+            middle = statistics.median(instants)
+            for player, instant in zip(players, instants, strict=True):
+                errors[player.name].append((instant - middle) * 1000.0)
+            await asyncio.sleep(0.5)
+            await call(leader, "sync_pause", {"group": GROUP})
+            await wait_for(lambda: all(p.state == "paused" for p in players), what="pause")
+            await asyncio.sleep(0.5)
+            since = time.monotonic()
+            await call(other, "sync_resume", {"group": GROUP})
+            skew, _ = await start_skew(players, since, "play")
+            resumes.append(skew)
+            await asyncio.sleep(0.3)
+            await call(leader, "sync_stop", {"group": GROUP})
+            await wait_for(lambda: all(p.state == "stopped" for p in players), what="stop")
+            print(f"round {n + 1}: start {starts[-1]:.1f} ms, resume {resumes[-1]:.1f} ms")
+
+        # The naive baseline over the same slow MQTT path.
+        topic = f"plexus-bench/naive/{uuid.uuid4().hex}"
+        naive = [NaiveHome(h, OFFSETS_S[n], proxy_port, topic) for n, h in enumerate(homes)]
+        for receiver in naive:
+            await receiver.start(session)
+        await asyncio.sleep(0.5)
+        for n in range(args.baseline_rounds):
+            sender = naive[n % 2]
+            since = time.monotonic()
+            await sender.publish(
+                {
+                    "type": "play",
+                    "movieTime": "0:01:00",
+                    "playAt": round((sender.now() + 1.0) * 1000),
+                    "ratingKey": movie.rating_key,
+                }
+            )
+            skew, _ = await start_skew(players, since, "playMedia")
+            baseline.append(skew)
+            for home in homes:
+                for player in home.players:
+                    await player.local_stop()
+            print(f"baseline {n + 1}: {skew:.1f} ms")
+
+        # Drift recovery: one player stalls 1.5 s while the group plays.
+        await call(
+            homes[0], "sync_play", {"group": GROUP, "media": movie.rating_key, "position": 30}
+        )
+        await wait_for(lambda: all(p.state == "playing" for p in players), what="playing")
+        await asyncio.sleep(3.0)
+        staller = homes[1].players[0]
+        stall_started = time.monotonic()
+        await staller.local_stall(1.5)
+        stall_ended = time.monotonic()
+
+        def together() -> bool:
+            positions = [p.position_ms for p in players]
+            return all(p.state == "playing" for p in players) and (
+                max(positions) - min(positions) <= 100
+            )
+
+        await asyncio.sleep(0.05)
+        await wait_for(together, 15.0, "the group did not recover from the stall")
+        recovered = time.monotonic()
+        offsets = []
+        for home in homes:
+            state = await home.state(f"sensor.{slug}_clock_offset")
+            offsets.append(float(state["state"]) if state else float("nan"))
+    finally:
+        for receiver in naive:
+            await receiver.close()
+        await session.close()
+        await stop_homes(homes)
+        await proxy.stop()
+    skews = starts + resumes
+    return {
+        "homes": 2,
+        "clients": 4,
+        "starts": len(skews),
+        "skew_ms_p50": pct(skews, 0.5),
+        "skew_ms_p99": pct(skews, 0.99),
+        "skew_ms_max": round(max(skews), 1),
+        "start_skew_ms_p50": pct(starts, 0.5),
+        "resume_skew_ms_p50": pct(resumes, 0.5),
+        "baseline_skew_ms_p50": pct(baseline, 0.5),
+        "baseline_skew_ms_p99": pct(baseline, 0.99),
+        "drift_recovery_s": round(recovered - stall_ended, 2),
+        "drift_recovery_from_stall_s": round(recovered - stall_started, 2),
+        # B's clock minus A's as the homes' sensors show it (true value: -4000 ms).
+        "clock_b_minus_a_ms": round(offsets[1] - offsets[0], 1),
+        # Each player's start minus the group's median start, ms (mean / stdev over starts):
+        # a mean far from 0 is an estimation bias, the stdev is mostly the players' jitter.
+        "player_error_ms": {
+            name: [round(statistics.fmean(v), 1), round(statistics.pstdev(v), 1)]
+            for name, v in errors.items()
+        },
+    }
+
+
+def main() -> None:
+    """Parse arguments, run, print the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=30, help="starts (and resumes)")
+    parser.add_argument("--baseline-rounds", type=int, default=30)
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before the first start")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    random.seed(args.seed)
+    print(json.dumps(asyncio.run(run(args))))
+
+
+if __name__ == "__main__":
+    main()
