@@ -65,6 +65,12 @@ class FakePlayer:
     def _later(self, *args: Any) -> None:
         asyncio.get_running_loop().call_later(self.delay, self.set, *args)
 
+    def report(self, state: PlayerStateName, key: str | None, position: float, at: float) -> None:
+        """A report received at `at` (a client's timeline, however late it tells)."""
+        self.snapshot = PlayerSnapshot(state, key, position, at)
+        for callback in list(self._listeners):
+            callback(self.snapshot)
+
     async def _command(self, name: str) -> None:
         if self.fail:
             raise RuntimeError(f"{self.name} refused {name}")
@@ -91,6 +97,52 @@ class FakePlayer:
         self._later("stopped")
 
 
+class LaggingPlayer(FakePlayer):
+    """Like a real client: a command acts on the device's actual state (pause does nothing
+    unless it plays, play only resumes a paused item) and every effect is reported
+    `report_delay` after it happened, with the position at the moment of the report."""
+
+    def __init__(self, player_id: str, delay: float = 0.03, report_delay: float = 0.2) -> None:
+        super().__init__(player_id, delay)
+        self.report_delay = report_delay
+        self.real = self.snapshot
+
+    def _later(self, *args: Any) -> None:
+        asyncio.get_running_loop().call_later(self.delay, self.effect, *args)
+
+    def effect(
+        self,
+        state: PlayerStateName | None,
+        key: str | None = None,
+        position: float | None = None,
+    ) -> None:
+        """A change on the device (None: a seek); the engine hears of it `report_delay` later."""
+        real, now = self.real, time.monotonic()
+        if state == "paused" and real.state not in ("playing", "buffering"):
+            return
+        if state == "playing" and key is None and real.state != "paused":
+            return
+        if state is None:
+            if real.state == "stopped":
+                return
+            state = real.state
+        self.real = PlayerSnapshot(
+            state,
+            key if key is not None else real.media_key,
+            real.position_at(now) if position is None else position,
+            now,
+        )
+        asyncio.get_running_loop().call_later(self.report_delay, self._report, self.real)
+
+    def _report(self, effect: PlayerSnapshot) -> None:
+        now = time.monotonic()
+        self.report(effect.state, effect.media_key, effect.position_at(now), now)
+
+    async def seek(self, position_ms: int) -> None:
+        await self._command("seek")
+        self._later(None, None, position_ms)
+
+
 class CuttableBus:
     """A LocalBus view that can go silent (a home losing its connection without a goodbye)."""
 
@@ -111,7 +163,14 @@ class CuttableBus:
 
 
 class Node:
-    def __init__(self, name: str, offset: float, bus: LocalBus, **options: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        offset: float,
+        bus: LocalBus,
+        players: list[FakePlayer] | None = None,
+        **options: Any,
+    ) -> None:
         self.clock = OffsetClock(offset)
         self.transport = CuttableBus(bus)
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -124,7 +183,7 @@ class Node:
             on_event=lambda kind, data: self.events.append((kind, data)),
             on_update=self._updated,
         )
-        self.players = [FakePlayer(f"{name}-tv"), FakePlayer(f"{name}-pc", 0.05)]
+        self.players = players or [FakePlayer(f"{name}-tv"), FakePlayer(f"{name}-pc", 0.05)]
         for player in self.players:
             self.engine.add_member(player)
 
@@ -354,3 +413,62 @@ async def test_follow_mode_propagates_a_remote_seek_and_resume() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+async def lagging_nodes() -> tuple[Node, Node]:
+    bus = LocalBus()
+    options = {"command_timeout_s": 1.5}
+    a = Node("a", 1.0, bus, [LaggingPlayer("a-tv")], **options)
+    b = Node("b", -1.0, bus, [LaggingPlayer("b-tv", 0.05)], **options)
+    await a.engine.start()
+    await b.engine.start()
+    await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+    return a, b
+
+
+def real_states(*nodes: Node) -> set[str]:
+    return {p.real.state for n in nodes for p in n.players if isinstance(p, LaggingPlayer)}
+
+
+async def test_a_start_right_after_a_stop_waits_for_the_stop() -> None:
+    """The group is stopped and started again before the players' stop reports arrive: the
+    last reports say "playing" the same item, so nothing needs loading, but a pause sent now
+    does nothing to a stopped player. (Before: "the player did not pause" after the command
+    timeout, then a late catch-up.)"""
+    a, b = await lagging_nodes()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await b.engine.stop()
+        await wait_for(lambda: real_states(a, b) == {"stopped"})
+        assert states(a, b) == {"playing"}  # the stop reports are still on their way
+        result = await b.engine.play(MediaRef("7"), 0)
+        assert result.failed == {}
+        await wait_for(lambda: real_states(a, b) == {"playing"})
+        assert "member_failed" not in a.kinds() + b.kinds()
+        assert "member_resynced" not in a.kinds() + b.kinds()
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+        await asyncio.sleep(0.3)  # the last reports
+
+
+async def test_a_player_stopped_on_the_device_is_loaded_again() -> None:
+    """Someone stops a player just before a start and its report comes late: the pause sent
+    to it does nothing; once it reports "stopped" the item is loaded again."""
+    a, b = await lagging_nodes()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a, b) == {"playing"})
+        player = b.players[0]
+        assert isinstance(player, LaggingPlayer)
+        player.effect("stopped")  # the stop button on the remote
+        result = await a.engine.play(MediaRef("7"), 0)
+        assert result.failed == {}
+        await wait_for(lambda: real_states(a, b) == {"playing"})
+        assert player.commands.count("play_media") == 2
+        assert "member_failed" not in b.kinds()
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+        await asyncio.sleep(0.3)  # the last reports

@@ -41,6 +41,7 @@ SEEK_MATCH_MS: Final = 20.0
 CALIBRATION_STEP_MS: Final = 1000.0
 LATE_S: Final = 0.02
 EXPECT_MAX_S: Final = 3.0
+LOAD_ATTEMPTS: Final = 2
 
 
 class SyncError(Exception):
@@ -900,6 +901,16 @@ class SyncEngine:
             return False
         return True
 
+    async def _settle(self, member: _LocalMember) -> None:
+        """Until the state change of the member's last command shows (or it should have)."""
+        expect = member.expect
+        if expect is None or expect[0] not in ("play", "pause", "stop"):
+            return
+        patience = min(EXPECT_MAX_S, 2.0 * member.latency.estimate(expect[0]) + 0.5)
+        limit = expect[1] + patience - self._clock.monotonic()
+        if limit > 0:
+            await self._wait_member(member, lambda _: member.expect is not expect, limit)
+
     async def _sleep_until(self, monotonic: float) -> None:
         delay = monotonic - self._clock.monotonic()
         if delay > 0:
@@ -915,23 +926,38 @@ class SyncEngine:
             return "media not found on this server"
         member.media_key = key
         timeout = self.config.command_timeout_s
-        snapshot = player.snapshot
-        if snapshot.media_key != key or snapshot.state == "stopped":
-            try:
-                await player.play_media(media, key, round(position))
-            except Exception as err:  # noqa: BLE001 - any client/server failure
-                return str(err) or type(err).__name__
-            member.settle_until = self._clock.monotonic() + timeout
-            if not await self._wait_member(
-                member,
-                lambda s: s.media_key == key and s.state in ("playing", "paused"),
-                timeout,
-            ):
-                return "the player did not load the item"
-        if player.snapshot.state != "paused":
+        # What the player last reported may be overtaken by a command still on its way (a stop
+        # just sent): decide on the state after it.
+        await self._settle(member)
+        for attempt in range(LOAD_ATTEMPTS):
+            snapshot = player.snapshot
+            if snapshot.media_key != key or snapshot.state == "stopped":
+                try:
+                    await player.play_media(media, key, round(position))
+                except Exception as err:  # noqa: BLE001 - any client/server failure
+                    return str(err) or type(err).__name__
+                member.settle_until = self._clock.monotonic() + timeout
+                if not await self._wait_member(
+                    member,
+                    lambda s: s.media_key == key and s.state in ("playing", "paused"),
+                    timeout,
+                ):
+                    return "the player did not load the item"
+            if player.snapshot.state == "paused":
+                break
             if not await self._command(member, "pause"):
                 return "the player refused to pause"
-            if not await self._wait_member(member, lambda s: s.state == "paused", timeout):
+            # A player that stops (or changes item) meanwhile never pauses: load it again.
+            if not await self._wait_member(
+                member,
+                lambda s: s.state in ("paused", "stopped") or s.media_key != key,
+                timeout,
+            ):
+                return "the player did not pause"
+            after = player.snapshot  # (a new report: not the one checked above)
+            if after.state == "paused" and after.media_key == key:
+                break
+            if attempt == LOAD_ATTEMPTS - 1:
                 return "the player did not pause"
         if abs(player.snapshot.position_ms - position) > 1.0:
             if not await self._command(member, "seek", position):
