@@ -237,3 +237,22 @@ async def test_player_search_uses_the_catalog(
     assert (await search(movie.title[4:]))[0].startswith(movie.title)
     assert loaded.runtime_data.coordinator._search is None  # the server index was never built
     assert library_reads() == reads_before
+
+
+async def test_find_by_guids_for_sync_play(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Sync-play finds another home's item in this catalog by any of its GUIDs."""
+    manager = loaded.runtime_data.catalog
+    assert manager is not None
+    movie = simulator.library.movies()[0]
+    imdb = next(g for g in movie.ext_guids if g.startswith("imdb://"))
+    # Nothing imported yet: nothing found (the caller then asks the server).
+    assert await manager.async_find_by_guids([movie.guid]) is None
+    await import_library(hass, mode="full")
+    assert await manager.async_find_by_guids([movie.guid]) == movie.rating_key
+    # Another server's own plex:// id is unknown here; the IMDb id still matches.
+    assert await manager.async_find_by_guids(["plex://movie/0000000000", imdb]) == movie.rating_key
+    assert await manager.async_find_by_guids([imdb], "episode") is None  # wrong type
+    # Server-local and unrecognised ids name nothing on another server.
+    assert await manager.async_find_by_guids(["local://1", "no guid at all"]) is None

@@ -77,6 +77,17 @@ async def test_sync_play_starts_both_homes_together(tmp_path: Path) -> None:
         assert abs(measured_ms - 1700.0) < 100.0, readings
 
         movie = homes[0].simulator.library.movies()[0]
+        # Home B's server has the same film under another rating key: it must find it by GUID.
+        library_b = homes[1].simulator.library
+        library_b.delete_item(movie.rating_key)
+        copy = library_b.add_movie(
+            movie.title,
+            year=movie.year,
+            guid=movie.guid,
+            guids=movie.ext_guids,
+            duration_ms=movie.duration,
+        )
+        assert copy.rating_key != movie.rating_key
         called = time.monotonic()
         status, body = await homes[0].call_service(
             "plexus", "sync_play", {"group": GROUP, "media": movie.rating_key, "position": 60}

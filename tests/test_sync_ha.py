@@ -161,3 +161,23 @@ async def test_mqtt_group_uses_ha_mqtt(
     assert b"sig" in payload or "sig" in str(payload)
     assert "s" * 32 not in str(payload)  # the secret itself never travels
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_members_find_the_item_in_the_catalog(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """With an imported catalog the item is found by GUID there, without a server GUID search."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    await hass.services.async_call(
+        DOMAIN, "import_library", {"mode": "full"}, blocking=True, return_response=True
+    )
+    movie = sim.library.movies()[3]
+    sim.requests.clear()
+    await hass.services.async_call(
+        DOMAIN, "sync_play", {"group": "Movie Night", "media": movie.rating_key}, blocking=True
+    )
+    clients = [c for c in sim.clients.values() if c.name in ("Living Room TV", "Office HTPC")]
+    await wait_until(lambda: all(c.rating_key == movie.rating_key for c in clients), 15)
+    assert not [query for _m, _path, query in sim.requests if "guid" in query]
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -45,7 +45,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
             translation_placeholders={"error": str(err)},
         ) from err
     entry.async_on_unload(catalog.async_stop)
-    sync_groups = await async_create_sync_groups(hass, entry, coordinator)
+    sync_groups = await async_create_sync_groups(hass, entry, coordinator, catalog)
     entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
     entry.runtime_data = PlexusData(
         coordinator=coordinator, api=coordinator.api, catalog=catalog, sync_groups=sync_groups

@@ -30,6 +30,7 @@ from .catalog import (
     SearchHit,
     sqlite_url,
 )
+from .catalog.guids import LOCAL, UNKNOWN, parse_guid
 from .const import (
     CATALOG_FILE,
     CONF_DB_URL,
@@ -257,6 +258,36 @@ class CatalogManager:
                 query, machine_identifier=self.server_id, types=types, year=year, limit=limit
             )
         )
+
+    async def async_find_by_guids(
+        self, guids: list[str], item_type: str | None = None
+    ) -> str | None:
+        """Rating key on this server of the item carrying one of `guids` (first GUID first).
+
+        `plex://`, `imdb://`, `tmdb://`, `tvdb://` and legacy agent GUIDs are understood; None when
+        the catalog is not open, has no such item, or the GUIDs are not recognised.
+        """
+        catalog = self.catalog
+        if catalog is None:
+            return None
+        # Server-local and unrecognised ids name nothing on another server.
+        parsed = [
+            p
+            for guid in guids
+            if (p := parse_guid(guid)) and p.provider not in (UNKNOWN, LOCAL, "none")
+        ]
+        if not parsed:
+            return None
+
+        def find() -> str | None:
+            for guid in parsed:
+                items = catalog.find_by_parsed_guid(guid, machine_identifier=self.server_id)
+                for item in items:
+                    if item_type is None or item.type == item_type:
+                        return item.rating_key
+            return None
+
+        return await self.hass.async_add_executor_job(find)
 
     async def async_search_media(
         self, query: str, types: set[str] | None, limit: int

@@ -20,6 +20,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.instance_id import async_get as async_get_instance_id
 
+from .catalog_manager import CatalogManager
 from .const import (
     CONF_DRIFT_THRESHOLD,
     CONF_FOLLOW,
@@ -114,7 +115,10 @@ async def _mqtt_ready(hass: HomeAssistant) -> bool:
 
 
 async def async_create_sync_groups(
-    hass: HomeAssistant, entry: PlexusConfigEntry, coordinator: PlexusCoordinator
+    hass: HomeAssistant,
+    entry: PlexusConfigEntry,
+    coordinator: PlexusCoordinator,
+    catalog: CatalogManager | None = None,
 ) -> dict[str, SyncGroup]:
     """Create (not start) an engine for every sync-group subentry; raise/clear Repairs issues."""
     subentries = [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_SYNC_GROUP]
@@ -124,7 +128,7 @@ async def async_create_sync_groups(
     instance_id = await async_get_instance_id(hass)
     groups: dict[str, SyncGroup] = {}
     for subentry in subentries:
-        group = _create_group(hass, coordinator, subentry, instance_id, uses_mqtt)
+        group = _create_group(hass, coordinator, subentry, instance_id, uses_mqtt, catalog=catalog)
         groups[subentry.subentry_id] = group
         issue_id = f"mqtt_missing_{subentry.subentry_id}"
         if uses_mqtt:
@@ -173,6 +177,8 @@ def _create_group(
     subentry: ConfigSubentry,
     instance_id: str,
     uses_mqtt: bool,
+    *,
+    catalog: CatalogManager | None,
 ) -> SyncGroup:
     data = subentry.data
     name: str = data[CONF_GROUP_NAME]
@@ -205,7 +211,15 @@ def _create_group(
             update()
 
     async def resolve(media: MediaRef) -> str | None:
-        """The same item on this server: by GUID, then title and year, then rating key."""
+        """The same item on this server: catalog by GUID, server by GUID, title and year."""
+        if media.guid and catalog is not None:
+            try:
+                key = await catalog.async_find_by_guids([media.guid], media.item_type)
+            except Exception as err:  # noqa: BLE001 - the catalog only speeds the lookup up
+                _LOGGER.debug("Sync group %s: catalog lookup failed: %s", name, err)
+            else:
+                if key is not None:
+                    return key
         if media.guid and "://" in media.guid:
             with contextlib.suppress(PlexError):
                 request = await coordinator.resolver.resolve(media.guid, coordinator.data.sections)
