@@ -64,6 +64,52 @@ def test_estimator_keeps_the_lowest_delay_samples(
     assert estimator.delay == pytest.approx(best[0], abs=1e-5)
 
 
+@given(
+    offset=st.floats(min_value=-5.0, max_value=5.0, allow_nan=False),
+    delays=st.lists(st.tuples(seconds, seconds), min_size=1, max_size=80),
+)
+def test_estimator_error_is_at_most_half_the_lowest_way_there_plus_back(
+    offset: float, delays: list[tuple[float, float]]
+) -> None:
+    """The common bounds of all samples: the lowest delay each way, even from two samples."""
+    estimator = OffsetEstimator()
+    t0 = 1.7e9
+    for up, down in delays:
+        estimator.add(exchange(offset, t0, up, down, 0.001))
+        t0 += 1
+    kept = delays[-64:]
+    lowest_up, lowest_down = min(up for up, _ in kept), min(down for _, down in kept)
+    bounds = estimator.bounds
+    assert bounds is not None
+    assert bounds[0] - 1e-5 <= offset <= bounds[1] + 1e-5
+    assert bounds[1] - bounds[0] == pytest.approx(lowest_up + lowest_down, abs=1e-5)
+    estimate = estimator.offset
+    assert estimate is not None
+    assert abs(estimate - offset) <= (lowest_up + lowest_down) / 2 + 1e-5
+
+
+def test_estimator_beats_the_best_single_exchange() -> None:
+    """Fast one way in one exchange, fast the other way in another: both count."""
+    estimator = OffsetEstimator()
+    estimator.add(exchange(3.0, 1000.0, 0.005, 0.145, 0.001))
+    estimator.add(exchange(3.0, 1001.0, 0.140, 0.006, 0.001))
+    estimator.add(exchange(3.0, 1002.0, 0.060, 0.060, 0.001))
+    best = estimator._best_samples()[0]
+    assert abs(best.offset - 3.0) == pytest.approx(0.0, abs=1e-6)  # the 60/60 one, by luck
+    assert estimator.delay == pytest.approx(0.120)
+    assert estimator.bounds == (pytest.approx(3.0 - 0.006), pytest.approx(3.0 + 0.005))
+    assert estimator.offset == pytest.approx(3.0 - 0.0005)
+
+
+def test_estimator_falls_back_to_the_best_exchange_when_samples_clash() -> None:
+    """Samples from before and after a clock step cannot all be right: NTP's choice."""
+    estimator = OffsetEstimator()
+    estimator.add(exchange(1.0, 1000.0, 0.050, 0.050, 0.001))
+    estimator.add(exchange(1.5, 1001.0, 0.010, 0.020, 0.001))
+    assert estimator.bounds is None
+    assert estimator.offset == pytest.approx(1.5 - 0.005)
+
+
 def test_estimator_ignores_impossible_samples_and_clears() -> None:
     estimator = OffsetEstimator()
     assert estimator.offset is None

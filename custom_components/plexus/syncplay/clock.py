@@ -1,4 +1,14 @@
-"""NTP-style clock offset estimation between instances (four timestamps per sample)."""
+"""NTP-style clock offset estimation between instances (four timestamps per sample).
+
+Each exchange bounds the peer's offset: the request cannot arrive before it was sent, so
+`t1 - t0` (offset plus the way there) is an upper bound, and the response cannot arrive before
+it was sent, so `t2 - t3` (offset minus the way back) is a lower bound. NTP keeps the exchange
+with the lowest round trip and takes the middle of its bounds; here the bounds of all recent
+exchanges are intersected (the lowest way there and the lowest way back, usually from different
+exchanges), which is never wider than the best single exchange and much narrower when delays
+vary a lot (a broker adding random delay to every message). If the bounds contradict each other
+(a clock stepped or drifted within the window) the lowest-delay exchanges decide, as in NTP.
+"""
 
 from collections import deque
 from dataclasses import dataclass
@@ -57,8 +67,24 @@ class OffsetEstimator:
         return sorted(self._samples, key=lambda s: s.delay)[: self._best]
 
     @property
+    def bounds(self) -> tuple[float, float] | None:
+        """(lowest, highest) offset every sample allows; None without samples or if they clash."""
+        if not self._samples:
+            return None
+        lowest = max(s.t2 - s.t3 for s in self._samples)
+        highest = min(s.t1 - s.t0 for s in self._samples)
+        return (lowest, highest) if lowest <= highest else None
+
+    @property
     def offset(self) -> float | None:
-        """Median offset of the `best` lowest-delay samples (NTP: the lowest one), seconds."""
+        """Peer clock minus ours, seconds: the middle of the samples' common bounds.
+
+        When the samples contradict each other: the median offset of the `best` lowest-delay
+        samples (NTP: the lowest one).
+        """
+        bounds = self.bounds
+        if bounds is not None:
+            return (bounds[0] + bounds[1]) / 2.0
         best = self._best_samples()
         if not best:
             return None
