@@ -17,6 +17,7 @@ from custom_components.plexus.syncplay import (
     SystemClock,
     topic_matches,
 )
+from custom_components.plexus.syncplay.latency import MIN_KIND_SAMPLES, trimmed_mean
 
 seconds = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)
 
@@ -130,10 +131,34 @@ def test_latency_tracker() -> None:
         tracker.add("seek", value)
     tracker.add("pause", -1.0)
     assert tracker.measured
-    assert tracker.estimate("seek") == pytest.approx(0.065)
-    assert tracker.estimate("pause") == 0.0
-    assert tracker.estimate("play") == pytest.approx(0.06)
+    assert tracker.samples("pause") == [0.0]
+    # fewer than MIN_KIND_SAMPLES of a kind: the middle half of every kind's samples
+    assert MIN_KIND_SAMPLES == 5
+    assert tracker.estimate("seek") == pytest.approx(0.06)  # of 0, .05, .06, .07, 5
+    assert tracker.estimate("pause") == pytest.approx(0.06)
     assert tracker.estimate() == pytest.approx(0.06)
+    for value in (0.08, 0.07, 0.06, 0.07, 0.07):
+        tracker.add("play", value)
+    assert tracker.estimate("play") == pytest.approx(0.07)  # its own now
+    token = tracker.add("play", 0.5)
+    assert tracker.estimate("play") == pytest.approx(0.0725)  # middle of .06 .07 .07 .07 .08 .5
+    assert tracker.refine(token, 0.07)
+    assert tracker.samples("play")[-1] == 0.07
+    assert tracker.samples()[-1] == 0.07
+    assert tracker.estimate("play") == pytest.approx(0.07)
+    assert not tracker.refine(10_000, 0.1)
+    for _ in range(20):
+        tracker.add("play", 0.09)
+    assert tracker.samples("play") == [0.09] * 15
+    assert not tracker.refine(token, 0.01)  # long gone
+
+
+def test_trimmed_mean() -> None:
+    assert trimmed_mean([0.1]) == 0.1
+    assert trimmed_mean([0.1, 0.3]) == pytest.approx(0.2)
+    assert trimmed_mean([5.0, 0.1, 0.2, 0.3]) == pytest.approx(0.25)  # the median of four
+    assert trimmed_mean([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(3.0)
+    assert trimmed_mean([float(n) for n in range(12)]) == pytest.approx(5.5)
 
 
 def test_topic_matching() -> None:

@@ -143,6 +143,13 @@ class LaggingPlayer(FakePlayer):
         self._later(None, None, position_ms)
 
 
+class QuietPlayer(FakePlayer):
+    """Takes commands; what it reports is up to the test (`report`)."""
+
+    def _later(self, *args: Any) -> None:
+        pass
+
+
 class CuttableBus:
     """A LocalBus view that can go silent (a home losing its connection without a goodbye)."""
 
@@ -413,6 +420,40 @@ async def test_follow_mode_propagates_a_remote_seek_and_resume() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+async def test_play_latency_is_taken_from_the_reported_position() -> None:
+    """A client that reports late still shows when it started: report instant - (position -
+    paused position). The latency sample is that start minus when the command left, lowered
+    by later reports for a while (the least delayed report is the best one)."""
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
+    player = node.players[0]
+    member = node.engine._members[player.player_id]
+    player.report("paused", "7", 10_000.0, time.monotonic())
+    assert await node.engine._command(member, "play")
+    expect = member.expect
+    assert expect is not None
+    sent = expect.sent
+    player.report("playing", "7", 10_195.0, sent + 0.300)  # started at +0.105, told at +0.3
+    assert member.latency.samples("play") == [pytest.approx(0.105)]
+    player.report("playing", "7", 11_200.0, sent + 1.300)  # a later, less delayed report
+    assert member.latency.samples("play") == [pytest.approx(0.100)]
+    player.report("playing", "7", 11_350.0, sent + 1.500)  # more delayed: no change
+    player.report("playing", "7", 12_450.0, sent + 2.500)  # too long after the command
+    assert member.latency.samples("play") == [pytest.approx(0.100)]
+
+    assert await node.engine._command(member, "seek", 50_000.0)
+    expect = member.expect
+    assert expect is not None
+    player.report("playing", "7", 50_015.0, expect.sent + 0.200)  # landed at +0.185
+    assert member.latency.samples("seek") == [pytest.approx(0.185)]
+
+    assert await node.engine._command(member, "pause")
+    expect = member.expect
+    assert expect is not None
+    player.report("paused", "7", 50_900.0, expect.sent + 0.250)  # no position to go by
+    assert member.latency.samples("pause") == [pytest.approx(0.250)]
+    assert node.engine.latency(player.player_id) == pytest.approx((0.100 + 0.185 + 0.250) / 3)
 
 
 async def lagging_nodes() -> tuple[Node, Node]:

@@ -42,8 +42,10 @@ SEEK_MATCH_MS: Final = 20.0
 CALIBRATION_STEP_MS: Final = 1000.0
 LATE_S: Final = 0.02
 EXPECT_MAX_S: Final = 3.0
-LOAD_ATTEMPTS: Final = 2
+REFINE_S: Final = 2.0
+SPIN_S: Final = 0.003
 CLOCK_SPACING_S: Final = 0.02
+LOAD_ATTEMPTS: Final = 2
 
 
 class SyncError(Exception):
@@ -153,6 +155,32 @@ class _Session:
 
 
 @dataclass(slots=True)
+class _Expect:
+    """A command sent to a member whose effect is not seen yet.
+
+    `anchor_ms` is the position the player is at when the effect happens (the paused position
+    for a play, the target for a seek): a later report of it playing at position P received at
+    instant T then shows when the effect happened, T - (P - anchor), however late it reported.
+    """
+
+    kind: str
+    sent: float
+    predicate: Callable[[PlayerSnapshot], bool]
+    anchor_ms: float | None = None
+
+
+@dataclass(slots=True)
+class _Refine:
+    """A recorded latency sample that later position reports may lower (see `_Expect`)."""
+
+    token: int
+    sent: float
+    anchor_ms: float
+    media_key: str | None
+    latency: float
+
+
+@dataclass(slots=True)
 class _LocalMember:
     player: MemberPlayer
     latency: LatencyTracker
@@ -162,7 +190,8 @@ class _LocalMember:
     ready_cid: str | None = None
     drift_ms: float | None = None
     last_check: float = 0.0
-    expect: tuple[str, float, Callable[[PlayerSnapshot], bool]] | None = None
+    expect: _Expect | None = None
+    refine: _Refine | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     media_key: str | None = None
@@ -446,9 +475,9 @@ class SyncEngine:
         peer = self._peers.get(instance_id)
         return peer.clock.offset if peer else None
 
-    def latency(self, player_id: str) -> float:
-        """Measured command latency of a local member, seconds."""
-        return self._members[player_id].latency.estimate()
+    def latency(self, player_id: str, kind: str | None = None) -> float:
+        """Measured command latency of a local member (of one command kind), seconds."""
+        return self._members[player_id].latency.estimate(kind)
 
     # ------------------------------------------------------------------ sending
 
@@ -879,8 +908,11 @@ class SyncEngine:
         player = member.player
         now = self._clock.monotonic()
         predicate: Callable[[PlayerSnapshot], bool]
+        anchor: float | None = None
         if kind == "play":
             predicate = lambda s: s.state == "playing"  # noqa: E731
+            if player.snapshot.state == "paused":
+                anchor = player.snapshot.position_ms
         elif kind == "pause":
             predicate = lambda s: s.state == "paused"  # noqa: E731
         elif kind == "stop":
@@ -888,8 +920,12 @@ class SyncEngine:
         else:
             target = position
             predicate = lambda s: abs(s.position_at(s.at) - target) < SEEK_MATCH_MS  # noqa: E731
+            anchor = position
         # Measure only a change the command causes: nothing when already there.
-        member.expect = None if predicate(player.snapshot) else (kind, now, predicate)
+        member.refine = None
+        member.expect = (
+            None if predicate(player.snapshot) else _Expect(kind, now, predicate, anchor)
+        )
         member.settle_until = now + 2.0 * member.latency.estimate() + 0.5
         try:
             if kind == "play":
@@ -921,17 +957,26 @@ class SyncEngine:
     async def _settle(self, member: _LocalMember) -> None:
         """Until the state change of the member's last command shows (or it should have)."""
         expect = member.expect
-        if expect is None or expect[0] not in ("play", "pause", "stop"):
+        if expect is None or expect.kind not in ("play", "pause", "stop"):
             return
-        patience = min(EXPECT_MAX_S, 2.0 * member.latency.estimate(expect[0]) + 0.5)
-        limit = expect[1] + patience - self._clock.monotonic()
+        patience = min(EXPECT_MAX_S, 2.0 * member.latency.estimate(expect.kind) + 0.5)
+        limit = expect.sent + patience - self._clock.monotonic()
         if limit > 0:
             await self._wait_member(member, lambda _: member.expect is not expect, limit)
 
     async def _sleep_until(self, monotonic: float) -> None:
-        delay = monotonic - self._clock.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Sleep until a monotonic instant; the last few ms yield-spin instead of sleeping.
+
+        The loop's timers wake up to a millisecond or so late (the selector's granularity);
+        yielding in a loop for the last `SPIN_S` keeps other tasks running and is exact.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (monotonic - self._clock.monotonic())
+        delay = deadline - loop.time()
+        if delay > SPIN_S:
+            await asyncio.sleep(delay - SPIN_S)
+        while loop.time() < deadline:  # noqa: ASYNC110 - a deliberate yield-spin
+            await asyncio.sleep(0)
 
     async def _load_member(
         self, member: _LocalMember, media: MediaRef, position: float
@@ -1057,7 +1102,7 @@ class SyncEngine:
         """Playing, buffering, or told to play with the effect not seen yet."""
         expect = member.expect
         return member.player.snapshot.state in ("playing", "buffering") or (
-            expect is not None and expect[0] == "play"
+            expect is not None and expect.kind == "play"
         )
 
     async def _pause_member(self, member: _LocalMember, at: float, position: float) -> None:
@@ -1089,12 +1134,7 @@ class SyncEngine:
     # ------------------------------------------------------------------ member reports
 
     def _member_changed(self, member: _LocalMember, snapshot: PlayerSnapshot) -> None:
-        expect = member.expect
-        if expect is not None and snapshot.at - expect[1] > EXPECT_MAX_S:
-            member.expect = expect = None  # the effect never showed: no sample
-        if expect is not None and expect[2](snapshot):
-            member.latency.add(expect[0], snapshot.at - expect[1])
-            member.expect = None
+        self._measure(member, snapshot)
         member.changed.set()
         if not self._running:
             return
@@ -1123,6 +1163,40 @@ class SyncEngine:
             expected = session.position_at(snapshot.at)
             if abs(snapshot.position_ms - expected) > REMOTE_SEEK_MS:
                 self._spawn(self.seek(snapshot.position_ms + self._start_lead(0.0) * 1000.0))
+
+    def _measure(self, member: _LocalMember, snapshot: PlayerSnapshot) -> None:
+        """Latency samples from the reports that show a command's effect."""
+        refine = member.refine
+        if refine is not None:
+            if (
+                snapshot.state != "playing"
+                or snapshot.media_key != refine.media_key
+                or snapshot.at - refine.sent > REFINE_S
+            ):
+                member.refine = None
+            else:
+                effect = _effect_instant(snapshot, refine.anchor_ms)
+                if refine.sent <= effect and effect - refine.sent < refine.latency:
+                    refine.latency = effect - refine.sent
+                    member.latency.refine(refine.token, refine.latency)
+        expect = member.expect
+        if expect is None:
+            return
+        if snapshot.at - expect.sent > EXPECT_MAX_S:
+            member.expect = None  # the effect never showed: no sample
+            return
+        if not expect.predicate(snapshot):
+            return
+        member.expect = None
+        if expect.anchor_ms is None or snapshot.state != "playing":
+            member.latency.add(expect.kind, snapshot.at - expect.sent)
+            return
+        effect = _effect_instant(snapshot, expect.anchor_ms)
+        if effect < expect.sent:
+            return  # the position moved for another reason: no sample
+        latency = effect - expect.sent
+        token = member.latency.add(expect.kind, latency)
+        member.refine = _Refine(token, expect.sent, expect.anchor_ms, snapshot.media_key, latency)
 
     async def _recover_waiting(self, member: _LocalMember) -> None:
         """The member that made the group wait is back: pause it in place, then resume all."""
@@ -1294,6 +1368,11 @@ def _check_session(data: dict[str, Any]) -> None:
         raise ValueError("incomplete session")
     if data["state"] in ("playing", "paused"):
         MediaRef.from_dict(data.get("media"))
+
+
+def _effect_instant(snapshot: PlayerSnapshot, anchor_ms: float) -> float:
+    """When a playing player was at `anchor_ms`, from a report of it (never after the report)."""
+    return snapshot.at - max(0.0, snapshot.position_ms - anchor_ms) / 1000.0
 
 
 def _number(value: Any) -> float | None:

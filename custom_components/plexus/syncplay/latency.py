@@ -1,35 +1,66 @@
-"""Per-client command latency: time from sending a command to seeing its effect."""
+"""Per-client command latency: time from sending a command to its effect on the player."""
 
 from collections import deque
-from statistics import median
+from itertools import count
+from statistics import fmean
 from typing import Final
 
-WINDOW: Final = 9
+WINDOW: Final = 15
+MIN_KIND_SAMPLES: Final = 5
+MAX_S: Final = 10.0
+
+
+def trimmed_mean(values: list[float]) -> float:
+    """Mean of the middle half (the interquartile mean; the median for up to four values).
+
+    For the symmetric, light-tailed jitter of a command path it is nearly as exact as the mean
+    (far more than the median), and one stray sample (a stalled request) cannot move it.
+    """
+    ordered = sorted(values)
+    cut = len(ordered) // 4
+    return fmean(ordered[cut : len(ordered) - cut])
 
 
 class LatencyTracker:
-    """Median of the recent samples per command kind, falling back to all kinds."""
+    """Recent samples per command kind; a kind with few samples of its own uses all kinds."""
 
-    def __init__(self, default_s: float) -> None:
-        """Estimate `default_s` until something is measured."""
+    def __init__(self, default_s: float, window: int = WINDOW) -> None:
+        """Estimate `default_s` until something is measured; keep `window` samples per kind."""
         self.default_s = default_s
-        self._by_kind: dict[str, deque[float]] = {}
-        self._all: deque[float] = deque(maxlen=WINDOW)
+        self._window = window
+        self._by_kind: dict[str, deque[list[float]]] = {}
+        self._all: deque[list[float]] = deque(maxlen=window)
+        self._tokens = count(1)
 
-    def add(self, kind: str, seconds: float) -> None:
-        """Record one measured latency (clamped to 0 to 10 s)."""
-        value = min(max(seconds, 0.0), 10.0)
-        self._by_kind.setdefault(kind, deque(maxlen=WINDOW)).append(value)
-        self._all.append(value)
+    def add(self, kind: str, seconds: float) -> int:
+        """Record one measured latency (clamped to 0 to 10 s); returns a token for `refine`."""
+        token = next(self._tokens)
+        entry = [float(token), min(max(seconds, 0.0), MAX_S)]
+        self._by_kind.setdefault(kind, deque(maxlen=self._window)).append(entry)
+        self._all.append(entry)
+        return token
+
+    def refine(self, token: int, seconds: float) -> bool:
+        """Replace a recorded sample by a better measurement (False when it is gone)."""
+        for entries in self._by_kind.values():
+            for entry in entries:
+                if entry[0] == token:
+                    entry[1] = min(max(seconds, 0.0), MAX_S)  # the same list is in `_all`
+                    return True
+        return False
+
+    def samples(self, kind: str | None = None) -> list[float]:
+        """The recorded samples of `kind` (all kinds when None), oldest first."""
+        entries = self._all if kind is None else self._by_kind.get(kind, ())
+        return [value for _, value in entries]
 
     def estimate(self, kind: str | None = None) -> float:
         """Seconds a command of `kind` takes to take effect."""
-        samples = self._by_kind.get(kind) if kind else None
-        if samples:
-            return float(median(samples))
-        if self._all:
-            return float(median(self._all))
-        return self.default_s
+        own = self.samples(kind) if kind else []
+        if len(own) >= MIN_KIND_SAMPLES:
+            return trimmed_mean(own)
+        pooled = self.samples()
+        return trimmed_mean(pooled) if pooled else self.default_s
 
     @property
     def measured(self) -> bool:
