@@ -20,6 +20,7 @@ from custom_components.plexus.const import (
     DOMAIN,
     SUBENTRY_SYNC_GROUP,
 )
+from custom_components.plexus.syncplay import MediaRef
 from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator
 
@@ -166,18 +167,51 @@ async def test_mqtt_group_uses_ha_mqtt(
 async def test_members_find_the_item_in_the_catalog(
     hass: HomeAssistant, sim: PlexSimulator
 ) -> None:
-    """With an imported catalog the item is found by GUID there, without a server GUID search."""
+    """Another home's item is found by GUID: in the catalog once imported, else on the server."""
     entry = group_entry(sim)
     await setup(hass, entry)
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    assert group.resolve_media is not None
+    movie = next(
+        m
+        for m in sim.library.movies()
+        if m.guid.startswith("plex://") and any(g.startswith("imdb://") for g in m.ext_guids)
+    )
+    imdb = next(g for g in movie.ext_guids if g.startswith("imdb://"))
+
+    def guid_searches() -> int:
+        return sum(1 for _m, _path, query in sim.requests if "guid" in query)
+
+    # The other home's rating key means nothing here; its own plex:// id is unknown here.
+    remote = MediaRef(
+        "999999", guid="plex://movie/0123456789abcdef", server="another-server", guids=(imdb,)
+    )
+    assert MediaRef.from_dict(remote.as_dict()) == remote  # what travels between homes
+    before = guid_searches()
+    assert await group.resolve_media(remote) == movie.rating_key  # asked the server
+    assert guid_searches() > before
     await hass.services.async_call(
         DOMAIN, "import_library", {"mode": "full"}, blocking=True, return_response=True
     )
-    movie = sim.library.movies()[3]
-    sim.requests.clear()
-    await hass.services.async_call(
-        DOMAIN, "sync_play", {"group": "Movie Night", "media": movie.rating_key}, blocking=True
-    )
-    clients = [c for c in sim.clients.values() if c.name in ("Living Room TV", "Office HTPC")]
-    await wait_until(lambda: all(c.rating_key == movie.rating_key for c in clients), 15)
-    assert not [query for _m, _path, query in sim.requests if "guid" in query]
+    before = guid_searches()
+    assert await group.resolve_media(remote) == movie.rating_key  # from the catalog
+    assert guid_searches() == before
+    # By title and year when no GUID matches; nothing when nothing matches.
+    by_title = MediaRef("999999", server="another-server", title=movie.title, year=movie.year)
+    assert await group.resolve_media(by_title) == movie.rating_key
+    assert await group.resolve_media(MediaRef("999999", server="another-server")) is None
+    # This server's own rating key is used as it is.
+    assert await group.resolve_media(MediaRef("42", server=sim.machine_identifier)) == "42"
+
+    # sync_play without media: what a member plays now, described by its GUIDs.
+    client = sim.client("Living Room TV")
+    await client.local_start(movie.rating_key, offset_ms=90_000)
+    await wait_until(lambda: group.members[MEMBERS[0]].snapshot.state == "playing", 10)
+    events: list[Event[dict[str, Any]]] = []
+    hass.bus.async_listen("plexus_sync_preparing", events.append)
+    await hass.services.async_call(DOMAIN, "sync_play", {"group": "Movie Night"}, blocking=True)
+    assert events
+    assert events[0].data["guid"] == movie.guid
+    assert events[0].data["title"] == movie.title
+    assert imdb in events[0].data["guids"]
     assert await hass.config_entries.async_unload(entry.entry_id)

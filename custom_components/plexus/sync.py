@@ -7,7 +7,7 @@ issue says so. Group events are fired on the bus as `plexus_sync_<event>`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 import contextlib
 from dataclasses import dataclass, field
 import json
@@ -88,6 +88,8 @@ class SyncGroup:
     listeners: list[Callable[[], None]] = field(default_factory=list)
     uses_mqtt: bool = False
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+    # How this home finds an item another home asked for (its rating key here, or None).
+    resolve_media: Callable[[MediaRef], Awaitable[str | None]] | None = None
 
 
 def member_client_ids(
@@ -211,18 +213,25 @@ def _create_group(
             update()
 
     async def resolve(media: MediaRef) -> str | None:
-        """The same item on this server: catalog by GUID, server by GUID, title and year."""
-        if media.guid and catalog is not None:
+        """The same item on this server.
+
+        Same server: its rating key. Otherwise by GUID (the catalog first, then the server),
+        then by title and year; a rating key of another server names nothing here.
+        """
+        if media.server == coordinator.server_identifier:
+            return media.rating_key
+        guids = [g for g in (media.guid, *media.guids) if g and "://" in g]
+        if guids and catalog is not None:
             try:
-                key = await catalog.async_find_by_guids([media.guid], media.item_type)
+                key = await catalog.async_find_by_guids(guids, media.item_type)
             except Exception as err:  # noqa: BLE001 - the catalog only speeds the lookup up
                 _LOGGER.debug("Sync group %s: catalog lookup failed: %s", name, err)
             else:
                 if key is not None:
                     return key
-        if media.guid and "://" in media.guid:
+        for guid in guids:
             with contextlib.suppress(PlexError):
-                request = await coordinator.resolver.resolve(media.guid, coordinator.data.sections)
+                request = await coordinator.resolver.resolve(guid, coordinator.data.sections)
                 return request.item.rating_key
         if media.title:
             search = {"title": media.title, **({"year": media.year} if media.year else {})}
@@ -231,7 +240,7 @@ def _create_group(
                     json.dumps(search), coordinator.data.sections
                 )
                 return request.item.rating_key
-        return media.rating_key or None
+        return media.rating_key if media.server is None else None
 
     engine = SyncEngine(
         config,
@@ -248,6 +257,7 @@ def _create_group(
         member_entity_ids=list(data.get(CONF_MEMBERS, [])),
         listeners=listeners,
         uses_mqtt=uses_mqtt,
+        resolve_media=resolve,
     )
 
 

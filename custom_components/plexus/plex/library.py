@@ -42,6 +42,8 @@ class MediaItem:
     child_count: int | None = None
     guid: str = ""
     playlist_type: str = ""
+    # External ids from the <Guid id="imdb://..."/> children (when the response carries them).
+    guids: tuple[str, ...] = ()
 
     @property
     def is_container(self) -> bool:
@@ -73,6 +75,7 @@ def parse_item(elem: ET.Element) -> MediaItem | None:
         child_count=to_int(elem.get("leafCount") or elem.get("childCount")),
         guid=elem.get("guid", ""),
         playlist_type=elem.get("playlistType", ""),
+        guids=tuple(g.get("id", "") for g in elem.iterfind("Guid") if g.get("id")),
     )
 
 
@@ -101,7 +104,9 @@ class PlexLibrary:
     async def metadata(self, rating_key: str) -> MediaItem | None:
         """Return one item, None when the server does not know it."""
         try:
-            items, _ = await self._items(f"/library/metadata/{rating_key}")
+            items, _ = await self._items(
+                f"/library/metadata/{rating_key}", params={"includeGuids": 1}
+            )
         except PlexNotFoundError:
             return None
         return items[0] if items else None

@@ -56,6 +56,10 @@ class MediaRef:
     guid: str | None = None
     title: str | None = None
     year: int | None = None
+    # The server `rating_key` belongs to (its machine identifier; None: unknown).
+    server: str | None = None
+    # External ids (imdb://, tmdb://, tvdb://) for homes whose server uses other agents.
+    guids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -65,6 +69,8 @@ class MediaRef:
             "guid": self.guid,
             "title": self.title,
             "year": self.year,
+            "server": self.server,
+            "guids": list(self.guids),
         }
 
     @classmethod
@@ -73,12 +79,17 @@ class MediaRef:
         if not isinstance(data, dict) or not isinstance(data.get("rating_key"), str):
             raise ValueError("not a media reference")  # noqa: TRY004
         year = data.get("year")
+        guids = data.get("guids")
         return cls(
             rating_key=data["rating_key"],
             item_type=str(data.get("item_type") or "movie"),
             guid=data["guid"] if isinstance(data.get("guid"), str) else None,
             title=data["title"] if isinstance(data.get("title"), str) else None,
             year=year if isinstance(year, int) else None,
+            server=data["server"] if isinstance(data.get("server"), str) else None,
+            guids=tuple(g for g in guids if isinstance(g, str))[:16]
+            if isinstance(guids, list)
+            else (),
         )
 
 
