@@ -513,3 +513,21 @@ async def test_a_player_stopped_on_the_device_is_loaded_again() -> None:
         await a.engine.shutdown()
         await b.engine.shutdown()
         await asyncio.sleep(0.3)  # the last reports
+
+
+async def test_a_seek_is_waited_for_even_when_already_near() -> None:
+    """A paused player 100 ms from the target: the report from before the seek does not count
+    (a command sent next would queue behind the seek on the player, and its latency sample
+    would include the seek's)."""
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
+    player = node.players[0]
+    member = node.engine._members[player.player_id]
+    player.report("paused", "7", 10_000.0, time.monotonic())
+    task = asyncio.create_task(node.engine._seek_paused(member, 10_100.0))
+    await asyncio.sleep(0.05)
+    assert player.commands == ["seek"]
+    assert not task.done()
+    player.report("paused", "7", 10_100.0, time.monotonic())
+    await asyncio.wait_for(task, 1.0)
+    assert member.expect is None
+    assert len(member.latency.samples("seek")) == 1

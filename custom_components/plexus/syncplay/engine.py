@@ -39,6 +39,7 @@ type _Action = Callable[[], Coroutine[Any, Any, None]]
 PAUSED_TOLERANCE_MS: Final = 60.0
 REMOTE_SEEK_MS: Final = 2500.0
 SEEK_MATCH_MS: Final = 20.0
+SEEK_NEAR_MS: Final = 250.0
 CALIBRATION_STEP_MS: Final = 1000.0
 LATE_S: Final = 0.02
 EXPECT_MAX_S: Final = 3.0
@@ -1024,9 +1025,7 @@ class SyncEngine:
         if abs(player.snapshot.position_ms - position) > 1.0:
             if not await self._command(member, "seek", position):
                 return "the player refused to seek"
-            if not await self._wait_member(
-                member, lambda s: abs(s.position_ms - position) < 250.0, timeout
-            ):
+            if not await self._wait_seeked(member, position, timeout):
                 return "the player did not seek"
         for _ in range(self.config.calibration_rounds):
             # While paused, a seek away and back costs nothing visible and measures latency.
@@ -1096,7 +1095,27 @@ class SyncEngine:
         if abs(member.player.snapshot.position_ms - position) <= 1.0:
             return
         if await self._command(member, "seek", position):
-            await self._wait_member(member, lambda s: abs(s.position_ms - position) < 250.0, 5.0)
+            await self._wait_seeked(member, position, 5.0)
+
+    async def _wait_seeked(self, member: _LocalMember, position: float, limit: float) -> bool:
+        """Until the seek just sent shows: at its target, or near it in a later report.
+
+        An earlier report near the target does not count: the next command would queue behind
+        the seek on the player and its latency sample would include the seek's.
+        """
+        expect = member.expect
+        if expect is None:  # already there when sent: nothing to tell the effect by
+            return await self._wait_member(
+                member, lambda s: abs(s.position_ms - position) < SEEK_NEAR_MS, limit
+            )
+        return await self._wait_member(
+            member,
+            lambda s: (
+                member.expect is not expect
+                or (s.at > expect.sent and abs(s.position_ms - position) < SEEK_NEAR_MS)
+            ),
+            limit,
+        )
 
     def _will_play(self, member: _LocalMember) -> bool:
         """Playing, buffering, or told to play with the effect not seen yet."""
