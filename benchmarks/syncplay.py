@@ -8,6 +8,10 @@ simulated Plex server and two players whose resume latencies are 60/120 ms and 1
 +-15 ms uniform jitter per command. Both homes reach the real Mosquitto (127.0.0.1:1883) through
 a proxy that delays every chunk 2.5-75 ms per direction (5-150 ms per message path, in order).
 
+Also printed: the skew that the players' +-15 ms jitter alone gives a perfect scheduler
+(`jitter_floor_ms_*`, a Monte Carlo model of four independent uniform draws, not a measurement):
+no open-loop start can beat it.
+
 Measured from the players' own records (this process, one monotonic clock):
 - skew = latest minus earliest start instant across the four players, for N `plexus.sync_play`
   starts and N `plexus.sync_resume` after `plexus.sync_pause` (leaders alternate between homes);
@@ -54,6 +58,21 @@ def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def jitter_floor_ms(players: int, samples: int = 100_000) -> tuple[float, float]:
+    """Skew p50/p99 that the players' own jitter alone gives a perfect scheduler (a model).
+
+    Each player's resume takes its latency plus an independent uniform(-JITTER_MS, +JITTER_MS)
+    that nobody can know before the command is sent, so no open-loop start can beat the range
+    of `players` such draws.
+    """
+    rng = random.Random(0)
+    ranges = []
+    for _ in range(samples):
+        draws = [rng.uniform(-JITTER_MS, JITTER_MS) for _ in range(players)]
+        ranges.append(max(draws) - min(draws))
+    return pct(ranges, 0.5), pct(ranges, 0.99)
 
 
 def player_range(resume_ms: int) -> tuple[int, int]:
@@ -272,6 +291,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await stop_homes(homes)
         await proxy.stop()
     skews = starts + resumes
+    floor_p50, floor_p99 = jitter_floor_ms(len(players))
     return {
         "homes": 2,
         "clients": 4,
@@ -281,6 +301,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "skew_ms_max": round(max(skews), 1),
         "start_skew_ms_p50": pct(starts, 0.5),
         "resume_skew_ms_p50": pct(resumes, 0.5),
+        "jitter_floor_ms_p50": floor_p50,
+        "jitter_floor_ms_p99": floor_p99,
         "baseline_skew_ms_p50": pct(baseline, 0.5),
         "baseline_skew_ms_p99": pct(baseline, 0.99),
         "drift_recovery_s": round(recovered - stall_ended, 2),
