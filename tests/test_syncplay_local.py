@@ -16,6 +16,7 @@ from custom_components.plexus.syncplay import (
     SyncConfig,
     SyncEngine,
 )
+from custom_components.plexus.syncplay.clock import MAX_SAMPLES
 from custom_components.plexus.syncplay.interfaces import MessageCallback, PlayerStateName
 
 SECRET = "local-secret"
@@ -531,3 +532,24 @@ async def test_a_seek_is_waited_for_even_when_already_near() -> None:
     await asyncio.wait_for(task, 1.0)
     assert member.expect is None
     assert len(member.latency.samples("seek")) == 1
+
+
+async def test_the_clock_window_fills_quickly_after_a_join() -> None:
+    """16 samples at once, then four times the usual rate until the window is full."""
+    bus = LocalBus()
+    a = Node("a", 0.5, bus, clock_sample_interval_s=0.2)
+    b = Node("b", -0.5, bus, clock_sample_interval_s=0.2)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: "b" in a.engine._peers)
+        estimator = a.engine._peers["b"].clock
+        await wait_for(lambda: len(estimator) >= 16, 1.0)
+        # at one sample per interval the other 48 would take 9.6 s
+        await wait_for(lambda: len(estimator) == MAX_SAMPLES, 4.0)
+        offset = a.engine.clock_offset("b")
+        assert offset is not None
+        assert abs(offset + 1.0) < 0.01
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
