@@ -21,7 +21,9 @@ the instant minus the engine's latency estimate: event-loop lateness) and ``late
 command's real latency minus that estimate). ``latency`` is split around the client's mean
 latency over the run into ``jitter`` (the simulator's: uniform +-15 ms has an sd of 8.7 ms) and
 ``estimate_error`` (the engine's estimate minus that mean); ``report_delay_ms`` is how late the
-engine heard of the starts. Jitter alone (four independent uniform +-15 ms) gives a start skew
+engine heard of the starts. ``jitter_skew_ms_p50``/``_p99``: the skew each start would have had
+with its jitter as the only error (latency minus the client's mean latency over the run), the
+floor for this very run. Jitter alone (four independent uniform +-15 ms) gives a start skew
 whose median is ~18.4 ms and whose maximum is 30 ms: no open-loop timing can do better.
 """
 
@@ -91,6 +93,7 @@ class Decomposition:
         self.leaders: dict[str, int] = {}
         self.parts: dict[str, dict[str, list[float]]] = {}
         self.delivery: list[float] = []
+        self.latencies: list[dict[str, float]] = []
 
     def add(
         self, cid: str, records: list[tuple[int, TimedPlayer, float]], show: bool = False
@@ -101,6 +104,7 @@ class Decomposition:
             return
         truth = views[leader]
         errors = []
+        latencies: dict[str, float] = {}
         for home, player, started in records:
             sent = [(t, e) for t, e in player.plays if t <= started]
             if not sent:
@@ -113,12 +117,14 @@ class Decomposition:
                 "wake": send - (mine - estimate),
                 "latency": (started - send) - estimate,
             }
+            latencies[player.name] = started - send
             for key, value in (parts | {"actual": started - send, "estimate": estimate}).items():
                 self.parts.setdefault(player.name, {}).setdefault(key, []).append(value)
             errors.append(round(parts["error"] * 1000.0, 1))
             seen = [at for state, at in player.reports if state == "playing" and at >= started]
             if seen:
                 self.delivery.append(seen[0] - started)
+        self.latencies.append(latencies)
         if show:
             print("  errors ms", errors)
 
@@ -145,6 +151,19 @@ class Decomposition:
                 "max_ms": round(max(self.delivery) * 1000.0, 2),
             }
         return result
+
+    def jitter_skews(self) -> list[float]:
+        """Per start: the skew its jitter alone gave (latency minus the client's mean), ms."""
+        means = {
+            name: statistics.fmean(start[name] for start in self.latencies if name in start)
+            for name in self.parts
+        }
+        skews = []
+        for start in self.latencies:
+            if len(start) == len(means):
+                jitters = [value - means[name] for name, value in start.items()]
+                skews.append((max(jitters) - min(jitters)) * 1000.0)
+        return skews
 
 
 DECOMPOSITION = Decomposition()
@@ -374,6 +393,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await home.close()
         await session.close()
     skews = starts + resumes
+    jitter_skews = DECOMPOSITION.jitter_skews()
     return {
         "homes": 2,
         "clients": 4,
@@ -387,6 +407,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_skew_ms_p99": pct(baseline, 0.99),
         "drift_recovery_s": round(drift_recovery, 2),
         "clock_error_ms": round(clock_error, 1),
+        "jitter_skew_ms_p50": pct(jitter_skews, 0.5) if jitter_skews else None,
+        "jitter_skew_ms_p99": pct(jitter_skews, 0.99) if jitter_skews else None,
         "per_client": DECOMPOSITION.summary(),
     }
 
