@@ -17,7 +17,7 @@ from custom_components.plexus.syncplay import (
     SystemClock,
     topic_matches,
 )
-from custom_components.plexus.syncplay.latency import MIN_KIND_SAMPLES, trimmed_mean
+from custom_components.plexus.syncplay.latency import MIN_KIND_SAMPLES, WINDOW, trimmed_mean
 
 seconds = st.floats(min_value=0.0, max_value=2.0, allow_nan=False)
 
@@ -132,33 +132,35 @@ def test_latency_tracker() -> None:
     tracker.add("pause", -1.0)
     assert tracker.measured
     assert tracker.samples("pause") == [0.0]
-    # fewer than MIN_KIND_SAMPLES of a kind: the middle half of every kind's samples
-    assert MIN_KIND_SAMPLES == 5
-    assert tracker.estimate("seek") == pytest.approx(0.06)  # of 0, .05, .06, .07, 5
+    # too few of a kind: every kind's samples (without the lowest and the highest: 0 and 5)
+    assert tracker.estimate("seek") == pytest.approx(0.06)
     assert tracker.estimate("pause") == pytest.approx(0.06)
     assert tracker.estimate() == pytest.approx(0.06)
-    for value in (0.08, 0.07, 0.06, 0.07, 0.07):
-        tracker.add("play", value)
-    assert tracker.estimate("play") == pytest.approx(0.07)  # its own now
+    for _ in range(MIN_KIND_SAMPLES - 1):
+        tracker.add("play", 0.07)
+    assert tracker.estimate("play") == pytest.approx((0.05 + 0.06 + 0.07 * 8) / 10)
     token = tracker.add("play", 0.5)
-    assert tracker.estimate("play") == pytest.approx(0.0725)  # middle of .06 .07 .07 .07 .08 .5
-    assert tracker.refine(token, 0.07)
-    assert tracker.samples("play")[-1] == 0.07
-    assert tracker.samples()[-1] == 0.07
-    assert tracker.estimate("play") == pytest.approx(0.07)
+    assert tracker.estimate("play") == pytest.approx(0.07)  # its own now, 0.5 left out
+    assert tracker.refine(token, 0.08)
+    assert tracker.samples("play")[-1] == 0.08
+    assert tracker.samples()[-1] == 0.08
     assert not tracker.refine(10_000, 0.1)
-    for _ in range(20):
+    for _ in range(2 * WINDOW):
         tracker.add("play", 0.09)
-    assert tracker.samples("play") == [0.09] * 15
+    assert tracker.samples("play") == [0.09] * WINDOW
+    assert len(tracker.samples()) == WINDOW
     assert not tracker.refine(token, 0.01)  # long gone
+    assert tracker.estimate("play") == pytest.approx(0.09)
 
 
 def test_trimmed_mean() -> None:
     assert trimmed_mean([0.1]) == 0.1
     assert trimmed_mean([0.1, 0.3]) == pytest.approx(0.2)
-    assert trimmed_mean([5.0, 0.1, 0.2, 0.3]) == pytest.approx(0.25)  # the median of four
+    assert trimmed_mean([0.1, 5.0, 0.2]) == pytest.approx(0.2)
+    assert trimmed_mean([5.0, 0.1, 0.2, 0.3]) == pytest.approx(0.25)
     assert trimmed_mean([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(3.0)
-    assert trimmed_mean([float(n) for n in range(12)]) == pytest.approx(5.5)
+    assert trimmed_mean([float(n) for n in range(16)]) == pytest.approx(7.5)  # 2 off each end
+    assert trimmed_mean([0.0, 0.0, 1.0, *[0.5] * 12, 9.0]) == pytest.approx(0.5)
 
 
 def test_topic_matching() -> None:

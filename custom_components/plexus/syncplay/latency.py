@@ -5,19 +5,21 @@ from itertools import count
 from statistics import fmean
 from typing import Final
 
-WINDOW: Final = 15
-MIN_KIND_SAMPLES: Final = 5
+WINDOW: Final = 24
+MIN_KIND_SAMPLES: Final = 8
+TRIM: Final = 8
 MAX_S: Final = 10.0
 
 
 def trimmed_mean(values: list[float]) -> float:
-    """Mean of the middle half (the interquartile mean; the median for up to four values).
+    """Mean without the lowest and highest eighth (at least one each from three values on).
 
-    For the symmetric, light-tailed jitter of a command path it is nearly as exact as the mean
-    (far more than the median), and one stray sample (a stalled request) cannot move it.
+    For the light-tailed jitter of a command path it is nearly as exact as the mean (the
+    median's error is about twice as large), and a few stray samples (a stalled request)
+    cannot move it.
     """
     ordered = sorted(values)
-    cut = len(ordered) // 4
+    cut = max(1, len(ordered) // TRIM) if len(ordered) >= 3 else 0
     return fmean(ordered[cut : len(ordered) - cut])
 
 
