@@ -42,7 +42,7 @@ import aiohttp
 
 from custom_components.plexus.plex import PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
-from tests.e2e.harness import HaHome, start_homes, stop_homes
+from tests.e2e.harness import HaHome, set_up_group, stop_homes
 from tests.e2e.mqtt_proxy import DelayingProxy
 from tests.plex_simulator.clients import SimulatedClient
 from tests.test_syncplay_engine import PahoTransport
@@ -198,14 +198,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     session = aiohttp.ClientSession()
     naive: list[NaiveHome] = []
     try:
-        await start_homes(homes)
-        for home in homes:
-            await home.add_mqtt()
-            await home.add_plexus()
-            await home.add_sync_group(GROUP, secret)
+        await set_up_group(homes, GROUP, secret)
         slug = GROUP.lower().replace(" ", "_")
-        for home in homes:
-            await home.wait_for_state(f"sensor.{slug}_members", lambda s: s["state"] == "4")
         # Let clock sync collect samples through the slow path (as a real group would have).
         await asyncio.sleep(args.settle)
         movie = homes[0].simulator.library.movies()[0]

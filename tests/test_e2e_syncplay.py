@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import HaHome, start_homes, stop_homes
+from tests.e2e.harness import HaHome, set_up_group, stop_homes
 from tests.plex_simulator.clients import SimulatedClient
 
 _LOGGER = logging.getLogger(__name__)
@@ -52,16 +52,7 @@ async def test_sync_play_starts_both_homes_together(tmp_path: Path) -> None:
         HaHome("Home B", tmp_path, clock_offset_s=1.7, seed=2),
     ]
     try:
-        await start_homes(homes)
-        for home in homes:
-            await home.add_mqtt()
-            await home.add_plexus()
-            await home.add_sync_group(GROUP, secret)
-        for home in homes:
-            members = await _sensor(home, "members")
-            await home.wait_for_state(
-                members, lambda s: s["state"] == "4", what="the group did not see all 4 members"
-            )
+        await set_up_group(homes, GROUP, secret)
         # Each home shows its clock minus the group's reference clock (the lowest instance id
         # until a command has a leader), measured over MQTT: B - A must come out near +1.7 s.
         readings = []

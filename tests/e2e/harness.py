@@ -358,6 +358,23 @@ async def start_homes(homes: list[HaHome]) -> None:
     await asyncio.gather(*(home.start() for home in homes))
 
 
+async def set_up_group(homes: list[HaHome], group: str, secret: str) -> None:
+    """Start the homes; in each, MQTT, Plexus and the group; wait until all see every member."""
+    await start_homes(homes)
+    for home in homes:
+        await home.add_mqtt()
+        await home.add_plexus()
+        await home.add_sync_group(group, secret)
+    members = str(sum(len(home.players) for home in homes))
+    slug = group.lower().replace(" ", "_")
+    for home in homes:
+        await home.wait_for_state(
+            f"sensor.{slug}_members",
+            lambda state: state["state"] == members,
+            what=f"the group did not see all {members} members",
+        )
+
+
 async def stop_homes(homes: list[HaHome]) -> None:
     """Stop every home, even when some failed to start."""
     await asyncio.gather(*(home.stop() for home in homes), return_exceptions=True)
