@@ -137,6 +137,7 @@ class HaHome:
         self.session = aiohttp.ClientSession()
         await self._until(self._http_up, timeout, "Home Assistant did not start")
         self.token = await self._login()
+        await self._confirm_http_config()
 
     async def stop(self) -> None:
         """Stop Home Assistant (SIGTERM, then SIGKILL) and the simulator."""
@@ -238,6 +239,25 @@ logger:
         ) as response:
             tokens = await response.json()
         return str(tokens["access_token"])
+
+    async def _confirm_http_config(self) -> None:
+        """Confirm the HTTP settings from configuration.yaml, as the user is asked to.
+
+        HA 2026 moves them into storage as a trial and, unconfirmed, reverts to the defaults and
+        restarts five minutes later.
+        """
+        async with self._http.ws_connect(f"{self.url}/api/websocket") as ws:
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            if (await ws.receive_json()).get("type") != "auth_ok":
+                raise HomeError(f"{self.name}: websocket authentication failed")
+            await ws.send_json({"id": 1, "type": "http/config/promote"})
+            result = await ws.receive_json()
+        if not result.get("success"):
+            error = result.get("error", {})
+            # Nothing pending (already confirmed on an earlier start) is fine.
+            if error.get("code") != "not_allowed":
+                raise HomeError(f"{self.name}: confirming the HTTP config failed: {result}")
 
     # ------------------------------------------------------------------ HTTP API
 
