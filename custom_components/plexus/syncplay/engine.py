@@ -429,7 +429,7 @@ class SyncEngine:
                     local=True,
                     state=player.snapshot.state,
                     capabilities=player.capabilities,
-                    latency_ms=round(member.latency.estimate() * 1000.0, 1),
+                    latency_ms=round(member.latency.estimate("play") * 1000.0, 1),
                     clock_offset_ms=0.0,
                     drift_ms=member.drift_ms,
                 )
@@ -524,7 +524,7 @@ class SyncEngine:
             player = member.player
             report: dict[str, Any] = {
                 "state": player.snapshot.state,
-                "latency_ms": round(member.latency.estimate() * 1000.0, 1),
+                "latency_ms": round(member.latency.estimate("play") * 1000.0, 1),
                 "drift_ms": None if member.drift_ms is None else round(member.drift_ms, 1),
             }
             if full:
@@ -744,7 +744,10 @@ class SyncEngine:
         return max(self.config.min_start_lead_s, lead)
 
     def _max_local_latency(self) -> float:
-        return max((m.latency.estimate() for m in self._members.values()), default=0.0)
+        return max(
+            (max(m.latency.estimate(), m.latency.estimate("play")) for m in self._members.values()),
+            default=0.0,
+        )
 
     def _max_known_latency(self) -> float:
         latencies = [self._max_local_latency()]
@@ -847,7 +850,7 @@ class SyncEngine:
             results[self._member_id(member.player.player_id)] = {
                 "ok": error is None,
                 "error": error,
-                "latency_ms": round(member.latency.estimate() * 1000.0, 1),
+                "latency_ms": round(member.latency.estimate("play") * 1000.0, 1),
             }
 
         members = list(self._members.values())
