@@ -26,7 +26,6 @@ The last line printed is one JSON object.
 
 import argparse
 import asyncio
-from collections.abc import Callable
 import json
 import logging
 from pathlib import Path
@@ -40,6 +39,7 @@ import uuid
 
 import aiohttp
 
+from benchmarks._sync import pct, stall_and_recover, wait_for
 from custom_components.plexus.plex import PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from tests.e2e.harness import HaHome, set_up_group, stop_homes
@@ -52,12 +52,6 @@ OFFSETS_S = (2.0, -2.0)
 RESUME_LATENCIES_MS = ((60, 120), (180, 250))
 JITTER_MS = 15
 START_POSITION_S = 60.0
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 def jitter_floor_ms(players: int, samples: int = 100_000) -> tuple[float, float]:
@@ -90,15 +84,6 @@ def first_after(player: SimulatedClient, since: float, command: str) -> float | 
         ),
         None,
     )
-
-
-async def wait_for(check: Callable[[], bool], limit: float = 30.0, what: str = "") -> None:
-    """Poll until check() holds."""
-    deadline = time.monotonic() + limit
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what or "condition not reached")
-        await asyncio.sleep(0.01)
 
 
 async def start_skew(
@@ -260,20 +245,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         await wait_for(lambda: all(p.state == "playing" for p in players), what="playing")
         await asyncio.sleep(3.0)
-        staller = homes[1].players[0]
-        stall_started = time.monotonic()
-        await staller.local_stall(1.5)
-        stall_ended = time.monotonic()
-
-        def together() -> bool:
-            positions = [p.position_ms for p in players]
-            return all(p.state == "playing" for p in players) and (
-                max(positions) - min(positions) <= 100
-            )
-
-        await asyncio.sleep(0.05)
-        await wait_for(together, 15.0, "the group did not recover from the stall")
-        recovered = time.monotonic()
+        recovery, recovery_from_stall = await stall_and_recover(players, homes[1].players[0])
         offsets = []
         for home in homes:
             state = await home.state(f"sensor.{slug}_clock_offset")
@@ -299,8 +271,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "jitter_floor_ms_p99": floor_p99,
         "baseline_skew_ms_p50": pct(baseline, 0.5),
         "baseline_skew_ms_p99": pct(baseline, 0.99),
-        "drift_recovery_s": round(recovered - stall_ended, 2),
-        "drift_recovery_from_stall_s": round(recovered - stall_started, 2),
+        "drift_recovery_s": round(recovery, 2),
+        "drift_recovery_from_stall_s": round(recovery_from_stall, 2),
         # B's clock minus A's as the homes' sensors show it (true value: -4000 ms).
         "clock_b_minus_a_ms": round(offsets[1] - offsets[0], 1),
         # Each player's start minus the group's median start, ms (mean / stdev over starts):

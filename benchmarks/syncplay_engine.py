@@ -38,6 +38,7 @@ import uuid
 
 import aiohttp
 
+from benchmarks._sync import pct, stall_and_recover, wait_for
 from custom_components.plexus.plex import NotificationListener, PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from custom_components.plexus.syncplay import (
@@ -56,11 +57,6 @@ LATENCIES_MS = ((60, 120), (180, 250))
 JITTER_MS = 15
 OFFSETS_S = (2.0, -2.0)
 LIBRARY = LibraryConfig(movies=5, shows=1, seasons_per_show=1, episodes_per_season=2, artists=0)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
 
 
 class TimedPlayer(PlexMemberPlayer):
@@ -272,12 +268,6 @@ def _setter(event: asyncio.Event) -> Any:
     return on_state
 
 
-async def wait_for(check: Any, limit: float = 15.0) -> None:
-    async with asyncio.timeout(limit):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 def first_after(client: SimulatedClient, since: float, command: str, state: str) -> float | None:
     """Monotonic instant of the client's first `command` effect reaching `state` after `since`."""
     return next(
@@ -371,21 +361,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await homes[0].engine.play(MediaRef(key), 30_000.0)
         await wait_for(lambda: all(c.state == "playing" for c in clients))
         await asyncio.sleep(2.0)
-        staller = homes[1].clients[0]
-        staller._apply("stall", state="buffering")  # noqa: SLF001
-        await asyncio.sleep(1.5)
-        staller._apply("stall", state="playing")  # noqa: SLF001
-        recovered_from = time.monotonic()
-
-        def together() -> bool:
-            positions = [c.position_ms for c in clients]
-            return all(c.state == "playing" for c in clients) and (
-                max(positions) - min(positions) <= 100
-            )
-
-        await asyncio.sleep(0.05)
-        await wait_for(together, 10.0)
-        drift_recovery = time.monotonic() - recovered_from
+        drift_recovery, _ = await stall_and_recover(clients, homes[1].clients[0])
         estimate = homes[0].engine.clock_offset("home1") or 0.0
         clock_error = abs(estimate - (OFFSETS_S[1] - OFFSETS_S[0])) * 1000.0
     finally:

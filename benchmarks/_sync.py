@@ -1,0 +1,44 @@
+"""What the two sync-play benchmarks share: percentiles, waiting, a stall and its recovery."""
+
+import asyncio
+from collections.abc import Callable
+import time
+
+from tests.plex_simulator.clients import SimulatedClient
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile, rounded to 0.1."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+async def wait_for(check: Callable[[], bool], limit: float = 30.0, what: str = "") -> None:
+    """Poll until check() holds (TimeoutError naming `what` after `limit` seconds)."""
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what or "condition not reached")
+        await asyncio.sleep(0.01)
+
+
+def in_step(players: list[SimulatedClient], tolerance_ms: float = 100.0) -> bool:
+    """Every player plays, all within `tolerance_ms` of each other."""
+    positions = [p.position_ms for p in players]
+    return all(p.state == "playing" for p in players) and (
+        max(positions) - min(positions) <= tolerance_ms
+    )
+
+
+async def stall_and_recover(
+    players: list[SimulatedClient], staller: SimulatedClient, seconds: float = 1.5
+) -> tuple[float, float]:
+    """Stall one playing player; seconds until all are in step again, from the stall's end and
+    from its start."""
+    started = time.monotonic()
+    await staller.local_stall(seconds)
+    ended = time.monotonic()
+    await asyncio.sleep(0.05)
+    await wait_for(lambda: in_step(players), 15.0, "the group did not recover from the stall")
+    recovered = time.monotonic()
+    return recovered - ended, recovered - started
