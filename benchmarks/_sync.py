@@ -22,6 +22,21 @@ async def wait_for(check: Callable[[], bool], limit: float = 30.0, what: str = "
         await asyncio.sleep(0.01)
 
 
+def skew_figures(starts: list[float], resumes: list[float]) -> dict[str, float | int]:
+    """The issue's skew figures (ms) over starts and resumes together, and each kind's median."""
+    skews = starts + resumes
+    return {
+        "homes": 2,
+        "clients": 4,
+        "starts": len(skews),
+        "skew_ms_p50": pct(skews, 0.5),
+        "skew_ms_p99": pct(skews, 0.99),
+        "skew_ms_max": round(max(skews), 1),
+        "start_skew_ms_p50": pct(starts, 0.5),
+        "resume_skew_ms_p50": pct(resumes, 0.5),
+    }
+
+
 def in_step(players: list[SimulatedClient], tolerance_ms: float = 100.0) -> bool:
     """Every player plays, all within `tolerance_ms` of each other."""
     positions = [p.position_ms for p in players]

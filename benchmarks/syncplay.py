@@ -39,7 +39,7 @@ import uuid
 
 import aiohttp
 
-from benchmarks._sync import pct, stall_and_recover, wait_for
+from benchmarks._sync import pct, skew_figures, stall_and_recover, wait_for
 from custom_components.plexus.plex import PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from tests.e2e.harness import HaHome, set_up_group, stop_homes
@@ -256,17 +256,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await session.close()
         await stop_homes(homes)
         await proxy.stop()
-    skews = starts + resumes
     floor_p50, floor_p99 = jitter_floor_ms(len(players))
     return {
-        "homes": 2,
-        "clients": 4,
-        "starts": len(skews),
-        "skew_ms_p50": pct(skews, 0.5),
-        "skew_ms_p99": pct(skews, 0.99),
-        "skew_ms_max": round(max(skews), 1),
-        "start_skew_ms_p50": pct(starts, 0.5),
-        "resume_skew_ms_p50": pct(resumes, 0.5),
+        **skew_figures(starts, resumes),
         "jitter_floor_ms_p50": floor_p50,
         "jitter_floor_ms_p99": floor_p99,
         "baseline_skew_ms_p50": pct(baseline, 0.5),

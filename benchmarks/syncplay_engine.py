@@ -38,7 +38,7 @@ import uuid
 
 import aiohttp
 
-from benchmarks._sync import pct, stall_and_recover, wait_for
+from benchmarks._sync import pct, skew_figures, stall_and_recover, wait_for
 from custom_components.plexus.plex import NotificationListener, PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from custom_components.plexus.syncplay import (
@@ -368,17 +368,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for home in homes:
             await home.close()
         await session.close()
-    skews = starts + resumes
     jitter_skews = DECOMPOSITION.jitter_skews()
     return {
-        "homes": 2,
-        "clients": 4,
-        "starts": len(skews),
-        "skew_ms_p50": pct(skews, 0.5),
-        "skew_ms_p99": pct(skews, 0.99),
-        "skew_ms_max": round(max(skews), 1),
-        "start_skew_ms_p50": pct(starts, 0.5),
-        "resume_skew_ms_p50": pct(resumes, 0.5),
+        **skew_figures(starts, resumes),
         "baseline_skew_ms_p50": pct(baseline, 0.5),
         "baseline_skew_ms_p99": pct(baseline, 0.99),
         "drift_recovery_s": round(drift_recovery, 2),
