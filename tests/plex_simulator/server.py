@@ -165,6 +165,7 @@ class PlexSimulator:
         clients: int = 3,
         seed: int = 1,
         latency_ms: tuple[int, int] = (150, 900),
+        report_delay_ms: tuple[int, int] = (0, 0),
         timeline_interval_s: float = 1.0,
         scan_duration_s: float = 0.2,
         platform: str = "Linux",
@@ -183,6 +184,12 @@ class PlexSimulator:
         self.platform_version = platform_version
         self.my_plex_username = my_plex_username
         self.latency_ms = latency_ms
+        # A real player reports an effect through its next timeline, a moment after it happened;
+        # the server's `playing` notification follows that report (in order per player).
+        self.report_delay_ms = report_delay_ms
+        self._report_rng = random.Random(seed * 104729 + 3)
+        self._reported_at: dict[str, float] = {}
+        self._reports: set[asyncio.TimerHandle] = set()
         self.timeline_interval_s = timeline_interval_s
         self.scan_duration_s = scan_duration_s
         self.started_at = int(time.time())
@@ -256,6 +263,9 @@ class PlexSimulator:
     async def stop(self) -> None:
         """Stop listening, drop websockets, stop every background task and player."""
         await self._shutdown_http()
+        for report in self._reports:
+            report.cancel()
+        self._reports.clear()
         for client in self.clients.values():
             await client.close()
         for task in list(self._tasks):
@@ -533,8 +543,26 @@ class PlexSimulator:
         return self._latency_rng.uniform(lo, hi) / 1000.0
 
     def client_changed(self, client: SimulatedClient, change: StateChange) -> None:
-        """Push the `playing` notification of a player's effect."""
-        self._emit(client.notification())
+        """Push the `playing` notification of a player's effect (after `report_delay_ms`)."""
+        low, high = self.report_delay_ms
+        if high <= 0:
+            self._emit(client.notification())
+            return
+        loop = asyncio.get_running_loop()
+        # In order per player: never before the previous report of the same player.
+        due = max(
+            loop.time() + self._report_rng.uniform(low, high) / 1000.0,
+            self._reported_at.get(client.machine_identifier, 0.0),
+        )
+        self._reported_at[client.machine_identifier] = due
+        # The report describes the player when it is sent (its position has moved on by then).
+
+        def report() -> None:
+            self._reports.discard(handle)
+            self._emit(client.notification())
+
+        handle = loop.call_at(due, report)
+        self._reports.add(handle)
 
     def new_session_key(self) -> str:
         """Next session key."""
