@@ -203,3 +203,23 @@ def test_small_types() -> None:
     config = SyncConfig("den", "s", "i", "home")
     assert config.base_topic == "plexus/sync/den"
     assert SyncConfig("den", "s", "i", "home", base_topic="x/y/").base_topic == "x/y"
+
+
+def test_latency_tracker_with_late_reports() -> None:
+    """A player whose reports arrive late: its own (position-dated) play samples win early."""
+    tracker = LatencyTracker(0.2)
+    for value in (0.25, 0.30, 0.28):  # paused seeks, dated from late reports
+        tracker.add("seek", value)
+    tracker.add("play", 0.05)  # dated from the reported position
+    assert tracker.report_lag == 0.0
+    assert tracker.estimate("play") > 0.2  # prompt reports assumed: the pool
+    tracker.add_report_lag(0.2)
+    tracker.add_report_lag(-1.0)  # clamped
+    assert tracker.report_lag == pytest.approx(0.1)
+    assert tracker.estimate("play") == pytest.approx(0.05)
+    assert tracker.estimate("pause") > 0.2  # no own samples: still the pool
+    prompt = LatencyTracker(0.2)
+    prompt.add("seek", 0.06)
+    prompt.add("play", 0.05)
+    prompt.add_report_lag(0.001)
+    assert prompt.estimate("play") == pytest.approx(0.055)  # prompt reports: the pool

@@ -638,8 +638,9 @@ async def test_late_reports_still_start_together(group: Group) -> None:
     """Players that report their state 50-250 ms late (through their timeline, as real ones do)
     still all start on the group's instant, none falls back to a late catch-up.
 
-    Known gap: with such reports the starts are 20-100 ms apart (seen: 18-98 ms) instead of the
-    ~20 ms of prompt reports - latency samples of paused seeks can only be dated from the report.
+    Samples of paused seeks can only be dated from the report's arrival, so the first start
+    (before any play sample dated from the position) may be ~100 ms apart; from the second on
+    the measured report lag makes the players' own play samples count.
     """
     homes = []
     for name, offset, seed in (("north", 2.1, 11), ("south", -1.4, 12)):
@@ -649,8 +650,10 @@ async def test_late_reports_still_start_together(group: Group) -> None:
         await sim.start()
         homes.append(await group.add_home(name, offset, sim=sim))
     await group.wait_joined()
-    for round_ in range(3):
-        await play_and_check(group, homes[round_ % 2], 60_000.0 + 5_000 * round_, bound_s=0.25)
+    for round_ in range(4):
+        # The first start has no dated play sample yet: its latency comes from late reports.
+        bound = 0.25 if round_ == 0 else SKEW_BOUND_S
+        await play_and_check(group, homes[round_ % 2], 60_000.0 + 5_000 * round_, bound_s=bound)
         since = time.time()
         await homes[0].engine.stop()
         await wait_records(group.clients, "stop", since)

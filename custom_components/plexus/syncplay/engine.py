@@ -1218,6 +1218,7 @@ class SyncEngine:
         if effect < expect.sent:
             return  # the position moved for another reason: no sample
         latency = effect - expect.sent
+        member.latency.add_report_lag(snapshot.at - effect)
         token = member.latency.add(expect.kind, latency)
         member.refine = _Refine(token, expect.sent, expect.anchor_ms, snapshot.media_key, latency)
 

@@ -9,6 +9,9 @@ WINDOW: Final = 24
 MIN_KIND_SAMPLES: Final = 8
 TRIM: Final = 8
 MAX_S: Final = 10.0
+# Reports later than this (the player's report of a start arriving after the start itself):
+# samples dated from a report's arrival are too long, so a kind's own dated samples win.
+LATE_REPORT_S: Final = 0.015
 
 
 def trimmed_mean(values: list[float]) -> float:
@@ -33,6 +36,7 @@ class LatencyTracker:
         self._by_kind: dict[str, deque[list[float]]] = {}
         self._all: deque[list[float]] = deque(maxlen=window)
         self._tokens = count(1)
+        self._report_lags: deque[float] = deque(maxlen=window)
 
     def add(self, kind: str, seconds: float) -> int:
         """Record one measured latency (clamped to 0 to 10 s); returns a token for `refine`."""
@@ -56,10 +60,23 @@ class LatencyTracker:
         entries = self._all if kind is None else self._by_kind.get(kind, ())
         return [value for _, value in entries]
 
+    def add_report_lag(self, seconds: float) -> None:
+        """How long after an effect (dated from the reported position) its report arrived."""
+        self._report_lags.append(min(max(seconds, 0.0), MAX_S))
+
+    @property
+    def report_lag(self) -> float:
+        """Typical delay of the player's reports, seconds (0 until one was measured)."""
+        return trimmed_mean(list(self._report_lags)) if self._report_lags else 0.0
+
     def estimate(self, kind: str | None = None) -> float:
-        """Seconds a command of `kind` takes to take effect."""
+        """Seconds a command of `kind` takes to take effect.
+
+        A kind's own samples once there are enough; before that all kinds together - unless the
+        player reports late, when only the kind's own (position-dated) samples can be trusted.
+        """
         own = self.samples(kind) if kind else []
-        if len(own) >= MIN_KIND_SAMPLES:
+        if len(own) >= MIN_KIND_SAMPLES or (own and self.report_lag > LATE_REPORT_S):
             return trimmed_mean(own)
         pooled = self.samples()
         return trimmed_mean(pooled) if pooled else self.default_s
