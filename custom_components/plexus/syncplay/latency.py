@@ -9,9 +9,10 @@ WINDOW: Final = 24
 MIN_KIND_SAMPLES: Final = 8
 TRIM: Final = 8
 MAX_S: Final = 10.0
-# Reports later than this (the player's report of a start arriving after the start itself):
+# Reports later than this (the report of a start arriving after the start itself; a busy host
+# adds a few ms to every report, a player that reports through its timeline 50 ms and more):
 # samples dated from a report's arrival are too long, so a kind's own dated samples win.
-LATE_REPORT_S: Final = 0.015
+LATE_REPORT_S: Final = 0.05
 
 
 def trimmed_mean(values: list[float]) -> float:
