@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-import time
 from typing import Any
 
 from homeassistant.const import ATTR_ENTITY_ID
@@ -24,8 +23,7 @@ from .catalog_manager import CatalogManager
 from .const import DOMAIN
 from .coordinator import PlexusConfigEntry
 from .plex import PlexError
-from .plex.library import MediaItem
-from .sync import SyncGroup
+from .sync import SyncGroup, media_ref
 from .syncplay import CommandResult, MediaRef, NothingPlayingError, SyncError
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
@@ -270,10 +268,9 @@ def _make_sync_handler(run: SyncCommand) -> Callable[[ServiceCall], Coroutine[An
 
 async def _sync_play(call: ServiceCall) -> None:
     entry, group = _sync_group(call.hass, call)
-    coordinator = entry.runtime_data.coordinator
-    position = call.data.get(ATTR_POSITION)
-    position_ms = position * 1000 if position is not None else None
+    media: MediaRef | None = None  # default: what a member plays now (the engine describes it)
     if media_id := call.data.get(ATTR_MEDIA):
+        coordinator = entry.runtime_data.coordinator
         try:
             request = await coordinator.resolver.resolve(media_id, coordinator.data.sections)
         except PlexError as err:
@@ -282,40 +279,9 @@ async def _sync_play(call: ServiceCall) -> None:
                 translation_key="nothing_to_play",
                 translation_placeholders={"client": group.name, "error": str(err)},
             ) from err
-        item = request.item
-    else:
-        # What a member of this home plays now, from where it is: described by GUIDs, title
-        # and year too, so other homes find it on their own servers.
-        playing = next(
-            (
-                player.snapshot
-                for player in group.members.values()
-                if player.snapshot.media_key and player.snapshot.state != "stopped"
-            ),
-            None,
-        )
-        if playing is None or playing.media_key is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="nothing_playing",
-                translation_placeholders={"group": group.name},
-            )
-        try:
-            found = await coordinator.library.metadata(playing.media_key)
-        except PlexError:
-            found = None
-        item = found or MediaItem(rating_key=playing.media_key, type="movie", title="")
-        if position_ms is None:
-            position_ms = playing.position_at(time.monotonic())
-    media = MediaRef(
-        rating_key=item.rating_key,
-        item_type=item.type,
-        guid=item.guid or None,
-        title=item.title or None,
-        year=item.year,
-        server=coordinator.server_identifier,
-        guids=item.guids,
-    )
+        media = media_ref(request.item, coordinator.server_identifier)
+    position = call.data.get(ATTR_POSITION)
+    position_ms = position * 1000 if position is not None else None
     await _run_sync(group, lambda g: g.engine.play(media, position_ms))
 
 

@@ -36,6 +36,7 @@ from .const import (
 from .coordinator import PlexusConfigEntry, PlexusCoordinator
 from .entity import client_id_from
 from .plex import PlexError
+from .plex.library import MediaItem
 from .syncplay import (
     LocalBus,
     MediaRef,
@@ -90,6 +91,19 @@ class SyncGroup:
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     # How this home finds an item another home asked for (its rating key here, or None).
     resolve_media: Callable[[MediaRef], Awaitable[str | None]] | None = None
+
+
+def media_ref(item: MediaItem, server: str) -> MediaRef:
+    """What other homes need to find a library item of `server` on their own servers."""
+    return MediaRef(
+        rating_key=item.rating_key,
+        item_type=item.type,
+        guid=item.guid or None,
+        title=item.title or None,
+        year=item.year,
+        server=server,
+        guids=item.guids,
+    )
 
 
 def member_client_ids(
@@ -242,6 +256,14 @@ def _create_group(
                 return request.item.rating_key
         return media.rating_key if media.server is None else None
 
+    async def describe(rating_key: str) -> MediaRef:
+        """A member's current item, with its GUIDs, title and year (its key alone if unreadable)."""
+        server = coordinator.server_identifier
+        with contextlib.suppress(PlexError):
+            if (item := await coordinator.library.metadata(rating_key)) is not None:
+                return media_ref(item, server)
+        return MediaRef(rating_key, server=server)
+
     engine = SyncEngine(
         config,
         SystemClock(),
@@ -249,6 +271,7 @@ def _create_group(
         on_event=on_event,
         on_update=on_update,
         resolve_media=resolve,
+        describe_media=describe,
     )
     return SyncGroup(
         subentry.subentry_id,

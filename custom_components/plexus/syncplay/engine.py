@@ -34,6 +34,7 @@ _LOGGER = logging.getLogger(__name__)
 
 type GroupStateName = Literal["idle", "preparing", "playing", "paused", "waiting"]
 type MediaResolver = Callable[[MediaRef], Awaitable[str | None]]
+type MediaDescriber = Callable[[str], Awaitable[MediaRef]]
 type _Action = Callable[[], Coroutine[Any, Any, None]]
 
 PAUSED_TOLERANCE_MS: Final = 60.0
@@ -223,14 +224,20 @@ class SyncEngine:
         on_event: EventCallback | None = None,
         on_update: Callable[[], None] | None = None,
         resolve_media: MediaResolver | None = None,
+        describe_media: MediaDescriber | None = None,
     ) -> None:
-        """Prepare the engine; `start()` joins the group."""
+        """Prepare the engine; `start()` joins the group.
+
+        `resolve_media` finds another home's item on this server (its key, or None);
+        `describe_media` turns a local key into what other homes need to find it (GUIDs, title).
+        """
         self.config = config
         self._clock = clock
         self._transport = transport
         self._on_event = on_event
         self._on_update = on_update
         self._resolve_media = resolve_media
+        self._describe_media = describe_media
         self.codec = MessageCodec(
             config.group,
             config.secret,
@@ -346,6 +353,8 @@ class SyncEngine:
         self._check_running()
         if media is None:
             media, current = self._current_local_media()
+            if self._describe_media is not None:
+                media = await self._describe_media(media.rating_key)
             if position_ms is None:
                 position_ms = current
         position = max(0.0, position_ms or 0.0)
