@@ -45,6 +45,16 @@ def test_sample_offset_error_is_at_most_half_the_delay(
         assert sample.offset == pytest.approx(offset, abs=1e-5)
 
 
+def estimator_after(offset: float, delays: list[tuple[float, float]]) -> OffsetEstimator:
+    """An estimator fed one exchange a second with these (way there, way back) delays."""
+    estimator = OffsetEstimator()
+    t0 = 1.7e9
+    for up, down in delays:
+        estimator.add(exchange(offset, t0, up, down, 0.001))
+        t0 += 1
+    return estimator
+
+
 @given(
     offset=st.floats(min_value=-5.0, max_value=5.0, allow_nan=False),
     delays=st.lists(st.tuples(seconds, seconds), min_size=1, max_size=80),
@@ -52,11 +62,7 @@ def test_sample_offset_error_is_at_most_half_the_delay(
 def test_estimator_keeps_the_lowest_delay_samples(
     offset: float, delays: list[tuple[float, float]]
 ) -> None:
-    estimator = OffsetEstimator()
-    t0 = 1.7e9
-    for up, down in delays:
-        estimator.add(exchange(offset, t0, up, down, 0.001))
-        t0 += 1
+    estimator = estimator_after(offset, delays)
     kept = delays[-64:]
     best = sorted(up + down for up, down in kept)[:3]
     estimate = estimator.offset
@@ -73,11 +79,7 @@ def test_estimator_error_is_at_most_half_the_lowest_way_there_plus_back(
     offset: float, delays: list[tuple[float, float]]
 ) -> None:
     """The common bounds of all samples: the lowest delay each way, even from two samples."""
-    estimator = OffsetEstimator()
-    t0 = 1.7e9
-    for up, down in delays:
-        estimator.add(exchange(offset, t0, up, down, 0.001))
-        t0 += 1
+    estimator = estimator_after(offset, delays)
     kept = delays[-64:]
     lowest_up, lowest_down = min(up for up, _ in kept), min(down for _, down in kept)
     bounds = estimator.bounds
