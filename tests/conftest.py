@@ -1,15 +1,19 @@
 """Shared fixtures for the Plexus tests."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+import os
 from pathlib import Path
 from typing import Any
+import uuid
 
+from aiohttp import ClientSession
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.plexus.catalog.db import Catalog, sqlite_url
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_SERVER_IDENTIFIER,
@@ -80,3 +84,36 @@ async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.02)
+
+
+# --- catalog engine tests: both backends, and a plain HTTP session ----------------------------
+
+PG_URL = os.environ.get("PLEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def make_catalog(backend: str, tmp_path: Path) -> Catalog:
+    """A fresh catalog: a SQLite file, or a PostgreSQL schema unique to this test."""
+    if backend == "sqlite":
+        return Catalog(sqlite_url(tmp_path / "catalog.db"))
+    return Catalog(PG_URL, schema=f"plexus_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=BACKENDS)
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "postgresql":
+        request.getfixturevalue("socket_enabled")
+    cat = make_catalog(request.param, tmp_path)
+    try:
+        yield cat
+    finally:
+        if request.param == "postgresql":
+            cat.drop_all()
+        cat.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[ClientSession]:
+    """A plain aiohttp session (engine tests without Home Assistant)."""
+    async with ClientSession() as client:
+        yield client

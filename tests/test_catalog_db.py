@@ -1,10 +1,7 @@
 """Catalog database: schema, versioning, upserts, atomic imports, search — SQLite and PostgreSQL."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-import os
 from pathlib import Path
-import uuid
 
 import pytest
 from sqlalchemy import create_engine, insert, text
@@ -20,29 +17,6 @@ from custom_components.plexus.catalog.db import (
 from custom_components.plexus.catalog.guids import parse_item_guids
 from custom_components.plexus.catalog.models import ItemRecord, LibraryRecord, MediaFileRecord
 from custom_components.plexus.catalog.paths import PathMapping
-
-PG_URL = os.environ.get("PLEXUS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-BACKENDS = ["sqlite", "postgresql"]
-
-
-def make_catalog(backend: str, tmp_path: Path) -> Catalog:
-    """A fresh catalog: a SQLite file, or a PostgreSQL schema unique to this test."""
-    if backend == "sqlite":
-        return Catalog(sqlite_url(tmp_path / "catalog.db"))
-    return Catalog(PG_URL, schema=f"plexus_test_{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture(params=BACKENDS)
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "postgresql":
-        request.getfixturevalue("socket_enabled")
-    cat = make_catalog(request.param, tmp_path)
-    try:
-        yield cat
-    finally:
-        if request.param == "postgresql":
-            cat.drop_all()
-        cat.close()
 
 
 def movie(

@@ -6,7 +6,7 @@ every import test.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -29,7 +29,6 @@ from custom_components.plexus.plex.errors import (
     PlexConnectionError,
     PlexResponseError,
 )
-from tests.test_catalog_db import BACKENDS, make_catalog
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -355,17 +354,6 @@ def ha_core(plex: FakePlex) -> None:
     }
 
 
-@pytest.fixture(params=BACKENDS)
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    cat = make_catalog(request.param, tmp_path)
-    try:
-        yield cat
-    finally:
-        if request.param == "postgresql":
-            cat.drop_all()
-        cat.close()
-
-
 @pytest.fixture
 async def plex() -> AsyncIterator[FakePlex]:
     server = FakePlex()
@@ -374,12 +362,6 @@ async def plex() -> AsyncIterator[FakePlex]:
         yield server
     finally:
         await server.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[ClientSession]:
-    async with ClientSession() as client:
-        yield client
 
 
 def importer(

@@ -1,7 +1,6 @@
 """Importer against the Plex simulator: full, incremental, failures, two servers; both backends."""
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 from aiohttp import ClientSession
 import pytest
@@ -11,7 +10,6 @@ from custom_components.plexus.catalog.guids import parse_item_guids
 from custom_components.plexus.catalog.importer import CatalogImporter, ImportProgress
 from custom_components.plexus.plex.errors import PlexConnectionError
 from tests.plex_simulator import LibraryConfig, PlexSimulator
-from tests.test_catalog_db import BACKENDS, make_catalog
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -27,17 +25,6 @@ SMALL = LibraryConfig(
 )
 
 
-@pytest.fixture(params=BACKENDS)
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    cat = make_catalog(request.param, tmp_path)
-    try:
-        yield cat
-    finally:
-        if request.param == "postgresql":
-            cat.drop_all()
-        cat.close()
-
-
 @pytest.fixture
 async def sim() -> AsyncIterator[PlexSimulator]:
     server = PlexSimulator(token=TOKEN, library=SMALL, clients=0, seed=11)
@@ -46,12 +33,6 @@ async def sim() -> AsyncIterator[PlexSimulator]:
         yield server
     finally:
         await server.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[ClientSession]:
-    async with ClientSession() as client:
-        yield client
 
 
 def make_importer(
