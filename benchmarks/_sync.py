@@ -22,6 +22,30 @@ async def wait_for(check: Callable[[], bool], limit: float = 30.0, what: str = "
         await asyncio.sleep(0.01)
 
 
+def first_start(player: SimulatedClient, since: float, command: str) -> float | None:
+    """Monotonic instant the player first started playing because of `command` after `since`."""
+    return next(
+        (
+            change.monotonic
+            for change in player.record
+            if change.monotonic > since and change.command == command and change.state == "playing"
+        ),
+        None,
+    )
+
+
+async def start_skew(
+    players: list[SimulatedClient], since: float, command: str
+) -> tuple[float, list[float]]:
+    """Skew (ms) of the players' starts after `since` (waits for them), and each one's instant."""
+    await wait_for(
+        lambda: all(first_start(p, since, command) is not None for p in players),
+        what=f"not every player started ({command})",
+    )
+    starts = [t for p in players if (t := first_start(p, since, command)) is not None]
+    return (max(starts) - min(starts)) * 1000.0, starts
+
+
 def skew_figures(starts: list[float], resumes: list[float]) -> dict[str, float | int]:
     """The issue's skew figures (ms) over starts and resumes together, and each kind's median."""
     skews = starts + resumes

@@ -39,12 +39,11 @@ import uuid
 
 import aiohttp
 
-from benchmarks._sync import pct, skew_figures, stall_and_recover, wait_for
+from benchmarks._sync import pct, skew_figures, stall_and_recover, start_skew, wait_for
 from custom_components.plexus.plex import PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from tests.e2e.harness import HaHome, set_up_group, stop_homes
 from tests.e2e.mqtt_proxy import DelayingProxy
-from tests.plex_simulator.clients import SimulatedClient
 from tests.test_syncplay_engine import PahoTransport
 
 GROUP = "Bench Night"
@@ -72,30 +71,6 @@ def jitter_floor_ms(players: int, samples: int = 100_000) -> tuple[float, float]
 def player_range(resume_ms: int) -> tuple[int, int]:
     """The simulator's latency range whose fast commands (a third) are resume_ms +- jitter."""
     return (3 * (resume_ms - JITTER_MS), 3 * (resume_ms + JITTER_MS))
-
-
-def first_after(player: SimulatedClient, since: float, command: str) -> float | None:
-    """Monotonic instant of the first start (`state` playing) caused by `command` after since."""
-    return next(
-        (
-            change.monotonic
-            for change in player.record
-            if change.monotonic > since and change.command == command and change.state == "playing"
-        ),
-        None,
-    )
-
-
-async def start_skew(
-    players: list[SimulatedClient], since: float, command: str
-) -> tuple[float, list[float]]:
-    """Skew (ms) of the players' starts after `since`, and each one's instant."""
-    await wait_for(
-        lambda: all(first_after(p, since, command) is not None for p in players),
-        what=f"not every player started ({command})",
-    )
-    starts = [t for p in players if (t := first_after(p, since, command)) is not None]
-    return (max(starts) - min(starts)) * 1000.0, starts
 
 
 async def call(home: HaHome, service: str, data: dict[str, Any]) -> None:

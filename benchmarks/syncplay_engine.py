@@ -38,7 +38,14 @@ import uuid
 
 import aiohttp
 
-from benchmarks._sync import pct, skew_figures, stall_and_recover, wait_for
+from benchmarks._sync import (
+    first_start,
+    pct,
+    skew_figures,
+    stall_and_recover,
+    start_skew,
+    wait_for,
+)
 from custom_components.plexus.plex import NotificationListener, PlexServerAPI
 from custom_components.plexus.plex.control import PlayerControl
 from custom_components.plexus.syncplay import (
@@ -268,33 +275,15 @@ def _setter(event: asyncio.Event) -> Any:
     return on_state
 
 
-def first_after(client: SimulatedClient, since: float, command: str, state: str) -> float | None:
-    """Monotonic instant of the client's first `command` effect reaching `state` after `since`."""
-    return next(
-        (
-            r.monotonic
-            for r in client.record
-            if r.monotonic > since and r.command == command and r.state == state
-        ),
-        None,
-    )
-
-
-async def measure(clients: list[SimulatedClient], since: float, command: str, state: str) -> float:
-    await wait_for(lambda: all(first_after(c, since, command, state) for c in clients))
-    times = [t for c in clients if (t := first_after(c, since, command, state)) is not None]
-    return (max(times) - min(times)) * 1000.0
-
-
 async def measure_start(homes: list[BenchHome], since: float, cid: str) -> float:
     """Skew of one sync start or resume (the `play` effects), decomposed per client."""
     clients = [c for h in homes for c in h.clients]
-    skew = await measure(clients, since, "play", "playing")
+    skew, _ = await start_skew(clients, since, "play")
     records = [
         (home.index, player, started)
         for home in homes
         for player, client in zip(home.players, home.clients, strict=True)
-        if (started := first_after(client, since, "play", "playing")) is not None
+        if (started := first_start(client, since, "play")) is not None
     ]
     DECOMPOSITION.add(cid, records, show=DEBUG)
     return skew
@@ -351,7 +340,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
 
             await asyncio.gather(*(naive(h) for h in homes))
-            baseline.append(await measure(clients, since, "playMedia", "playing"))
+            baseline.append((await start_skew(clients, since, "playMedia"))[0])
             for home in homes:
                 for control, c in zip(home.controls, home.clients, strict=True):
                     await control.stop(c.machine_identifier)
