@@ -235,7 +235,7 @@ async def test_player_search_uses_the_catalog(
     assert (await search("dune (1984)"))[0] == "Dune (1984)"
     movie = next(m for m in simulator.library.movies() if m.title.startswith("The "))
     assert (await search(movie.title[4:]))[0].startswith(movie.title)
-    assert loaded.runtime_data.coordinator._search is None  # the server index was never built
+    assert not hasattr(loaded.runtime_data.coordinator, "async_search_index")  # one search path
     assert library_reads() == reads_before
 
 

@@ -411,7 +411,7 @@ async def test_user_deletes_client_device(
     assert not await remove(sim.machine_identifier)
     assert not await remove(f"{sim.machine_identifier}-{listed.machine_identifier}")
     assert await remove(f"{sim.machine_identifier}-{gone.machine_identifier}")
-    assert gone.machine_identifier not in entry.runtime_data.coordinator.known_clients
+    assert gone.machine_identifier not in entry.runtime_data.coordinator.state.known_clients
 
 
 async def test_plex_tv_players_appear_without_controls(

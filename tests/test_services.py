@@ -66,7 +66,8 @@ async def test_entry_selection_errors(hass: HomeAssistant, simulator: PlexSimula
         await hass.services.async_call(
             DOMAIN, "scan_clients", {"config_entry_id": "nope"}, blocking=True
         )
-    assert err.value.translation_key == "no_server"
+    # An id that names no Plexus entry says so (not "no server is set up").
+    assert err.value.translation_key == "not_a_server_entry"
     other = PlexSimulator(token="sim-token", clients=1, seed=42)
     await other.start()
     try:
@@ -100,4 +101,4 @@ async def test_scan_clients_service_and_button(
     )
     await hass.async_block_till_done()
     assert hass.states.get("media_player.garage_tv").state == "idle"
-    assert first.machine_identifier in loaded.runtime_data.coordinator.known_clients
+    assert first.machine_identifier in loaded.runtime_data.coordinator.state.known_clients

@@ -2,17 +2,15 @@
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
 from homeassistant.helpers.typing import ConfigType
-from sqlalchemy.exc import SQLAlchemyError
 
-from .catalog import CatalogError
-from .catalog_manager import CatalogManager
+from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusData
-from .entity import client_id_from
+from .coordinator import PlexusCoordinator
+from .ids import client_id_from
+from .runtime import PlexusConfigEntry, PlexusData
 from .services import async_setup_services
 from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
 
@@ -32,23 +30,26 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
-    """Connect to a Plex server and set up its entities."""
+    """Connect to a Plex server and set up its entities.
+
+    The catalog is optional: a database that cannot be opened leaves the rest running (see
+    `CatalogCoordinator`).
+    """
     coordinator = PlexusCoordinator.from_entry(hass, entry)
     await coordinator.async_config_entry_first_refresh()
-    catalog = CatalogManager(hass, coordinator)
-    try:
-        await catalog.async_start()
-    except (CatalogError, SQLAlchemyError, ValueError) as err:
-        raise ConfigEntryError(
-            translation_domain=DOMAIN,
-            translation_key="catalog_unavailable",
-            translation_placeholders={"error": str(err)},
-        ) from err
+    catalog = CatalogCoordinator(
+        hass,
+        entry,
+        coordinator.api,
+        coordinator.server_identifier,
+        lambda: coordinator.last_update_success,
+    )
+    await catalog.async_start()
     entry.async_on_unload(catalog.async_stop)
     sync_groups = await async_create_sync_groups(hass, entry, coordinator, catalog)
     entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
     entry.runtime_data = PlexusData(
-        coordinator=coordinator, api=coordinator.api, catalog=catalog, sync_groups=sync_groups
+        coordinator=coordinator, catalog=catalog, sync_groups=sync_groups
     )
 
     info = coordinator.data.info
@@ -84,6 +85,6 @@ async def async_remove_config_entry_device(
         if client_id is not None:
             if client_id in coordinator.data.clients:
                 return False  # the server lists it right now: it would come straight back
-            coordinator.forget_client(client_id)
+            coordinator.async_forget_client(client_id)
             return True
     return False

@@ -6,7 +6,7 @@ from homeassistant.components.binary_sensor import BinarySensorEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import PlexusConfigEntry
+from .runtime import PlexusConfigEntry
 from .sync_entity import SyncGroupEntity
 
 PARALLEL_UPDATES = 0

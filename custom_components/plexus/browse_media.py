@@ -41,7 +41,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.translation import async_get_translations
 
 from .const import DOMAIN
-from .coordinator import PlexusConfigEntry, PlexusCoordinator
+from .coordinator import PlexusCoordinator
 from .plex import PlexError
 from .plex.browse_reads import (
     is_image_path,
@@ -49,7 +49,8 @@ from .plex.browse_reads import (
     playlist as read_playlist,
     thumbnail,
 )
-from .plex.library import MediaItem, PlexLibrary
+from .plex.library import MediaItem
+from .runtime import PlexusConfigEntry
 
 PAGE_SIZE: Final = 200
 SCHEME: Final = "plexus://"
@@ -263,7 +264,7 @@ class _Tree[T: BrowseMedia]:
     ) -> None:
         self.coordinator = coordinator
         self.server_id = coordinator.server_identifier
-        self.library = PlexLibrary(coordinator.api)
+        self.library = coordinator.library
         self.make = make
         self.thumb_url = thumb_url
         self.titles = titles
@@ -545,7 +546,7 @@ async def resolve_media_id(
         if path.kind == KIND_PLAYLIST:
             item = await read_playlist(coordinator.api, path.key)
         else:
-            item = await PlexLibrary(coordinator.api).metadata(path.key)
+            item = await coordinator.library.metadata(path.key)
     except PlexError as err:
         if is_not_found(err):
             raise _not_found(path) from err

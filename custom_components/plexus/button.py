@@ -5,9 +5,10 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .catalog_manager import CatalogManager
-from .coordinator import PlexusConfigEntry, PlexusCoordinator
+from .catalog_manager import CatalogCoordinator
+from .coordinator import PlexusCoordinator, async_scan_clients
 from .entity import PlexusServerEntity
+from .runtime import PlexusConfigEntry
 
 PARALLEL_UPDATES = 1
 
@@ -20,8 +21,7 @@ async def async_setup_entry(
     """Add the scan-clients button."""
     coordinator = entry.runtime_data.coordinator
     async_add_entities([ScanClientsButton(coordinator, "scan_clients")])
-    if (catalog := entry.runtime_data.catalog) is not None:
-        async_add_entities([ImportNowButton(coordinator, "import_now", catalog)])
+    async_add_entities([ImportNowButton(coordinator, "import_now", entry.runtime_data.catalog)])
 
 
 class ScanClientsButton(PlexusServerEntity, ButtonEntity):
@@ -31,16 +31,23 @@ class ScanClientsButton(PlexusServerEntity, ButtonEntity):
     _attr_entity_category = EntityCategory.CONFIG
 
     async def async_press(self) -> None:
-        """Read clients and sessions again."""
-        await self.coordinator.async_refresh()
+        """Read clients and sessions again (a failure is raised to the UI)."""
+        await async_scan_clients(self.coordinator)
 
 
 class ImportNowButton(PlexusServerEntity, ButtonEntity):
     """Import the server's libraries into the catalog now (incremental)."""
 
+    @property
+    def available(self) -> bool:
+        """Available while the server and the catalog database are."""
+        return super().available and self.catalog.available
+
     _attr_translation_key = "import_now"
 
-    def __init__(self, coordinator: PlexusCoordinator, key: str, catalog: CatalogManager) -> None:
+    def __init__(
+        self, coordinator: PlexusCoordinator, key: str, catalog: CatalogCoordinator
+    ) -> None:
         """Create the button."""
         super().__init__(coordinator, key)
         self.catalog = catalog

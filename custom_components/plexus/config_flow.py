@@ -71,7 +71,6 @@ from .const import (
     PIN_TIMEOUT,
     SUBENTRY_SYNC_GROUP,
 )
-from .coordinator import PlexusConfigEntry
 from .plex import (
     PlexAuthError,
     PlexConnectionError,
@@ -83,6 +82,7 @@ from .plex import (
 )
 from .plex.account import account_servers
 from .plex.api import first_reachable
+from .runtime import PlexusConfigEntry
 
 CONF_SERVER = "server"
 CATALOG_OPTIONS = {
@@ -458,7 +458,7 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
             known_clients = {cid: c.name for cid, c in data.clients.items()}
             known_users.update(s.user for s in data.sessions if s.user)
             try:
-                known_users.update(await runtime.api.accounts())
+                known_users.update(await runtime.coordinator.api.accounts())
             except PlexError:
                 LOGGER.debug("Could not list the server's accounts")
         for cid in options.get(CONF_IGNORED_CLIENTS, []):

@@ -1,20 +1,26 @@
-"""One coordinator per Plex server: push from the websocket, slow polling as a fallback."""
+"""One coordinator per Plex server: push from the websocket, slow polling as a fallback.
+
+The coordinator feeds `plex.state.ServerState` (clients seen, live play states) and publishes a
+snapshot (`PlexusServerData`) as its data. Live position updates from `playing` notifications do
+not go through a refresh: they reach the one player concerned through a dispatcher signal.
+Clients gone for longer than the stale time lose their device here.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-import contextlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, override
+from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -32,6 +38,12 @@ from .const import (
     POLL_INTERVAL_DISCONNECTED,
     REFRESH_COOLDOWN,
 )
+from .ids import (
+    client_device_identifier,
+    signal_client_live,
+    signal_library_changed,
+    signal_notification,
+)
 from .plex import (
     LibrarySection,
     NotificationListener,
@@ -46,17 +58,10 @@ from .plex.account import account_players
 from .plex.control import PlayerControl
 from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .plex.resolve import MediaResolver
-from .plex.search import LibrarySearch
-
-if TYPE_CHECKING:
-    from .catalog_manager import CatalogManager
-    from .sync import SyncGroup
-
-type PlexusConfigEntry = ConfigEntry[PlexusData]
+from .plex.state import ServerState, finished_activity
 
 # Notification types that mean sessions, clients or libraries changed.
 REFRESH_NOTIFICATIONS = frozenset({"timeline", "activity", "status", "transcodeSession.update"})
-PLAYER_STATES = frozenset({"playing", "paused", "buffering"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +70,6 @@ class LibraryStats:
 
     count: int
     last_added: MediaItem | None
-
-
-@dataclass(frozen=True, slots=True)
-class LiveState:
-    """What a client is doing right now, from the newest notification or session."""
-
-    state: str
-    rating_key: str
-    session_key: str
-    position_ms: int
-    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +87,26 @@ class PlexusServerData:
         return next((s for s in self.sessions if s.player_identifier == client_id), None)
 
 
-@dataclass(slots=True)
-class PlexusData:
-    """Runtime data of a server entry."""
-
-    coordinator: PlexusCoordinator
-    api: PlexServerAPI
-    catalog: CatalogManager | None = None
-    sync_groups: dict[str, SyncGroup] = field(default_factory=dict)
+async def async_scan_clients(coordinator: PlexusCoordinator) -> None:
+    """Read clients and sessions now; a server that does not answer is a translated error."""
+    await coordinator.async_refresh()
+    if not coordinator.last_update_success:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="scan_failed",
+            translation_placeholders={
+                "server": coordinator.config_entry.title,
+                "error": str(coordinator.last_exception or "-"),
+            },
+        )
 
 
 class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
     """Keep one server's state current."""
 
-    config_entry: PlexusConfigEntry
+    config_entry: ConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: PlexusConfigEntry, api: PlexServerAPI) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, api: PlexServerAPI) -> None:
         """Create the coordinator; the websocket starts with `async_start_push`."""
         super().__init__(
             hass,
@@ -135,23 +133,14 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self.library = PlexLibrary(api)
         self.control = PlayerControl(api, self.server_identifier)
         self.resolver = MediaResolver(self.library)
-        self._search: LibrarySearch | None = None
+        self.state = ServerState()
         self._library_stats: dict[str, LibraryStats] = {}
         self._library_stats_stale = True
         self._plex_tv_players: list[PlexClientInfo] = []
         self._plex_tv_checked: datetime | None = None
-        self._search_lock = asyncio.Lock()
-        self.live: dict[str, LiveState] = {}
-        # Per-client listeners: a position or play/pause update touches one entity, not all.
-        self._client_listeners: dict[str, list[Callable[[], None]]] = {}
-        self._scan_listeners: list[Callable[[], None]] = []
-        self._notification_listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        # Every client seen (listed or playing), with the last time it was seen.
-        self.known_clients: dict[str, PlexClientInfo] = {}
-        self.last_seen: dict[str, datetime] = {}
 
     @classmethod
-    def from_entry(cls, hass: HomeAssistant, entry: PlexusConfigEntry) -> PlexusCoordinator:
+    def from_entry(cls, hass: HomeAssistant, entry: ConfigEntry) -> PlexusCoordinator:
         """Build the API client and the coordinator for a config entry."""
         verify_ssl: bool = entry.data.get(CONF_VERIFY_SSL, True)
         api = PlexServerAPI(
@@ -179,15 +168,6 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         return timedelta(
             minutes=self.config_entry.options.get(CONF_STALE_MINUTES, DEFAULT_STALE_MINUTES)
         )
-
-    async def async_search_index(self) -> LibrarySearch:
-        """Return the library search index (read on first use and after a library scan)."""
-        async with self._search_lock:
-            if self._search is None:
-                search = LibrarySearch()
-                await search.load(self.library, self.data.sections if self.data else [])
-                self._search = search
-            return self._search
 
     @callback
     def async_start_push(self) -> None:
@@ -226,8 +206,11 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         playing = [s for s in sessions if s.player_identifier not in ignored]
         shown = [s for s in playing if not users or s.user in users]
         await self._read_plex_tv_players()
-        self._track_clients(listed, playing)
-        self._merge_live(shown)
+        now = dt_util.utcnow()
+        self.state.ignored = frozenset(ignored)
+        self.state.track_clients(listed, playing, self._plex_tv_players, now)
+        self.state.merge_sessions(shown, now)
+        self._remove_stale_clients(now)
         if self._library_stats_stale:
             self._library_stats = await self._read_library_stats(sections)
             self._library_stats_stale = False
@@ -240,7 +223,11 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         )
 
     async def _read_library_stats(self, sections: list[LibrarySection]) -> dict[str, LibraryStats]:
-        """Count each section's items (size-only requests) and find its newest item."""
+        """Count each section's items (size-only requests) and find its newest item.
+
+        What was read is kept: a failed newest-item read leaves the count; a failed count keeps
+        the previous figures of that library.
+        """
         stats: dict[str, LibraryStats] = {}
         for section in sections:
             item_type = {"show": "episode", "artist": "track"}.get(section.type, section.type)
@@ -248,11 +235,21 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 _, count = await self.library.section_items(
                     section.key, start=0, size=0, type_id=PLEX_TYPE_IDS.get(item_type)
                 )
-                newest = await self.library.recently_added(1, section_key=section.key)
             except PlexError as err:
                 LOGGER.debug("Could not count library %s: %s", section.title, err)
+                if (previous := self._library_stats.get(section.key)) is not None:
+                    stats[section.key] = previous
                 continue
-            stats[section.key] = LibraryStats(count, newest[0] if newest else None)
+            newest: MediaItem | None = None
+            try:
+                found = await self.library.recently_added(1, section_key=section.key)
+            except PlexError as err:
+                LOGGER.debug("Could not read the newest item of %s: %s", section.title, err)
+                if (previous := self._library_stats.get(section.key)) is not None:
+                    newest = previous.last_added
+            else:
+                newest = found[0] if found else None
+            stats[section.key] = LibraryStats(count, newest)
         return stats
 
     async def _read_plex_tv_players(self) -> None:
@@ -272,158 +269,53 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         except PlexError as err:
             LOGGER.debug("plex.tv players not available: %s", err)
 
-    def _track_clients(
-        self, listed: dict[str, PlexClientInfo], sessions: list[PlexSession]
-    ) -> None:
-        """Remember every client seen; players that only appear in sessions count too."""
-        now = dt_util.utcnow()
-        for player in self._plex_tv_players:
-            if player.machine_identifier not in listed:
-                self.known_clients.setdefault(player.machine_identifier, player)
-                self.last_seen[player.machine_identifier] = now
-        for client_id, client in listed.items():
-            self.known_clients[client_id] = client
-            self.last_seen[client_id] = now
-        for session in sessions:
-            client_id = session.player_identifier
-            if client_id not in listed:
-                self.known_clients.setdefault(
-                    client_id,
-                    PlexClientInfo(
-                        machine_identifier=client_id,
-                        name=session.player_title or client_id,
-                        product=session.player_product,
-                        platform=session.player_platform,
-                        address=session.player_address,
-                    ),
+    @callback
+    def _remove_stale_clients(self, now: datetime) -> None:
+        """Remove the devices of clients gone for longer than the configured time."""
+        device_registry = dr.async_get(self.hass)
+        for client_id in self.state.stale(now, self.stale_after):
+            self.state.forget(client_id)
+            device = device_registry.async_get_device_by_identifier(
+                client_device_identifier(self.server_identifier, client_id),
+                self.config_entry.entry_id,
+            )
+            if device is not None:
+                device_registry.async_update_device(
+                    device.id, remove_config_entry_id=self.config_entry.entry_id
                 )
-            self.last_seen[client_id] = now
-        for client_id in self.ignored_clients & set(self.known_clients):
-            self.forget_client(client_id)
 
     @callback
-    def forget_client(self, client_id: str) -> None:
-        """Drop a client (stale, ignored or deleted by the user)."""
-        self.known_clients.pop(client_id, None)
-        self.last_seen.pop(client_id, None)
-        self.live.pop(client_id, None)
-
-    def _merge_live(self, sessions: list[PlexSession]) -> None:
-        """Take positions from sessions unless a notification told us something newer."""
-        now = dt_util.utcnow()
-        fresh: dict[str, LiveState] = {}
-        for session in sessions:
-            current = self.live.get(session.player_identifier)
-            if (
-                current is not None
-                and current.session_key == session.session_key
-                and now - current.updated_at < POLL_INTERVAL_DISCONNECTED
-            ):
-                fresh[session.player_identifier] = replace(
-                    current, rating_key=session.rating_key or current.rating_key
-                )
-                continue
-            fresh[session.player_identifier] = LiveState(
-                state=session.state if session.state in PLAYER_STATES else "playing",
-                rating_key=session.rating_key,
-                session_key=session.session_key,
-                position_ms=session.view_offset_ms,
-                updated_at=now,
-            )
-        self.live = fresh
+    def async_forget_client(self, client_id: str) -> None:
+        """Drop a client the user deleted."""
+        self.state.forget(client_id)
 
     @callback
     def _on_notification(self, kind: str, container: dict[str, Any]) -> None:
         self.notifications += 1
-        for notify in list(self._notification_listeners):
-            notify(kind, container)
-        if kind == "playing":
-            changed: set[str] = set()
-            if self._apply_playing(container.get("PlaySessionStateNotification"), changed):
-                for client_id in changed:
-                    for listener in self._client_listeners.get(client_id, ()):
-                        listener()
+        async_dispatcher_send(
+            self.hass, signal_notification(self.server_identifier), kind, container
+        )
+        if kind == "playing" and self.data is not None:
+            update = self.state.apply_playing(
+                container.get("PlaySessionStateNotification"), dt_util.utcnow()
+            )
+            if update.complete:
+                # Only positions or play/pause of known sessions: tell those players alone.
+                for client_id in update.changed:
+                    async_dispatcher_send(
+                        self.hass, signal_client_live(self.server_identifier, client_id)
+                    )
                 return
+            # A new or ended session: the refresh below updates every player together.
         elif kind not in REFRESH_NOTIFICATIONS:
             return
-        elif kind == "activity":
-            # A library scan or change: read the library again at the next search.
-            with contextlib.suppress(KeyError, TypeError):
-                entries = container.get("ActivityNotification") or []
-                if any(e.get("event") == "ended" for e in entries):
-                    self._search = None
-                    self._library_stats_stale = True
-                    for listener in list(self._scan_listeners):
-                        listener()
+        elif kind == "activity" and finished_activity(container):
+            # A library scan or change: counts and the catalog are read again.
+            self._library_stats_stale = True
+            async_dispatcher_send(self.hass, signal_library_changed(self.server_identifier))
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )
-
-    @callback
-    def async_add_notification_listener(
-        self, listener: Callable[[str, dict[str, Any]], None]
-    ) -> Callable[[], None]:
-        """Hand every websocket notification to `listener` (sync-play members use this)."""
-        self._notification_listeners.append(listener)
-        return lambda: self._notification_listeners.remove(listener)
-
-    @callback
-    def async_add_scan_listener(self, update: Callable[[], None]) -> Callable[[], None]:
-        """Call `update` when the server reports a finished library scan or change."""
-        self._scan_listeners.append(update)
-        return lambda: self._scan_listeners.remove(update)
-
-    @callback
-    def async_add_client_listener(
-        self, client_id: str, update: Callable[[], None]
-    ) -> Callable[[], None]:
-        """Call `update` when a notification changes this client's live state."""
-        self._client_listeners.setdefault(client_id, []).append(update)
-
-        def remove() -> None:
-            self._client_listeners[client_id].remove(update)
-
-        return remove
-
-    def _apply_playing(self, entries: Any, changed: set[str]) -> bool:
-        """Update live states from `playing` notifications.
-
-        Returns True when that was all that changed (position or play/pause of a known session),
-        False when the sessions must be read again (a new or ended session, or bad data).
-        """
-        if not isinstance(entries, list) or self.data is None:
-            return False
-        now = dt_util.utcnow()
-        complete = True
-        for entry in entries:
-            if not isinstance(entry, dict):
-                complete = False
-                continue
-            client_id = entry.get("clientIdentifier")
-            state = entry.get("state")
-            if not isinstance(client_id, str) or client_id in self.ignored_clients:
-                continue
-            current = self.live.get(client_id)
-            session_key = str(entry.get("sessionKey", ""))
-            if state not in PLAYER_STATES:
-                self.live.pop(client_id, None)
-                complete = False
-                continue
-            if current is None or current.session_key != session_key:
-                complete = False
-            try:
-                position = int(entry.get("viewOffset", 0))
-            except TypeError, ValueError:
-                position = current.position_ms if current else 0
-            changed.add(client_id)
-            self.live[client_id] = LiveState(
-                state=str(state),
-                rating_key=str(entry.get("ratingKey", "")),
-                session_key=session_key,
-                position_ms=position,
-                updated_at=now,
-            )
-        return complete
 
     @callback
     def _on_websocket_state(self, connected: bool, error: Exception | None) -> None:

@@ -9,7 +9,7 @@ from homeassistant.const import CONF_TOKEN, CONF_URL
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_CLIENT_IDENTIFIER, CONF_DB_URL, CONF_PATH_MAPPINGS, CONF_PLEX_TV_TOKEN
-from .coordinator import PlexusConfigEntry
+from .runtime import PlexusConfigEntry
 
 TO_REDACT = {
     CONF_TOKEN,
@@ -39,7 +39,7 @@ async def async_get_config_entry_diagnostics(
     if CONF_URL in entry_data:
         entry_data[CONF_URL] = redact_url(entry_data[CONF_URL])
     catalog = entry.runtime_data.catalog
-    catalog_stats = await catalog.async_stats() if catalog is not None else None
+    catalog_stats = await catalog.async_stats()
     return {
         "catalog": catalog_stats,
         "entry": {

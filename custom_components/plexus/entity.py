@@ -1,32 +1,28 @@
-"""Base entity of Plexus."""
+"""Base entities of Plexus, and the decorator that turns failed Plex commands into HA errors."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, Protocol
+
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
 from .const import DOMAIN
 from .coordinator import PlexusCoordinator
+from .plex import PlexError
+from .plex.resolve import BadMediaIdError, MediaNotFoundError
 
 
-def player_unique_id(server_id: str, client_id: str) -> str:
-    """Unique id of a client's media player."""
-    return f"{server_id}-player-{client_id}"
-
-
-def client_device_identifier(server_id: str, client_id: str) -> tuple[str, str]:
-    """Device identifier of a client (scoped by server: one client may use several servers)."""
-    return (DOMAIN, f"{server_id}-{client_id}")
-
-
-def client_id_from(server_id: str, scoped_id: str, *, player: bool) -> str | None:
-    """The client id inside a player unique id (player=True) or client device identifier."""
-    prefix = f"{server_id}-player-" if player else f"{server_id}-"
-    return scoped_id.removeprefix(prefix) if scoped_id.startswith(prefix) else None
-
-
-class PlexusServerEntity(CoordinatorEntity[PlexusCoordinator]):
-    """An entity on the server's device."""
+class PlexusEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):
+    """An entity of a Plexus server entry."""
 
     _attr_has_entity_name = True
+
+
+class PlexusServerEntity(PlexusEntity[PlexusCoordinator]):
+    """An entity on the server's device."""
 
     def __init__(self, coordinator: PlexusCoordinator, key: str) -> None:
         """Attach the entity to the server device."""
@@ -34,3 +30,38 @@ class PlexusServerEntity(CoordinatorEntity[PlexusCoordinator]):
         server_id = coordinator.server_identifier
         self._attr_unique_id = f"{server_id}-{key}"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, server_id)})
+
+
+class _NamedTarget(Protocol):
+    @property
+    def command_target(self) -> str:
+        """Who the command was for (a client's name), for error messages."""
+        ...
+
+
+def plex_command[E: _NamedTarget, **P](
+    func: Callable[Concatenate[E, P], Coroutine[Any, Any, Any]],
+) -> Callable[Concatenate[E, P], Coroutine[Any, Any, None]]:
+    """Turn a failed Plex command into a translated error naming the target and cause.
+
+    Bad media ids and items that do not exist are the caller's input (`ServiceValidationError`);
+    anything the server or client refused is a `HomeAssistantError`.
+    """
+
+    async def wrapper(self: E, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            await func(self, *args, **kwargs)
+        except (BadMediaIdError, MediaNotFoundError) as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="nothing_to_play",
+                translation_placeholders={"client": self.command_target, "error": str(err)},
+            ) from err
+        except PlexError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="command_failed",
+                translation_placeholders={"client": self.command_target, "error": str(err)},
+            ) from err
+
+    return wrapper

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, Concatenate
+from typing import Any
 
 from homeassistant.components.media_player import (
     BrowseMedia,
@@ -19,20 +18,21 @@ from homeassistant.components.media_player.browse_media import (
     SearchMediaQuery,
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
-from homeassistant.util import dt as dt_util
 
 from .browse_media import async_browse_media, async_get_browse_image, resolve_media_id
+from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import PlexusConfigEntry, PlexusCoordinator
-from .entity import client_device_identifier, player_unique_id
+from .coordinator import PlexusCoordinator
+from .entity import PlexusEntity, plex_command
+from .ids import client_device_identifier, player_unique_id, signal_client_live
 from .plex import PlexClientInfo, PlexError, PlexSession
 from .plex.control import PlayerControl
-from .plex.resolve import BadMediaIdError, MediaNotFoundError, PlayRequest
+from .plex.resolve import PlayRequest
+from .runtime import PlexusConfigEntry
 
 PARALLEL_UPDATES = 0
 
@@ -97,74 +97,30 @@ async def async_setup_entry(
     entry: PlexusConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add a player for every client, now and whenever a new one appears."""
+    """Add a player for every client, now and whenever a new one appears.
+
+    The coordinator removes the devices (and so the players) of clients gone for too long; a
+    client that comes back later gets a new player.
+    """
     coordinator = entry.runtime_data.coordinator
     added: set[str] = set()
 
     @callback
     def add_new_clients() -> None:
-        new = [cid for cid in coordinator.known_clients if cid not in added]
+        known = coordinator.state.known_clients
+        added.intersection_update(known)
+        new = [cid for cid in known if cid not in added]
         added.update(new)
         if new:
             async_add_entities(PlexusMediaPlayer(coordinator, cid) for cid in new)
-        _remove_stale_clients(hass, entry, coordinator, added)
 
     add_new_clients()
     entry.async_on_unload(coordinator.async_add_listener(add_new_clients))
 
 
-@callback
-def _remove_stale_clients(
-    hass: HomeAssistant,
-    entry: PlexusConfigEntry,
-    coordinator: PlexusCoordinator,
-    added: set[str],
-) -> None:
-    """Remove the devices of clients gone for longer than the configured time."""
-    if not coordinator.last_update_success:
-        return  # while the server is down nothing is stale, the server is
-    now = dt_util.utcnow()
-    device_registry = dr.async_get(hass)
-    for client_id, seen in list(coordinator.last_seen.items()):
-        if now - seen <= coordinator.stale_after:
-            continue
-        coordinator.forget_client(client_id)
-        added.discard(client_id)
-        device = device_registry.async_get_device_by_identifier(
-            client_device_identifier(coordinator.server_identifier, client_id), entry.entry_id
-        )
-        if device is not None:
-            device_registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
-
-
-def plex_command[E: PlexusMediaPlayer, **P](
-    func: Callable[Concatenate[E, P], Coroutine[Any, Any, Any]],
-) -> Callable[Concatenate[E, P], Coroutine[Any, Any, None]]:
-    """Turn a failed Plex command into a translated error naming the client and cause."""
-
-    async def wrapper(self: E, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        try:
-            await func(self, *args, **kwargs)
-        except (BadMediaIdError, MediaNotFoundError) as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="nothing_to_play",
-                translation_placeholders={"client": self.client.name, "error": str(err)},
-            ) from err
-        except PlexError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_failed",
-                translation_placeholders={"client": self.client.name, "error": str(err)},
-            ) from err
-
-    return wrapper
-
-
-class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity):
+class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
     """One Plex client."""
 
-    _attr_has_entity_name = True
     _attr_name = None
     _attr_translation_key = "player"
     _attr_media_image_remotely_accessible = False
@@ -174,7 +130,7 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         super().__init__(coordinator)
         self.client_id = client_id
         self._attr_unique_id = player_unique_id(coordinator.server_identifier, client_id)
-        client = coordinator.known_clients[client_id]
+        client = coordinator.state.known_clients[client_id]
         self._attr_device_info = DeviceInfo(
             identifiers={client_device_identifier(coordinator.server_identifier, client_id)},
             manufacturer=MANUFACTURER,
@@ -194,7 +150,11 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         """Follow the coordinator, and this client's own live updates."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.async_add_client_listener(self.client_id, self.async_write_ha_state)
+            async_dispatcher_connect(
+                self.hass,
+                signal_client_live(self.coordinator.server_identifier, self.client_id),
+                self.async_write_ha_state,
+            )
         )
 
     # ------------------------------------------------------------------ state
@@ -202,9 +162,14 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def client(self) -> PlexClientInfo:
         """The client as last seen."""
-        return self.coordinator.known_clients.get(
+        return self.coordinator.state.known_clients.get(
             self.client_id, PlexClientInfo(machine_identifier=self.client_id, name=self.client_id)
         )
+
+    @property
+    def command_target(self) -> str:
+        """The client's name, for error messages."""
+        return self.client.name
 
     @property
     def session(self) -> PlexSession | None:
@@ -214,7 +179,7 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def available(self) -> bool:
         """Available while the server is reachable and the client is known."""
-        return super().available and self.client_id in self.coordinator.known_clients
+        return super().available and self.client_id in self.coordinator.state.known_clients
 
     @property
     def supported_features(self) -> MediaPlayerEntityFeature:
@@ -224,7 +189,7 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def state(self) -> MediaPlayerState:
         """Playing/paused/buffering from the live state; idle while listed; else off."""
-        live = self.coordinator.live.get(self.client_id)
+        live = self.coordinator.state.live.get(self.client_id)
         if live is not None:
             return STATES.get(live.state, MediaPlayerState.PLAYING)
         if self.client_id in self.coordinator.data.clients:
@@ -234,13 +199,13 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def media_position(self) -> int | None:
         """Position in seconds when it was last reported."""
-        live = self.coordinator.live.get(self.client_id)
+        live = self.coordinator.state.live.get(self.client_id)
         return None if live is None else live.position_ms // 1000
 
     @property
     def media_position_updated_at(self) -> datetime | None:
         """When the position was valid (HA advances it while playing)."""
-        live = self.coordinator.live.get(self.client_id)
+        live = self.coordinator.state.live.get(self.client_id)
         return None if live is None else live.updated_at
 
     @property
@@ -252,7 +217,7 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def media_content_id(self) -> str | None:
         """Rating key of what plays."""
-        live = self.coordinator.live.get(self.client_id)
+        live = self.coordinator.state.live.get(self.client_id)
         if live is not None and live.rating_key:
             return live.rating_key
         return self.session.rating_key if self.session else None
@@ -323,8 +288,12 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         if session is None:
             return {"product": self.client.product}
         progress = (
-            round(100 * (self.coordinator.live[self.client_id].position_ms) / session.duration_ms)
-            if session.duration_ms and self.client_id in self.coordinator.live
+            round(
+                100
+                * (self.coordinator.state.live[self.client_id].position_ms)
+                / session.duration_ms
+            )
+            if session.duration_ms and self.client_id in self.coordinator.state.live
             else None
         )
         return {
@@ -355,6 +324,11 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
     @property
     def _control(self) -> PlayerControl:
         return self.coordinator.control
+
+    @property
+    def _catalog(self) -> CatalogCoordinator:
+        entry: PlexusConfigEntry = self.coordinator.config_entry
+        return entry.runtime_data.catalog
 
     @plex_command
     async def async_media_play(self) -> None:
@@ -465,13 +439,7 @@ class PlexusMediaPlayer(CoordinatorEntity[PlexusCoordinator], MediaPlayerEntity)
         types: set[str] = set()
         for media_class in query.media_filter_classes or ():
             types.update(SEARCH_CLASSES.get(MediaClass(media_class), ()))
-        catalog = self.coordinator.config_entry.runtime_data.catalog
-        if catalog is not None and catalog.counts:
-            # The catalog is already in memory and current to the last import: no server reads.
-            items = await catalog.async_search_media(query.search_query, types or None, limit=10)
-        else:
-            search = await self.coordinator.async_search_index()
-            items = search.search(query.search_query, media_types=types or None, limit=10)
+        items = await self._catalog.async_search_media(query.search_query, types or None, limit=10)
         return SearchMedia(
             result=[
                 BrowseMedia(

@@ -35,9 +35,9 @@ from .browse_media import (
     resolve_media_id,
 )
 from .const import DOMAIN
-from .coordinator import PlexusConfigEntry
 from .plex import PlexError
 from .plex.browse_reads import first_part, is_image_path, thumbnail, transient_token
+from .runtime import PlexusConfigEntry
 
 SOURCE_NAME: Final = "Plex (Plexus)"
 PLAYABLE_TYPES: Final = frozenset({"movie", "episode", "track", "clip"})

@@ -13,13 +13,16 @@ from homeassistant.components.sensor import (
 )
 from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfDataRate, UnitOfTime
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .catalog_manager import CatalogManager
-from .coordinator import PlexusConfigEntry, PlexusCoordinator, PlexusServerData
-from .entity import PlexusServerEntity
+from .catalog_manager import CatalogCoordinator, CatalogState
+from .const import DOMAIN
+from .coordinator import PlexusCoordinator, PlexusServerData
+from .entity import PlexusEntity, PlexusServerEntity
 from .plex import LibrarySection
+from .runtime import PlexusConfigEntry
 from .sync import SyncGroup
 from .sync_entity import SyncGroupEntity
 from .syncplay import GroupState
@@ -126,10 +129,11 @@ async def async_setup_entry(
     async_add_entities(
         PlexusLibrarySensor(coordinator, section) for section in coordinator.data.sections
     )
-    if (catalog := entry.runtime_data.catalog) is not None:
-        async_add_entities(
-            CatalogSensor(coordinator, catalog, description) for description in CATALOG_SENSORS
-        )
+    catalog = entry.runtime_data.catalog
+    async_add_entities(
+        CatalogSensor(catalog, coordinator.server_identifier, description)
+        for description in CATALOG_SENSORS
+    )
     for group in entry.runtime_data.sync_groups.values():
         async_add_entities(
             (SyncGroupSensor(group, description) for description in SYNC_SENSORS),
@@ -194,16 +198,16 @@ class PlexusLibrarySensor(PlexusServerEntity, SensorEntity):
 class CatalogSensorEntityDescription(SensorEntityDescription):
     """A catalog sensor and how to read it from the catalog manager."""
 
-    value_fn: Callable[[CatalogManager], StateType | datetime]
-    attrs_fn: Callable[[CatalogManager], dict[str, Any]] = lambda _m: {}
+    value_fn: Callable[[CatalogState], StateType | datetime]
+    attrs_fn: Callable[[CatalogState], dict[str, Any]] = lambda _m: {}
 
 
-def _catalog_count(kind: str) -> Callable[[CatalogManager], StateType]:
-    return lambda manager: manager.counts.get(kind, 0)
+def _catalog_count(kind: str) -> Callable[[CatalogState], StateType]:
+    return lambda state: state.counts.get(kind, 0)
 
 
-def _last_import_attrs(manager: CatalogManager) -> dict[str, Any]:
-    run = manager.last_run
+def _last_import_attrs(state: CatalogState) -> dict[str, Any]:
+    run = state.last_run
     if run is None:
         return {}
     return {
@@ -217,8 +221,8 @@ def _last_import_attrs(manager: CatalogManager) -> dict[str, Any]:
     }
 
 
-def _progress_attrs(manager: CatalogManager) -> dict[str, Any]:
-    progress = manager.progress
+def _progress_attrs(state: CatalogState) -> dict[str, Any]:
+    progress = state.progress
     if progress is None:
         return {}
     return {
@@ -245,51 +249,46 @@ CATALOG_SENSORS: tuple[CatalogSensorEntityDescription, ...] = (
         key="last_import",
         translation_key="last_import",
         device_class=SensorDeviceClass.TIMESTAMP,
-        value_fn=lambda manager: manager.last_run.finished_at if manager.last_run else None,
+        value_fn=lambda state: state.last_run.finished_at if state.last_run else None,
         attrs_fn=_last_import_attrs,
     ),
     CatalogSensorEntityDescription(
         key="import_progress",
         translation_key="import_progress",
         native_unit_of_measurement=PERCENTAGE,
-        value_fn=lambda manager: (
-            round(manager.progress.percent, 1) if manager.progress is not None else None
-        ),
+        # 0 % while no import runs (not "unknown").
+        value_fn=lambda state: round(state.progress.percent, 1) if state.progress else 0,
         attrs_fn=_progress_attrs,
     ),
 )
 
 
-class CatalogSensor(PlexusServerEntity, SensorEntity):
-    """A sensor of the server's catalog (updated by the catalog manager, not the poll)."""
+class CatalogSensor(PlexusEntity[CatalogCoordinator], SensorEntity):
+    """A sensor of the server's catalog (unavailable while its database is not open)."""
 
     entity_description: CatalogSensorEntityDescription
 
     def __init__(
         self,
-        coordinator: PlexusCoordinator,
-        manager: CatalogManager,
+        coordinator: CatalogCoordinator,
+        server_id: str,
         description: CatalogSensorEntityDescription,
     ) -> None:
-        """Create the sensor."""
-        super().__init__(coordinator, description.key)
+        """Create the sensor on the server's device."""
+        super().__init__(coordinator)
         self.entity_description = description
-        self.manager = manager
-
-    async def async_added_to_hass(self) -> None:
-        """Follow the catalog manager too."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self.manager.async_add_listener(self.async_write_ha_state))
+        self._attr_unique_id = f"{server_id}-{description.key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, server_id)})
 
     @property
     def native_value(self) -> StateType | datetime:
         """Return the value."""
-        return self.entity_description.value_fn(self.manager)
+        return self.entity_description.value_fn(self.coordinator.data)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return details."""
-        return self.entity_description.attrs_fn(self.manager)
+        return self.entity_description.attrs_fn(self.coordinator.data)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,15 +14,16 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, service
 from homeassistant.util.json import JsonValueType
 import probatio as vol
 
 from .catalog import GuidRef
-from .catalog_manager import CatalogManager
+from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN
-from .coordinator import PlexusConfigEntry
+from .coordinator import async_scan_clients
 from .plex import PlexError
+from .runtime import PlexusConfigEntry
 from .sync import SyncGroup, media_ref
 from .syncplay import CommandResult, MediaRef, NothingPlayingError, SyncError
 
@@ -40,6 +41,14 @@ ATTR_YEAR = "year"
 ATTR_LIMIT = "limit"
 ITEM_TYPES = ["movie", "show", "season", "episode", "artist", "album", "track"]
 
+# HA's refusals of a config entry id (helpers.service), in Plexus's words.
+ENTRY_ERRORS = {
+    "service_found_no_config_entry_for_domain": "no_server",
+    "service_found_multiple_config_entry_for_domain": "server_required",
+    "service_config_entry_not_found": "not_a_server_entry",
+    "service_config_entry_wrong_domain": "not_a_server_entry",
+    "service_config_entry_not_loaded": "entry_not_loaded",
+}
 ENTRY_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 REFRESH_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_LIBRARY_NAME): cv.string})
 IMPORT_SCHEMA = ENTRY_SCHEMA.extend(
@@ -59,17 +68,22 @@ SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
 
 
 def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
-    """The loaded entry the call targets (the only one when none is named)."""
-    entries: list[PlexusConfigEntry] = hass.config_entries.async_loaded_entries(DOMAIN)
-    if entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID):
-        entries = [e for e in entries if e.entry_id == entry_id]
-        if not entries:
-            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_server")
-    if not entries:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_server")
-    if len(entries) > 1:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="server_required")
-    return entries[0]
+    """The loaded entry the call targets (the only one when none is named).
+
+    HA's own lookup finds it; its refusals are said in Plexus's words: no server set up, an id
+    that is not a Plexus server entry, a server that is not loaded, several servers and none named.
+    """
+    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
+    try:
+        entry: PlexusConfigEntry = service.async_get_config_entry(hass, DOMAIN, entry_id)
+    except ServiceValidationError as err:
+        key = ENTRY_ERRORS.get(err.translation_key or "", "no_server")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=key,
+            translation_placeholders={"entry_id": entry_id or "-"},
+        ) from err
+    return entry
 
 
 async def _refresh_library(call: ServiceCall) -> None:
@@ -99,9 +113,7 @@ async def _refresh_library(call: ServiceCall) -> None:
         ) from err
 
 
-def _catalog(entry: PlexusConfigEntry) -> CatalogManager:
-    if entry.runtime_data.catalog is None:  # pragma: no cover - every loaded entry has one
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_server")
+def _catalog(entry: PlexusConfigEntry) -> CatalogCoordinator:
     return entry.runtime_data.catalog
 
 
@@ -291,7 +303,7 @@ async def _sync_seek(call: ServiceCall) -> None:
 
 
 async def _scan_clients(call: ServiceCall) -> None:
-    await _entry(call.hass, call).runtime_data.coordinator.async_refresh()
+    await async_scan_clients(_entry(call.hass, call).runtime_data.coordinator)
 
 
 @callback

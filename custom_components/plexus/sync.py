@@ -15,12 +15,13 @@ import logging
 from typing import Any
 
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
 from homeassistant.helpers.instance_id import async_get as async_get_instance_id
 
-from .catalog_manager import CatalogManager
+from .catalog_manager import CatalogCoordinator
 from .const import (
     CONF_DRIFT_THRESHOLD,
     CONF_FOLLOW,
@@ -33,8 +34,8 @@ from .const import (
     DOMAIN,
     SUBENTRY_SYNC_GROUP,
 )
-from .coordinator import PlexusConfigEntry, PlexusCoordinator
-from .entity import client_id_from
+from .coordinator import PlexusCoordinator
+from .ids import client_id_from, signal_notification, signal_sync_group
 from .plex import PlexError
 from .plex.library import MediaItem
 from .syncplay import (
@@ -85,8 +86,6 @@ class SyncGroup:
     engine: SyncEngine
     member_entity_ids: list[str] = field(default_factory=list)
     members: dict[str, PlexMemberPlayer] = field(default_factory=dict)
-    # The group's entities: called when the engine reports a change.
-    listeners: list[Callable[[], None]] = field(default_factory=list)
     uses_mqtt: bool = False
     unsubscribe: list[Callable[[], None]] = field(default_factory=list)
     # How this home finds an item another home asked for (its rating key here, or None).
@@ -132,9 +131,9 @@ async def _mqtt_ready(hass: HomeAssistant) -> bool:
 
 async def async_create_sync_groups(
     hass: HomeAssistant,
-    entry: PlexusConfigEntry,
+    entry: ConfigEntry,
     coordinator: PlexusCoordinator,
-    catalog: CatalogManager | None = None,
+    catalog: CatalogCoordinator | None = None,
 ) -> dict[str, SyncGroup]:
     """Create (not start) an engine for every sync-group subentry; raise/clear Repairs issues."""
     subentries = [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_SYNC_GROUP]
@@ -162,6 +161,19 @@ async def async_create_sync_groups(
     return groups
 
 
+def _in_loop(handler: Callable[[str, dict[str, Any]], None]) -> Callable[..., None]:
+    """Wrap an engine handler as a callback: the dispatcher runs it in the event loop.
+
+    (A target not marked as a callback would be run in the executor.)
+    """
+
+    @callback
+    def handle(kind: str, container: dict[str, Any]) -> None:
+        handler(kind, container)
+
+    return handle
+
+
 async def async_start_sync_groups(
     hass: HomeAssistant, coordinator: PlexusCoordinator, groups: dict[str, SyncGroup]
 ) -> None:
@@ -169,20 +181,24 @@ async def async_start_sync_groups(
     for group in groups.values():
         members = member_client_ids(hass, coordinator, group.member_entity_ids)
         for entity_id, client_id in members.items():
-            client = coordinator.known_clients.get(client_id)
+            client = coordinator.state.known_clients.get(client_id)
             player = PlexMemberPlayer(
                 coordinator.control,
                 client_id,
                 name=client.name if client else entity_id,
                 capabilities=tuple(sorted(client.protocol_capabilities)) if client else (),
             )
-            live = coordinator.live.get(client_id)
+            live = coordinator.state.live.get(client_id)
             if live is not None:
                 player.update(live.state, live.rating_key, live.position_ms)
             group.members[entity_id] = player
             group.engine.add_member(player)
             group.unsubscribe.append(
-                coordinator.async_add_notification_listener(player.handle_notification)
+                async_dispatcher_connect(
+                    hass,
+                    signal_notification(coordinator.server_identifier),
+                    _in_loop(player.handle_notification),
+                )
             )
         await group.engine.start()
 
@@ -194,7 +210,7 @@ def _create_group(
     instance_id: str,
     uses_mqtt: bool,
     *,
-    catalog: CatalogManager | None,
+    catalog: CatalogCoordinator | None,
 ) -> SyncGroup:
     data = subentry.data
     name: str = data[CONF_GROUP_NAME]
@@ -219,12 +235,9 @@ def _create_group(
     def on_event(kind: str, event_data: dict[str, Any]) -> None:
         hass.bus.async_fire(f"{DOMAIN}_sync_{kind}", {"group": name, **event_data})
 
-    listeners: list[Callable[[], None]] = []
-
     @callback
     def on_update() -> None:
-        for update in listeners:
-            update()
+        async_dispatcher_send(hass, signal_sync_group(subentry.subentry_id))
 
     async def resolve(media: MediaRef) -> str | None:
         """The same item on this server.
@@ -278,7 +291,6 @@ def _create_group(
         name,
         engine,
         member_entity_ids=list(data.get(CONF_MEMBERS, [])),
-        listeners=listeners,
         uses_mqtt=uses_mqtt,
         resolve_media=resolve,
     )

@@ -1,9 +1,11 @@
 """Base of the entities of a sync-play group (one device per group subentry)."""
 
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN, MANUFACTURER
+from .ids import signal_sync_group
 from .sync import SyncGroup
 from .syncplay import GroupState
 
@@ -33,6 +35,8 @@ class SyncGroupEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         """Follow the engine."""
-        listeners = self.sync_group.listeners
-        listeners.append(self.async_write_ha_state)
-        self.async_on_remove(lambda: listeners.remove(self.async_write_ha_state))
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, signal_sync_group(self.sync_group.subentry_id), self.async_write_ha_state
+            )
+        )

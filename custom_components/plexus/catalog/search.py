@@ -13,20 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 import heapq
 import math
-import re
 from typing import Final
-import unicodedata
 
-_NON_WORD: Final = re.compile(r"[^\w]+|_+")
+from ..plex.text import normalise_text
+
 _FUZZY_WEIGHT: Final = 0.8
 _MIN_FUZZY_LEN: Final = 3
-
-
-def normalise_text(text: str) -> str:
-    """Return ``text`` case-folded, without accents and with punctuation as single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(_NON_WORD.sub(" ", stripped).split())
 
 
 def _deletes(word: str) -> set[str]:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import json
 from typing import Any
 
-from ..catalog.search import normalise_text
 from .errors import PlexError
 from .library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .models import LibrarySection
-from .search import split_year
+from .text import normalise_text, split_year
 
 
 class MediaNotFoundError(PlexError):
