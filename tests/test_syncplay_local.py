@@ -353,7 +353,7 @@ async def test_unresolvable_media_and_pause_resume_seek(nodes: tuple[Node, Node]
     async def resolve(media: MediaRef) -> str | None:
         return None if media.rating_key == "404" else f"local-{media.rating_key}"
 
-    b.engine._resolve_media = resolve
+    b.engine.driver.resolve_media = resolve
     result = await a.engine.play(MediaRef("404"), 0)
     assert set(result.failed) == {"b/b-tv", "b/b-pc"}
     await a.engine.stop()
@@ -429,9 +429,9 @@ async def test_play_latency_is_taken_from_the_reported_position() -> None:
     by later reports for a while (the least delayed report is the best one)."""
     node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
     player = node.players[0]
-    member = node.engine._members[player.player_id]
+    member = node.engine.driver.members[player.player_id]
     player.report("paused", "7", 10_000.0, time.monotonic())
-    assert await node.engine._command(member, "play")
+    assert await node.engine.driver.command(member, "play")
     expect = member.expect
     assert expect is not None
     sent = expect.sent
@@ -443,13 +443,13 @@ async def test_play_latency_is_taken_from_the_reported_position() -> None:
     player.report("playing", "7", 12_450.0, sent + 2.500)  # too long after the command
     assert member.latency.samples("play") == [pytest.approx(0.100)]
 
-    assert await node.engine._command(member, "seek", 50_000.0)
+    assert await node.engine.driver.command(member, "seek", 50_000.0)
     expect = member.expect
     assert expect is not None
     player.report("playing", "7", 50_015.0, expect.sent + 0.200)  # landed at +0.185
     assert member.latency.samples("seek") == [pytest.approx(0.185)]
 
-    assert await node.engine._command(member, "pause")
+    assert await node.engine.driver.command(member, "pause")
     expect = member.expect
     assert expect is not None
     player.report("paused", "7", 50_900.0, expect.sent + 0.250)  # no position to go by
@@ -522,9 +522,9 @@ async def test_a_seek_is_waited_for_even_when_already_near() -> None:
     would include the seek's)."""
     node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
     player = node.players[0]
-    member = node.engine._members[player.player_id]
+    member = node.engine.driver.members[player.player_id]
     player.report("paused", "7", 10_000.0, time.monotonic())
-    task = asyncio.create_task(node.engine._seek_paused(member, 10_100.0))
+    task = asyncio.create_task(node.engine.driver.seek_paused(member, 10_100.0))
     await asyncio.sleep(0.05)
     assert player.commands == ["seek"]
     assert not task.done()
@@ -542,8 +542,9 @@ async def test_the_clock_window_fills_quickly_after_a_join() -> None:
     await a.engine.start()
     await b.engine.start()
     try:
-        await wait_for(lambda: "b" in a.engine._peers)
-        estimator = a.engine._peers["b"].clock
+        await wait_for(lambda: "b" in a.engine.peers.peers)
+        estimator = a.engine.clocks.estimator("b")
+        assert estimator is not None
         await wait_for(lambda: len(estimator) >= 16, 1.0)
         # at one sample per interval the other 48 would take 9.6 s
         await wait_for(lambda: len(estimator) == MAX_SAMPLES, 4.0)
