@@ -135,6 +135,7 @@ class SyncEngine:
             return
         ctx.running = True
         ctx.codec.new_epoch()
+        self.peers.reconnected()
         self.clocks.start()
         base = self.config.base_topic
         transport = ctx.transport
@@ -169,8 +170,12 @@ class SyncEngine:
         ctx.update()
 
     async def reconnected(self) -> None:
-        """Tell the engine its transport reconnected: announce again and resync clocks."""
+        """Tell the engine its transport reconnected: announce again and resync clocks.
+
+        Until a peer shows it hears us again, its members are not listed (see `peers`).
+        """
         if self.running:
+            self.peers.reconnected()
             await self.peers.send_hello()
             for instance_id in list(self.peers.peers):
                 self.clocks.spawn_sync(instance_id, self.config.clock_samples // 2)
@@ -250,7 +255,7 @@ class SyncEngine:
                     drift_ms=member.drift_ms,
                 )
             )
-        for peer in self.peers.peers.values():
+        for peer in self.peers.joined():
             offset = self.clocks.offset(peer.instance_id)
             for member_id, item in peer.members.items():
                 members.append(
@@ -282,9 +287,22 @@ class SyncEngine:
             and (largest is None or largest <= self.config.drift_threshold_ms),
             clock_offset_ms=self._reference_offset_ms(),
             instance_id=self.instance_id,
-            homes=1 + len(self.peers.peers),
+            homes=1 + len(self.peers.joined()),
             dropped=dict(ctx.codec.dropped),
         )
+
+    def drop_stats(self) -> dict[str, Any]:
+        """Counters for diagnostics.
+
+        Dropped messages (by reason, and what awaits the next log summary), accepted ones,
+        and the background failures and loop restarts of this engine.
+        """
+        ctx = self._ctx
+        return ctx.codec.drops.stats() | {
+            "accepted": ctx.codec.accepted,
+            "task_failures": dict(ctx.tasks.log.failures),
+            "loop_restarts": dict(ctx.tasks.restarts),
+        }
 
     def clock_offset(self, instance_id: str) -> float | None:
         """Estimated clock offset of another instance (its clock minus ours), seconds."""

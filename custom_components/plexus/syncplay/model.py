@@ -132,9 +132,12 @@ def number(value: Any) -> float | None:
 
 
 def position(value: Any) -> float | None:
-    """A position from a message: a number within 0 to 24 h (None for anything else)."""
+    """A position from a message: a number within +-24 h (None for anything else).
+
+    (Negative ones are real: where a group is before its start instant.)
+    """
     result = number(value)
-    return result if result is not None and 0.0 <= result <= MAX_POSITION_MS else None
+    return result if result is not None and abs(result) <= MAX_POSITION_MS else None
 
 
 def check_position(position_ms: float) -> float:

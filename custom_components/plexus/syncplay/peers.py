@@ -4,11 +4,22 @@ Every instance announces itself with a `hello` (at start, on every heartbeat, af
 reconnect and when it meets a new peer): its home, its clock epoch, its members and the
 session it follows. A `status` updates the members' state between hellos; a `bye` or silence
 longer than `expire_after_s` removes the peer.
+
+Joined means heard both ways: a peer counts as a member of the group (its members are listed)
+only once its hello shows it heard this instance's current `link` id. The link id is new at
+every start and after every reconnect of the transport, and a reconnect also forgets the
+peers' link ids; so when the group lists every member again after a reconnect, each of them
+has received a message broadcast after it - its subscription works again - and a command
+broadcast now reaches it. (Before, the peers stayed listed through the reconnect, and a
+command sent before a peer had re-subscribed was lost: that peer only followed on the next
+hello, seconds late.) A hello from a peer that has not heard us, or that shows a new link id
+of its own, is answered with our hello, so the handshake takes one round trip.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 import logging
+import secrets
 from typing import Any
 
 from .clock import ClockSync
@@ -31,6 +42,10 @@ class Peer:
     last_seen: float
     epoch: int
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The peer's link id we last heard (None: not since our last (re)connect).
+    link: str | None = None
+    # The peer heard our current link id: messages reach it both ways.
+    joined: bool = False
 
 
 class Membership:
@@ -53,6 +68,19 @@ class Membership:
         self._local_reports = local_reports
         self._on_session = on_session
         self.peers: dict[str, Peer] = {}
+        self.link = secrets.token_hex(4)
+
+    def reconnected(self) -> None:
+        """Our transport reconnected: every peer must show again that it hears us."""
+        self.link = secrets.token_hex(4)
+        for peer in self.peers.values():
+            peer.link = None
+            peer.joined = False
+        self._ctx.update()
+
+    def joined(self) -> list[Peer]:
+        """The peers heard both ways since our last (re)connect."""
+        return [peer for peer in self.peers.values() if peer.joined]
 
     def seen(self, instance_id: str) -> None:
         """Any message from a peer keeps it alive."""
@@ -66,6 +94,8 @@ class Membership:
             "home": ctx.config.home,
             "epoch": self._clocks.epoch,
             "members": self._local_reports(True),
+            "link": self.link,
+            "heard": {p.instance_id: p.link for p in self.peers.values() if p.link},
         }
         session = ctx.session
         if session is not None:
@@ -88,11 +118,16 @@ class Membership:
         if peer is None:
             peer = Peer(sender, str(body.get("home", "")), ctx.clock.monotonic(), epoch)
             self.peers[sender] = peer
-            ctx.tasks.spawn(self.send_hello())
             self._clocks.add_peer(sender)
         elif epoch != peer.epoch:
             peer.epoch = epoch
             self._clocks.reset_peer(sender)
+        link, heard = body.get("link"), body.get("heard")
+        new_link = link != peer.link
+        peer.link = link if isinstance(link, str) else None
+        peer.joined = isinstance(heard, dict) and heard.get(ctx.instance_id) == self.link
+        if new_link or not peer.joined:
+            ctx.tasks.spawn(self.send_hello())
         peer.home = str(body.get("home", peer.home))
         members = body.get("members")
         if isinstance(members, dict):
