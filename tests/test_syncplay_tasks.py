@@ -43,7 +43,7 @@ async def test_one_shot_task_failure_is_logged_not_lost(caplog: pytest.LogCaptur
         with pytest.raises(ValueError, match="nope"):
             await task
         await asyncio.sleep(0)
-    assert supervisor.log.failures == {"task": 1}
+    assert supervisor.log.failures == {"a task (ValueError)": 1}
     assert len(caplog.records) == 1
     await supervisor.cancel_all()
 

@@ -151,7 +151,7 @@ class MemberDriver:
         try:
             await action()
         except Exception as err:  # noqa: BLE001 - one member's failure must not stop the rest
-            self._ctx.tasks.log.failed("a member action", err)
+            self._ctx.tasks.log.failed(f"a member action ({type(err).__name__})", err)
         finally:
             member.busy -= 1
 

@@ -92,7 +92,7 @@ class TaskSupervisor:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            self.log.failed("task", error)
+            self.log.failed(f"a task ({type(error).__name__})", error)
 
     async def cancel_all(self) -> None:
         """Cancel every task (but the calling one) and wait for them to end."""
