@@ -228,6 +228,20 @@ def test_decoder_rejects_huge_messages_without_decoding(monkeypatch: pytest.Monk
     assert bob.dropped["unsigned"] == 1
 
 
+def test_decoder_rejects_many_containers_without_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16,000 small lists in 64 KiB: refused by their count, before parsing or walking them."""
+    _, bob, _ = codecs()
+    calls: list[int] = []
+    monkeypatch.setattr(orjson, "loads", lambda data: calls.append(len(data)))
+    payload = b"[" + b"[1]," * 16_000 + b"1]"
+    assert len(payload) <= MAX_MESSAGE_BYTES
+    assert bob.decode(payload) is None
+    assert calls == []
+    assert bob.dropped["malformed"] == 1
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=4096))
 def test_decoder_never_raises_on_arbitrary_bytes(payload: bytes) -> None:

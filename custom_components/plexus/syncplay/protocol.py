@@ -9,9 +9,10 @@ Wire format (UTF-8 JSON object, at most `MAX_MESSAGE_BYTES`, nested at most `MAX
 `sig` is HMAC-SHA256 with the group secret over the canonical form of every other field
 (`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`).
 
-A message is bounded before anything else: one larger than `MAX_MESSAGE_BYTES` is dropped
-without being decoded, and the parser (orjson) output deeper than `MAX_DEPTH` is dropped as
-malformed, so no message can cost more than a few milliseconds or raise out of `decode`.
+A message is bounded before anything else: one larger than `MAX_MESSAGE_BYTES` or with more
+than `MAX_CONTAINERS` objects and lists is dropped without being decoded, and the parser
+(orjson) output deeper than `MAX_DEPTH` is dropped as malformed, so no message can cost more
+than a few milliseconds or raise out of `decode`.
 
 Replays: each run of a sender (each `MessageCodec`, renewed by `new_epoch()`) has a random
 `epoch` and numbers its messages from 1. A receiver tracks the sequence numbers per (sender,
@@ -44,6 +45,8 @@ PROTOCOL_VERSION: Final = 1
 SEQ_WINDOW: Final = 1024
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_DEPTH: Final = 32
+# Objects and lists in one message (a hello lists two per member; a real one has a few dozen).
+MAX_CONTAINERS: Final = 1024
 # Epochs of one sender remembered as finished (their messages are refused).
 RETIRED_EPOCHS: Final = 16
 _LONG_DIGITS: Final = re.compile(rb"\d{19}")
@@ -130,14 +133,19 @@ class _SenderState:
 def bounded_loads(payload: bytes) -> Any:
     """Parse a message: ValueError when it is too large, not JSON, or nested too deep.
 
-    The size is checked before any decoding; the depth after orjson's (its own limit, 1024,
-    is far above anything a message needs). Any failure is a ValueError.
+    The size and the number of objects and lists (by their opening brackets) are checked
+    before any decoding; the depth after orjson's (its own limit, 1024, is far above anything
+    a message needs), walking at most `MAX_CONTAINERS` containers. Any failure is a ValueError.
     """
     if len(payload) > MAX_MESSAGE_BYTES:
         raise ValueError("message too large")
+    # Opening brackets (those inside strings too): an upper bound of the containers.
+    brackets = payload.count(b"{") + payload.count(b"[")
+    if brackets > MAX_CONTAINERS:
+        raise ValueError("too many objects and lists in one message")
     data = orjson.loads(payload)  # orjson.JSONDecodeError is a ValueError
     # Fewer brackets than the limit cannot nest deeper than it: skip the walk (most messages).
-    if payload.count(b"{") + payload.count(b"[") > MAX_DEPTH:
+    if brackets > MAX_DEPTH:
         _check_depth(data)
     if _LONG_DIGITS.search(payload):
         # orjson reads integers beyond 64 bits as floats; the standard library keeps them
@@ -147,18 +155,17 @@ def bounded_loads(payload: bytes) -> Any:
 
 
 def _check_depth(data: Any) -> None:
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Iterable[Any] = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
-            continue
-        if depth > MAX_DEPTH:
-            raise ValueError("message nested too deep")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    """ValueError when objects/lists nest deeper than MAX_DEPTH (walked level by level)."""
+    level: list[Any] = [data]
+    for _ in range(MAX_DEPTH):
+        below: list[Any] = []
+        for value in level:
+            children: Iterable[Any] = value.values() if isinstance(value, dict) else value
+            below.extend(c for c in children if isinstance(c, dict | list))
+        if not below:
+            return
+        level = below
+    raise ValueError("message nested too deep")
 
 
 class MessageCodec:
