@@ -2,12 +2,15 @@
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+import logging
+import math
 import time
 from typing import Any
 
 import pytest
 
 from custom_components.plexus.syncplay import (
+    InvalidPositionError,
     LocalBus,
     MediaRef,
     MessageCodec,
@@ -15,6 +18,7 @@ from custom_components.plexus.syncplay import (
     PlayerSnapshot,
     SyncConfig,
     SyncEngine,
+    SyncError,
 )
 from custom_components.plexus.syncplay.clock import MAX_SAMPLES
 from custom_components.plexus.syncplay.interfaces import MessageCallback, PlayerStateName
@@ -157,6 +161,8 @@ class CuttableBus:
     def __init__(self, bus: LocalBus) -> None:
         self.bus = bus
         self.cut = False
+        # Hears nothing but still sends (its subscriptions not restored yet after a reconnect).
+        self.deaf = False
 
     async def publish(self, topic: str, payload: bytes) -> None:
         if not self.cut:
@@ -164,7 +170,7 @@ class CuttableBus:
 
     async def subscribe(self, topic_filter: str, callback: MessageCallback) -> Callable[[], None]:
         def deliver(topic: str, payload: bytes) -> None:
-            if not self.cut:
+            if not self.cut and not self.deaf:
                 callback(topic, payload)
 
         return await self.bus.subscribe(topic_filter, deliver)
@@ -183,6 +189,7 @@ class Node:
         self.transport = CuttableBus(bus)
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.updates = 0
+        self.explode = False  # the host's update callback raises while set
         options = {"heartbeat_s": 0.2, "status_interval_s": 0.2, "calibration_rounds": 0} | options
         self.engine = SyncEngine(
             SyncConfig("den", SECRET, name, name.upper(), **options),
@@ -197,6 +204,8 @@ class Node:
 
     def _updated(self) -> None:
         self.updates += 1
+        if self.explode:
+            raise RuntimeError("the host's entity update failed")
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.events]
@@ -353,7 +362,7 @@ async def test_unresolvable_media_and_pause_resume_seek(nodes: tuple[Node, Node]
     async def resolve(media: MediaRef) -> str | None:
         return None if media.rating_key == "404" else f"local-{media.rating_key}"
 
-    b.engine._resolve_media = resolve
+    b.engine.driver.resolve_media = resolve
     result = await a.engine.play(MediaRef("404"), 0)
     assert set(result.failed) == {"b/b-tv", "b/b-pc"}
     await a.engine.stop()
@@ -429,9 +438,9 @@ async def test_play_latency_is_taken_from_the_reported_position() -> None:
     by later reports for a while (the least delayed report is the best one)."""
     node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
     player = node.players[0]
-    member = node.engine._members[player.player_id]
+    member = node.engine.driver.members[player.player_id]
     player.report("paused", "7", 10_000.0, time.monotonic())
-    assert await node.engine._command(member, "play")
+    assert await node.engine.driver.command(member, "play")
     expect = member.expect
     assert expect is not None
     sent = expect.sent
@@ -443,13 +452,13 @@ async def test_play_latency_is_taken_from_the_reported_position() -> None:
     player.report("playing", "7", 12_450.0, sent + 2.500)  # too long after the command
     assert member.latency.samples("play") == [pytest.approx(0.100)]
 
-    assert await node.engine._command(member, "seek", 50_000.0)
+    assert await node.engine.driver.command(member, "seek", 50_000.0)
     expect = member.expect
     assert expect is not None
     player.report("playing", "7", 50_015.0, expect.sent + 0.200)  # landed at +0.185
     assert member.latency.samples("seek") == [pytest.approx(0.185)]
 
-    assert await node.engine._command(member, "pause")
+    assert await node.engine.driver.command(member, "pause")
     expect = member.expect
     assert expect is not None
     player.report("paused", "7", 50_900.0, expect.sent + 0.250)  # no position to go by
@@ -522,9 +531,9 @@ async def test_a_seek_is_waited_for_even_when_already_near() -> None:
     would include the seek's)."""
     node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
     player = node.players[0]
-    member = node.engine._members[player.player_id]
+    member = node.engine.driver.members[player.player_id]
     player.report("paused", "7", 10_000.0, time.monotonic())
-    task = asyncio.create_task(node.engine._seek_paused(member, 10_100.0))
+    task = asyncio.create_task(node.engine.driver.seek_paused(member, 10_100.0))
     await asyncio.sleep(0.05)
     assert player.commands == ["seek"]
     assert not task.done()
@@ -542,8 +551,9 @@ async def test_the_clock_window_fills_quickly_after_a_join() -> None:
     await a.engine.start()
     await b.engine.start()
     try:
-        await wait_for(lambda: "b" in a.engine._peers)
-        estimator = a.engine._peers["b"].clock
+        await wait_for(lambda: "b" in a.engine.peers.peers)
+        estimator = a.engine.clocks.estimator("b")
+        assert estimator is not None
         await wait_for(lambda: len(estimator) >= 16, 1.0)
         # at one sample per interval the other 48 would take 9.6 s
         await wait_for(lambda: len(estimator) == MAX_SAMPLES, 4.0)
@@ -553,3 +563,128 @@ async def test_the_clock_window_fills_quickly_after_a_join() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+# ---------------------------------------------------------------- issue 15.9: bad positions
+
+
+@pytest.mark.parametrize("position", [math.inf, -math.inf, math.nan, 1e308, 86_400_001.0])
+async def test_seek_and_play_refuse_impossible_positions(
+    nodes: tuple[Node, Node], position: float
+) -> None:
+    """inf / NaN / 1e308 ms (before: accepted; the seek never reached the other home, whose
+    drift loop then chased an infinite position) are refused before anything is sent."""
+    a, b = nodes
+    assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+    await wait_for(lambda: states(a, b) == {"playing"})
+    commands = [list(p.commands) for n in (a, b) for p in n.players]
+    with pytest.raises(InvalidPositionError, match="finite number of milliseconds"):
+        await a.engine.seek(position)
+    with pytest.raises(SyncError):
+        await b.engine.play(MediaRef("7"), position)
+    await asyncio.sleep(0.3)
+    assert [list(p.commands) for n in (a, b) for p in n.players] == commands
+    assert a.engine.state.state == b.engine.state.state == "playing"
+    assert all(sum(n.engine.codec.dropped.values()) == 0 for n in (a, b))
+    await asyncio.sleep(0.3)  # the last effects
+
+
+async def test_signed_commands_with_impossible_positions_are_dropped(
+    nodes: tuple[Node, Node],
+) -> None:
+    """Even with the group secret, a seek to 1e308 ms or a start at -1e12 ms is malformed."""
+    a, b = nodes
+    assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+    await wait_for(lambda: b.engine.state.state == "playing")
+    forger = MessageCodec("den", SECRET, "c", OffsetClock(0.0))
+    now = time.time()
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("seek", {"cid": "c:1", "gen": 50, "at": now, "position_ms": 1e308}),
+        ("start", {"cid": "c:2", "gen": 51, "at": now, "position_ms": -1e12}),
+        ("pause", {"cid": "c:3", "gen": 52, "at": now, "position_ms": 1e300}),
+    ]
+    for kind, body in bodies:
+        await a.transport.publish("plexus/sync/den/all", forger.encode(kind, body))
+    await wait_for(lambda: b.engine.codec.dropped["malformed"] == len(bodies))
+    await asyncio.sleep(0.2)
+    assert b.engine.state.state == "playing"
+    assert b.engine.state.position_ms is not None
+    assert b.engine.state.position_ms < 60_000
+    await asyncio.sleep(0.3)  # the last effects
+
+
+async def test_drift_loop_survives_a_raising_callback_and_a_nan_report(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The host's update callback raises for a while and a member reports a NaN position
+    (before: the first exception ended the drift loop until reload, silently)."""
+    bus = LocalBus()
+    a = Node("a", 0.3, bus, drift_check_interval_s=0.3)
+    b = Node("b", -0.3, bus, drift_check_interval_s=0.3)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+        assert (await a.engine.play(MediaRef("1"), 0)).failed == {}
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await asyncio.sleep(1.0)
+        with caplog.at_level(logging.ERROR):
+            b.explode = True
+            sick = b.players[1]
+            sick.report("playing", sick.snapshot.media_key, math.nan, time.monotonic())
+            await asyncio.sleep(1.0)  # several drift checks, each calling the callback
+            b.explode = False
+        largest = b.engine.state.largest_drift_ms
+        assert largest is None or math.isfinite(largest)
+        victim = b.players[0]
+        victim.set("playing", None, victim.snapshot.position_at(time.monotonic()) + 3_000)
+        await wait_for(
+            lambda: any(
+                kind == "drift_corrected" and data["player_id"] == victim.player_id
+                for kind, data in b.events
+            ),
+            3,
+        )
+        sick.set("playing", None, 0.0)  # back to a real position: corrected like any other
+        await wait_for(lambda: b.engine.state.in_sync, 5)
+        errors = [r for r in caplog.records if "update callback" in r.getMessage()]
+        assert len(errors) == 1  # logged once, however often it failed
+        assert b.engine.drop_stats()["task_failures"]["the update callback"] >= 2
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+
+
+# ---------------------------------------------------------------- issue 15.17: rejoin
+
+
+async def test_command_after_rejoin_reaches_a_member_that_resubscribed_late(
+    nodes: tuple[Node, Node],
+) -> None:
+    """After a broker restart one home's subscriptions come back 0.5 s after its connection
+    (before: the group still listed it, the pause sent meanwhile was lost, and that home only
+    followed on a later hello, late)."""
+    a, b = nodes
+    assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+    await wait_for(lambda: states(a, b) == {"playing"})
+    await asyncio.sleep(0.5)
+    a.transport.deaf = True
+    await a.engine.reconnected()
+    await b.engine.reconnected()
+    asyncio.get_running_loop().call_later(0.5, setattr, a.transport, "deaf", False)
+
+    def rejoined(node: Node) -> bool:
+        state = node.engine.state
+        return state.homes == 2 and len(state.members) == 4
+
+    await wait_for(lambda: rejoined(a) and rejoined(b), 5)
+    result = await b.engine.pause()
+    await wait_for(
+        lambda: any(
+            kind == "paused" and data["command_id"] == result.command_id for kind, data in a.events
+        ),
+        2,
+    )
+    await wait_for(lambda: states(a, b) == {"paused"}, 3)
+    assert "joined_session" not in a.kinds()
+    await asyncio.sleep(0.3)  # the last effects

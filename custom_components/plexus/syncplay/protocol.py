@@ -1,36 +1,55 @@
-"""Signed, replay-protected group messages.
+"""Signed, bounded, replay-protected group messages.
 
-Wire format (UTF-8 JSON object)::
+Wire format (UTF-8 JSON object, at most `MAX_MESSAGE_BYTES`, nested at most `MAX_DEPTH` deep)::
 
-    {"v": 1, "group": "<group>", "sender": "<instance id>", "seq": <int>, "ts": <sender wall s>,
-     "type": "<kind>", "to": "<instance id>" | null, "body": {...}, "sig": "<hex>"}
+    {"v": 1, "group": "<group>", "sender": "<instance id>", "epoch": "<run id>", "seq": <int>,
+     "ts": <sender wall s>, "type": "<kind>", "to": "<instance id>" | null, "body": {...},
+     "sig": "<hex>"}
 
 `sig` is HMAC-SHA256 with the group secret over the canonical form of every other field
-(`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`). Sequence numbers
-start at the sender's wall-clock microseconds and count up by one, so a restarted sender
-continues above its old numbers (it would have to send a million messages a second to catch up
-with the clock); a receiver accepts each (sender, seq) once, within a window of recent numbers,
-and only when `ts` is within the replay window of its own clock (corrected by the sender's
+(`json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)`).
+
+A message is bounded before anything else: one larger than `MAX_MESSAGE_BYTES` or with more
+than `MAX_CONTAINERS` objects and lists is dropped without being decoded, and the parser
+(orjson) output deeper than `MAX_DEPTH` is dropped as malformed, so no message can cost more
+than a few milliseconds or raise out of `decode`.
+
+Replays: each run of a sender (each `MessageCodec`, renewed by `new_epoch()`) has a random
+`epoch` and numbers its messages from 1. A receiver tracks the sequence numbers per (sender,
+epoch) in a sliding window (out-of-order arrivals within the window are accepted once,
+duplicates and numbers older than the window are not); a sender's new epoch starts a new
+window, and the epochs it left are refused from then on. So a sequence number far ahead can at
+worst silence the rest of that one run, never the sender's next one. Every message must also
+carry a `ts` within the replay window of the receiver's clock (corrected by the sender's
 estimated offset when known).
 """
 
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 import hashlib
 import hmac
 import json
-import logging
 import math
+import re
+import secrets
 from typing import Any, Final
 
-from .interfaces import Clock
+import orjson
 
-_LOGGER = logging.getLogger(__name__)
+from .drops import DropLog
+from .interfaces import Clock
 
 PROTOCOL_VERSION: Final = 1
 SEQ_WINDOW: Final = 1024
-MAX_WARNED: Final = 1000
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+MAX_DEPTH: Final = 32
+# Objects and lists in one message (a hello lists two per member; a real one has a few dozen).
+MAX_CONTAINERS: Final = 1024
+# Epochs of one sender remembered as finished (their messages are refused).
+RETIRED_EPOCHS: Final = 16
+_LONG_DIGITS: Final = re.compile(rb"\d{19}")
 
 
 class DropReason(StrEnum):
@@ -55,6 +74,7 @@ class Message:
     type: str
     body: dict[str, Any]
     to: str | None = None
+    epoch: str = ""
 
 
 def canonical(fields: Mapping[str, Any]) -> bytes:
@@ -90,6 +110,64 @@ class _SeqWindow:
         return True
 
 
+class _SenderState:
+    """The epoch a sender is in, its sequence window, and the epochs it left."""
+
+    __slots__ = ("epoch", "retired", "window")
+
+    def __init__(self, epoch: str) -> None:
+        self.epoch = epoch
+        self.window = _SeqWindow()
+        self.retired: deque[str] = deque(maxlen=RETIRED_EPOCHS)
+
+    def accept(self, epoch: str, seq: int) -> bool:
+        if epoch != self.epoch:
+            if epoch in self.retired:
+                return False
+            self.retired.append(self.epoch)
+            self.epoch = epoch
+            self.window = _SeqWindow()
+        return self.window.accept(seq)
+
+
+def bounded_loads(payload: bytes) -> Any:
+    """Parse a message: ValueError when it is too large, not JSON, or nested too deep.
+
+    The size and the number of objects and lists (by their opening brackets) are checked
+    before any decoding; the depth after orjson's (its own limit, 1024, is far above anything
+    a message needs), walking at most `MAX_CONTAINERS` containers. Any failure is a ValueError.
+    """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise ValueError("message too large")
+    # Opening brackets (those inside strings too): an upper bound of the containers.
+    brackets = payload.count(b"{") + payload.count(b"[")
+    if brackets > MAX_CONTAINERS:
+        raise ValueError("too many objects and lists in one message")
+    data = orjson.loads(payload)  # orjson.JSONDecodeError is a ValueError
+    # Fewer brackets than the limit cannot nest deeper than it: skip the walk (most messages).
+    if brackets > MAX_DEPTH:
+        _check_depth(data)
+    if _LONG_DIGITS.search(payload):
+        # orjson reads integers beyond 64 bits as floats; the standard library keeps them
+        # exact (and cannot recurse deeply any more: the depth is known to be small).
+        data = json.loads(payload)
+    return data
+
+
+def _check_depth(data: Any) -> None:
+    """ValueError when objects/lists nest deeper than MAX_DEPTH (walked level by level)."""
+    level: list[Any] = [data]
+    for _ in range(MAX_DEPTH):
+        below: list[Any] = []
+        for value in level:
+            children: Iterable[Any] = value.values() if isinstance(value, dict) else value
+            below.extend(c for c in children if isinstance(c, dict | list))
+        if not below:
+            return
+        level = below
+    raise ValueError("message nested too deep")
+
+
 class MessageCodec:
     """Encode outgoing and verify incoming messages of one group for one instance."""
 
@@ -108,11 +186,21 @@ class MessageCodec:
         self.sender = sender
         self._clock = clock
         self.window_s = window_s
-        self._seq = int(clock.now() * 1_000_000)
-        self._windows: dict[str, _SeqWindow] = {}
-        self._warned: set[str] = set()
-        self.dropped: dict[str, int] = {reason.value: 0 for reason in DropReason}
+        self.epoch = secrets.token_hex(8)
+        self._seq = 0
+        self._senders: dict[str, _SenderState] = {}
+        self.drops = DropLog(group, clock.monotonic, [reason.value for reason in DropReason])
         self.accepted = 0
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Messages dropped so far, by reason."""
+        return self.drops.totals
+
+    def new_epoch(self) -> None:
+        """Start a new run: a new random epoch, sequence numbers from 1 again."""
+        self.epoch = secrets.token_hex(8)
+        self._seq = 0
 
     def set_secret(self, secret: str | bytes) -> None:
         """Change the group secret."""
@@ -125,6 +213,7 @@ class MessageCodec:
             "v": PROTOCOL_VERSION,
             "group": self.group,
             "sender": self.sender,
+            "epoch": self.epoch,
             "seq": self._seq,
             "ts": self._clock.now(),
             "type": kind,
@@ -139,10 +228,11 @@ class MessageCodec:
     ) -> Message | None:
         """The verified message, or None (dropped and counted, or our own echo).
 
-        `offset_of(sender)` gives the sender's clock minus ours in seconds when known.
+        `offset_of(sender)` gives the sender's clock minus ours in seconds when known. Never
+        raises: anything that is not a well-formed, signed message of this group is dropped.
         """
         try:
-            data = json.loads(payload)
+            data = bounded_loads(payload)
         except ValueError:
             return self._drop(DropReason.MALFORMED, None)
         if not isinstance(data, dict):
@@ -168,35 +258,33 @@ class MessageCodec:
         offset = (offset_of(message.sender) if offset_of else None) or 0.0
         if abs(message.ts - offset - self._clock.now()) > self.window_s:
             return self._drop(DropReason.OUT_OF_WINDOW, claimed)
-        window = self._windows.setdefault(message.sender, _SeqWindow())
-        if not window.accept(message.seq):
+        state = self._senders.get(message.sender)
+        if state is None:
+            state = self._senders[message.sender] = _SenderState(message.epoch)
+        if not state.accept(message.epoch, message.seq):
             return self._drop(DropReason.REPLAYED, claimed)
         self.accepted += 1
         return message
 
+    def count_drop(self, reason: DropReason, sender: str | None) -> None:
+        """Count (and in time summarise in the log) one dropped message."""
+        self.drops.drop(reason.value, sender)
+
     def _drop(self, reason: DropReason, sender: str | None) -> Message | None:
-        self.dropped[reason.value] += 1
-        key = sender or "?"
-        if key not in self._warned and len(self._warned) < MAX_WARNED:
-            self._warned.add(key)
-            _LOGGER.warning(
-                "Sync group %s: dropping a message (%s) claiming to be from %s;"
-                " further drops from this sender are only counted",
-                self.group,
-                reason.value,
-                key[:64],
-            )
+        self.count_drop(reason, sender)
         return None
 
 
 def _parse(data: dict[str, Any]) -> Message | None:
     group, sender, seq, ts = data.get("group"), data.get("sender"), data.get("seq"), data.get("ts")
+    epoch = data.get("epoch")
     kind, body, to = data.get("type"), data.get("body"), data.get("to")
     if (
         data.get("v") != PROTOCOL_VERSION
         or not isinstance(group, str)
         or not isinstance(sender, str)
         or not sender
+        or not isinstance(epoch, str)
         or not isinstance(seq, int)
         or isinstance(seq, bool)
         or not isinstance(ts, int | float)
@@ -207,4 +295,4 @@ def _parse(data: dict[str, Any]) -> Message | None:
         or not (to is None or isinstance(to, str))
     ):
         return None
-    return Message(group, sender, seq, float(ts), kind, body, to)
+    return Message(group, sender, seq, float(ts), kind, body, to, epoch)
