@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, text
 
-from custom_components.plexus.catalog import schema as s
-from custom_components.plexus.catalog.db import (
+from custom_components.plexus.catalog import (
     Catalog,
     CatalogError,
     CatalogSchemaError,
-    import_transaction,
+    schema as s,
     sqlite_url,
 )
 from custom_components.plexus.catalog.guids import parse_item_guids
 from custom_components.plexus.catalog.models import ItemRecord, LibraryRecord, MediaFileRecord
 from custom_components.plexus.catalog.paths import PathMapping
+from custom_components.plexus.catalog.writer import import_transaction
 
 
 def movie(

@@ -50,8 +50,9 @@ from custom_components.plexus.plex.errors import (
     PlexResponseError,
 )
 
-from .db import Catalog, ImportWriter
+from .db import Catalog
 from .models import ImportCounts, ImportMode, ItemRecord, LibraryRecord
+from .writer import ImportWriter
 from .xmlstream import ItemStreamParser, KeyStreamParser, ParseError, parse_sections
 
 _LOGGER = logging.getLogger(__name__)
