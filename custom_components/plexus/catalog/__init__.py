@@ -7,7 +7,7 @@ and runs its database calls through the executor function it is given.
 
 from .connection import sqlite_url
 from .db import Catalog
-from .errors import CatalogError, CatalogSchemaError
+from .errors import CatalogError, CatalogSchemaError, CatalogUnavailableError
 from .guids import ParsedGuid, format_guid, parse_guid, parse_item_guids
 from .importer import CatalogImporter, ImportProgress, ImportResult, RunSync
 from .models import (
@@ -31,6 +31,7 @@ __all__ = [
     "CatalogImporter",
     "CatalogItem",
     "CatalogSchemaError",
+    "CatalogUnavailableError",
     "GuidRef",
     "ImportCounts",
     "ImportMode",

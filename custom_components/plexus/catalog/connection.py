@@ -52,7 +52,8 @@ def open_engine(url: URL, schema: str | None) -> Engine:
         database = url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, **kwargs)
+    # pool_pre_ping: a pooled connection that died (database restarted) is replaced on checkout.
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if sqlite:
         event.listen(engine, "connect", _sqlite_on_connect)
     if schema is not None:

@@ -24,7 +24,14 @@ from .connection import (
     server_row_id,
     sqlite_url,
 )
-from .errors import CatalogError, CatalogSchemaError
+from .errors import (
+    DATABASE_ERRORS,
+    CatalogError,
+    CatalogSchemaError,
+    CatalogUnavailableError,
+    guarded,
+    unavailable,
+)
 from .guids import ParsedGuid
 from .models import (
     CatalogItem,
@@ -43,6 +50,7 @@ __all__ = [
     "Catalog",
     "CatalogError",
     "CatalogSchemaError",
+    "CatalogUnavailableError",
     "ImportWriter",
     "sqlite_url",
 ]
@@ -51,38 +59,60 @@ _SEARCH_TYPES = ("movie", "show", "episode", "artist", "album", "track", "season
 
 
 class Catalog:
-    """One catalog database (any SQLAlchemy URL; SQLite in WAL mode by default)."""
+    """One catalog database (any SQLAlchemy URL; SQLite in WAL mode by default).
+
+    Every database error leaves a method as :class:`CatalogUnavailableError` (see
+    :mod:`.errors`). Connections are checked before use, so after the database comes back
+    (a PostgreSQL restart) the next call works without reopening the catalog.
+    """
 
     def __init__(self, url: str | URL, *, schema: str | None = None, create: bool = True) -> None:
         """Connect, and create or migrate the schema.
 
         ``schema`` puts every table in that PostgreSQL schema (created when missing) — used to keep
         test runs apart. Blocking: call it in an executor.
+
+        Raises :class:`CatalogUnavailableError` when the database cannot be opened (server down,
+        corrupt or read-only file, a directory at the path, a malformed URL) and
+        :class:`CatalogSchemaError` when its schema is newer than this code.
         """
-        self.url = make_url(url)
+        try:
+            self.url = make_url(url)
+            self.engine: Engine = open_engine(self.url, schema)
+        except CatalogError:
+            raise
+        except (*DATABASE_ERRORS, ImportError) as err:  # ImportError: the URL's driver is missing
+            raise unavailable(err) from err
         self.schema = schema
-        self.engine: Engine = open_engine(self.url, schema)
         self._index: SearchIndex | None = None
         self._index_lock = threading.Lock()
         if create:
-            self.ensure_schema()
+            try:
+                self.ensure_schema()
+            except CatalogError:
+                self.engine.dispose()
+                raise
 
     # -- schema ----------------------------------------------------------------------------------
 
+    @guarded
     def ensure_schema(self) -> int:
         """Create the tables, or migrate them forward; return the schema version."""
         return ensure_schema(self.engine, self.schema)
 
     @property
+    @guarded
     def schema_version(self) -> int:
         """Return the database's schema version."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.max(s.schema_version.c.version))).scalar() or 0)
 
+    @guarded
     def close(self) -> None:
         """Release every connection."""
         self.engine.dispose()
 
+    @guarded
     def drop_all(self) -> None:
         """Remove every catalog table (and the PostgreSQL schema, if one was given)."""
         with self.engine.begin() as conn:
@@ -94,16 +124,19 @@ class Catalog:
 
     # -- servers and mappings ----------------------------------------------------------------------
 
+    @guarded
     def ensure_server(self, machine_identifier: str, name: str | None = None) -> int:
         """Return the server's row id, adding it (or updating its name) as needed."""
         with self.engine.begin() as conn:
             return ensure_server(conn, machine_identifier, name)
 
+    @guarded
     def servers(self) -> list[str]:
         """Return the machine identifiers of every server in the catalog."""
         with self.engine.connect() as conn:
             return list(conn.execute(select(s.servers.c.machine_identifier)).scalars())
 
+    @guarded
     def remove_server(self, machine_identifier: str) -> None:
         """Delete a server and everything imported from it."""
         with self.engine.begin() as conn:
@@ -122,11 +155,13 @@ class Catalog:
             conn.execute(delete(s.servers).where(s.servers.c.id == server_id))
         self._index = None
 
+    @guarded
     def path_mappings(self, machine_identifier: str) -> list[PathMapping]:
         """Return the server's path mappings in order."""
         with self.engine.connect() as conn:
             return load_mappings(conn, machine_identifier)
 
+    @guarded
     def set_path_mappings(
         self, machine_identifier: str, mappings: Sequence[PathMapping | tuple[str, str]]
     ) -> int:
@@ -172,6 +207,7 @@ class Catalog:
 
     # -- imports ----------------------------------------------------------------------------------
 
+    @guarded
     def begin_import(
         self, machine_identifier: str, mode: ImportMode, name: str | None = None
     ) -> ImportWriter:
@@ -200,11 +236,13 @@ class Catalog:
             index_update=self._apply_index_changes,
         )
 
+    @guarded
     def last_import(self, machine_identifier: str, *, successful: bool = False) -> ImportRun | None:
         """Return the server's latest import run (optionally the latest successful one)."""
         runs = self.import_runs(machine_identifier, limit=1, successful=successful)
         return runs[0] if runs else None
 
+    @guarded
     def import_runs(
         self, machine_identifier: str, *, limit: int = 20, successful: bool = False
     ) -> list[ImportRun]:
@@ -237,12 +275,14 @@ class Catalog:
                         row.unknown_guids,
                     ),
                     error=row.error,
+                    libraries_listed=row.libraries_listed,
                 )
                 for row in conn.execute(query)
             ]
 
     # -- reads ----------------------------------------------------------------------------------
 
+    @guarded
     def libraries(self, machine_identifier: str) -> list[LibraryInfo]:
         """Return the server's libraries with item counts."""
         lib = s.libraries
@@ -271,6 +311,7 @@ class Catalog:
                 for row in conn.execute(query)
             ]
 
+    @guarded
     def counts(self, machine_identifier: str | None = None) -> dict[str, int]:
         """Return item counts by type (one server, or all)."""
         query = select(s.items.c.type, func.count()).group_by(s.items.c.type)
@@ -281,6 +322,7 @@ class Catalog:
         with self.engine.connect() as conn:
             return {row[0]: int(row[1]) for row in conn.execute(query)}
 
+    @guarded
     def get_item(self, machine_identifier: str, rating_key: str) -> CatalogItem | None:
         """Return one item by rating key."""
         query = item_query().where(
@@ -291,6 +333,7 @@ class Catalog:
             found = load_items(conn, conn.execute(query).all())
         return found[0] if found else None
 
+    @guarded
     def rating_keys(self, machine_identifier: str, library_key: str | None = None) -> set[str]:
         """Return the rating keys stored for a server (or one of its libraries)."""
         query = (
@@ -305,6 +348,7 @@ class Catalog:
         with self.engine.connect() as conn:
             return set(conn.execute(query).scalars())
 
+    @guarded
     def find_by_guid(
         self,
         provider: str,
@@ -327,6 +371,7 @@ class Catalog:
         with self.engine.connect() as conn:
             return load_items(conn, conn.execute(query).all())
 
+    @guarded
     def find_by_parsed_guid(
         self, guid: ParsedGuid, *, machine_identifier: str | None = None
     ) -> list[CatalogItem]:
@@ -339,6 +384,7 @@ class Catalog:
             episode=guid.episode,
         )
 
+    @guarded
     def search(
         self,
         query: str,
@@ -368,6 +414,7 @@ class Catalog:
         result.sort(key=lambda h: (-h.score, h.item.title))
         return result[:limit]
 
+    @guarded
     def search_index(self) -> SearchIndex:
         """Return the search index, building it from the database when needed."""
         with self._index_lock:
@@ -407,6 +454,7 @@ class Catalog:
                 if item_type in _SEARCH_TYPES:
                     self._index.add(item_id, title, item_type, year, gp, orig)
 
+    @guarded
     def stats(self, machine_identifier: str) -> dict[str, Any]:
         """Return numbers for diagnostics (no paths beyond the library roots)."""
         last = self.last_import(machine_identifier)

@@ -9,18 +9,21 @@ separate short transactions (``running`` → ``success`` or ``failed`` with the 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
 from . import schema as s
 from .connection import bind, load_mappings, now
-from .errors import CatalogError
+from .errors import DATABASE_ERRORS, CatalogError, guarded, short_cause, unavailable
 from .models import ImportCounts, ImportMode, ItemRecord, LibraryRecord
 from .paths import PathMapper
 
 if TYPE_CHECKING:
     from .db import Catalog
+
+_LOGGER = logging.getLogger(__name__)
 
 _CHUNK = 900  # bound parameters per IN (...) list
 
@@ -75,6 +78,7 @@ class ImportWriter:
     ``write_batch()`` repeatedly, ``finish_library()``, and at the end ``commit()`` or ``fail()``.
     """
 
+    @guarded
     def __init__(
         self,
         engine: Engine,
@@ -98,6 +102,7 @@ class ImportWriter:
         self.run_id = run_id
         self.mode = mode
         self.counts = ImportCounts()
+        self.libraries_listed: int | None = None
         self._conn = engine.connect()
         self._tx = self._conn.begin()
         self._mapper = PathMapper(load_mappings(self._conn, machine_identifier))
@@ -111,17 +116,31 @@ class ImportWriter:
 
     # libraries
 
+    @guarded
     def sync_libraries(
         self, sections: Sequence[LibraryRecord], *, remove_missing: bool = True
     ) -> None:
-        """Store the server's sections; with ``remove_missing``, drop libraries no longer listed."""
+        """Store the server's sections; with ``remove_missing``, drop libraries no longer listed.
+
+        An empty listing removes the server's libraries only when the previous successful run
+        listed none either: a server that is still starting lists nothing.
+        """
         lib = s.libraries
+        self.libraries_listed = len(sections)
         existing = {
             row.section_key: row.id
             for row in self._conn.execute(
                 select(lib.c.section_key, lib.c.id).where(lib.c.server_id == self.server_id)
             )
         }
+        if remove_missing and not sections and existing and not self._listed_none_before():
+            _LOGGER.warning(
+                "Plex server %s lists no libraries; the catalog keeps its %d libraries until the"
+                " next import sees none either",
+                self.machine_identifier,
+                len(existing),
+            )
+            remove_missing = False
         listed = {sec.key for sec in sections}
         for sec in sections:
             values = {
@@ -148,6 +167,24 @@ class ImportWriter:
                     )
                     self._conn.execute(delete(lib).where(lib.c.id == library_id))
 
+    def _listed_none_before(self) -> bool:
+        """Return True when the server's previous successful run listed no libraries."""
+        r = s.import_runs
+        return (
+            self._conn.execute(
+                select(r.c.libraries_listed)
+                .where(
+                    r.c.server_id == self.server_id,
+                    r.c.status == "success",
+                    r.c.id != self.run_id,
+                )
+                .order_by(r.c.id.desc())
+                .limit(1)
+            ).scalar()
+            == 0
+        )
+
+    @guarded
     def library_marker(self, section_key: str) -> int | None:
         """Return the highest ``updatedAt`` the last successful import saw in a library."""
         return self._conn.execute(
@@ -156,6 +193,7 @@ class ImportWriter:
             )
         ).scalar()
 
+    @guarded
     def start_library(self, section_key: str) -> int | None:
         """Make a library current for ``write_batch`` and load what it holds.
 
@@ -177,6 +215,7 @@ class ImportWriter:
         self.counts.libraries += 1
         return marker
 
+    @guarded
     def known_keys(self, types: Iterable[str] | None = None) -> set[str]:
         """Return the rating keys the current library holds (optionally of some types)."""
         i = s.items
@@ -201,6 +240,7 @@ class ImportWriter:
             )
         return found
 
+    @guarded
     def write_batch(self, batch: Sequence[ItemRecord]) -> None:
         """Insert new items and rewrite changed ones (unchanged items are left alone)."""
         if self._library_id is None:
@@ -321,6 +361,7 @@ class ImportWriter:
         if file_rows:
             conn.execute(insert(s.media_files), file_rows)
 
+    @guarded
     def remove_items(self, rating_keys: Iterable[str]) -> int:
         """Delete items of the current library by rating key; return how many were removed."""
         if self._library_id is None:
@@ -339,14 +380,15 @@ class ImportWriter:
             )
         for start in range(0, len(ids), _CHUNK):
             self._delete_items(ids[start : start + _CHUNK])
-        self.counts.removed += len(ids)
         return len(ids)
 
     def _delete_items(self, ids: Any) -> None:
+        """Delete items (a list of ids, or a select of them) with their GUIDs and files."""
         if not isinstance(ids, list):
             ids = list(self._conn.execute(ids).scalars())
         if not ids:
             return
+        self.counts.removed += len(ids)
         self._conn.execute(delete(s.guids).where(s.guids.c.item_id.in_(ids)))
         self._conn.execute(delete(s.media_files).where(s.media_files.c.item_id.in_(ids)))
         self._conn.execute(delete(s.items).where(s.items.c.id.in_(ids)))
@@ -355,6 +397,7 @@ class ImportWriter:
             for item_id in ids:
                 self._index_added.pop(item_id, None)
 
+    @guarded
     def finish_library(self, *, marker: int | None = None) -> None:
         """Store where the library's next incremental import starts.
 
@@ -378,6 +421,7 @@ class ImportWriter:
         )
         self._library_id = None
 
+    @guarded
     def commit(self) -> ImportCounts:
         """Commit every change of the run and record it as successful."""
         if self._closed:
@@ -386,8 +430,8 @@ class ImportWriter:
         try:
             self._tx.commit()
         except BaseException as err:
-            self._conn.close()
-            self._record("failed", f"{type(err).__name__}: {err}"[:2000])
+            self._close_quietly()
+            self._record_quietly("failed", _describe(err))
             raise
         self._conn.close()
         self._record("success", None)
@@ -396,24 +440,59 @@ class ImportWriter:
         return self.counts
 
     def fail(self, error: BaseException | str) -> None:
-        """Roll every change of the run back and record the failure."""
+        """Roll every change of the run back and record the failure.
+
+        Never raises a database error (it runs while another error is on its way out): when the
+        database is gone, the rollback happens on its side and the run stays marked running
+        until the next import marks it interrupted.
+        """
         if self._closed:
             return
         self._closed = True
         try:
             self._tx.rollback()
+        except DATABASE_ERRORS as err:
+            _LOGGER.debug("Rollback of the import failed: %s", short_cause(err))
         finally:
+            self._close_quietly()
+        self._record_quietly("failed", error if isinstance(error, str) else _describe(error))
+
+    def _close_quietly(self) -> None:
+        try:
             self._conn.close()
-        message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        self._record("failed", message[:2000])
+        except DATABASE_ERRORS as err:
+            _LOGGER.debug("Closing the import's connection failed: %s", short_cause(err))
+
+    def _record_quietly(self, status: str, error: str) -> None:
+        try:
+            self._record(status, error[:2000])
+        except DATABASE_ERRORS as err:
+            _LOGGER.warning(
+                "Could not record the failed import of %s: %s",
+                self.machine_identifier,
+                short_cause(err),
+            )
 
     def _record(self, status: str, error: str | None) -> None:
         with self._engine.begin() as conn:
             conn.execute(
                 update(s.import_runs)
                 .where(s.import_runs.c.id == self.run_id)
-                .values(status=status, finished_at=now(), error=error, **self.counts.as_dict())
+                .values(
+                    status=status,
+                    finished_at=now(),
+                    error=error,
+                    libraries_listed=self.libraries_listed,
+                    **self.counts.as_dict(),
+                )
             )
+
+
+def _describe(err: BaseException) -> str:
+    """Return how a failed run's error is recorded (database errors: their short cause)."""
+    if isinstance(err, DATABASE_ERRORS):
+        err = unavailable(err)
+    return f"{type(err).__name__}: {err}"
 
 
 @contextmanager
