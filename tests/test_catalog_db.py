@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, text
 
-from custom_components.plexus.catalog import schema as s
-from custom_components.plexus.catalog.db import (
+from custom_components.plexus.catalog import (
     Catalog,
     CatalogError,
     CatalogSchemaError,
-    import_transaction,
+    schema as s,
     sqlite_url,
 )
 from custom_components.plexus.catalog.guids import parse_item_guids
 from custom_components.plexus.catalog.models import ItemRecord, LibraryRecord, MediaFileRecord
 from custom_components.plexus.catalog.paths import PathMapping
+from custom_components.plexus.catalog.writer import import_transaction
 
 
 def movie(
@@ -262,23 +262,24 @@ def test_migrations_forward_and_refuse_newer(
 ) -> None:
     url = sqlite_url(tmp_path / "m.db")
     Catalog(url).close()
+    current = s.SCHEMA_VERSION
     applied: list[int] = []
 
-    def v1_to_v2(conn: object) -> None:
-        applied.append(1)
+    def next_step(conn: object) -> None:
+        applied.append(current)
         conn.execute(text("ALTER TABLE plexus_items ADD COLUMN extra TEXT"))  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(s, "MIGRATIONS", {1: v1_to_v2})
-    monkeypatch.setattr(s, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(s, "MIGRATIONS", {**s.MIGRATIONS, current: next_step})
+    monkeypatch.setattr(s, "SCHEMA_VERSION", current + 1)
     cat = Catalog(url)
-    assert cat.schema_version == 2
+    assert cat.schema_version == current + 1
     cat.close()
     Catalog(url).close()
-    assert applied == [1]  # applied once
-    monkeypatch.setattr(s, "SCHEMA_VERSION", 3)
+    assert applied == [current]  # applied once
+    monkeypatch.setattr(s, "SCHEMA_VERSION", current + 2)
     with pytest.raises(CatalogSchemaError, match="no migration"):
         Catalog(url)
-    monkeypatch.setattr(s, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(s, "SCHEMA_VERSION", current)
     with pytest.raises(CatalogSchemaError, match="newer"):
         Catalog(url)
 
@@ -292,16 +293,35 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
         Catalog(sqlite_url(tmp_path / "x.db"), schema="nope")
 
 
-def test_existing_v1_database_opens(tmp_path: Path) -> None:
-    # A database created by the first release (tables + version row 1) is used as is.
-    url = sqlite_url(tmp_path / "v1.db")
+def v1_database(url: str) -> None:
+    """Create a database as the first release left it (tables + version row 1)."""
     engine = create_engine(url)
     with engine.begin() as conn:
         s.metadata.create_all(conn)
+        conn.execute(text("ALTER TABLE plexus_import_runs DROP COLUMN libraries_listed"))
         conn.execute(insert(s.schema_version).values(version=1, applied_at=datetime.now(UTC)))
+        conn.execute(insert(s.servers).values(id=1, machine_identifier="srv1", name="Old"))
+        conn.execute(
+            text(
+                "INSERT INTO plexus_import_runs (server_id, mode, status, started_at, libraries,"
+                " seen, added, updated, removed, unknown_guids) VALUES"
+                " (1, 'full', 'success', '2025-01-01 00:00:00', 1, 2, 2, 0, 0, 0)"
+            )
+        )
     engine.dispose()
+
+
+def test_existing_v1_database_opens(tmp_path: Path) -> None:
+    # A database created by the first release is migrated forward, keeping what it holds.
+    url = sqlite_url(tmp_path / "v1.db")
+    v1_database(url)
     cat = Catalog(url)
-    assert cat.schema_version == 1
+    assert cat.schema_version == s.SCHEMA_VERSION == 2
+    run = cat.last_import("srv1")
+    assert run is not None
+    assert (run.status, run.counts.added, run.libraries_listed) == ("success", 2, None)
+    load(cat, "srv1", [movie("1", "Alien")])
+    assert cat.last_import("srv1").libraries_listed == len(SECTIONS)  # type: ignore[union-attr]
     cat.close()
 
 

@@ -224,8 +224,9 @@ class FakePlex:
         q = request.query
         items = self.items.get((request.match_info["key"], int(q.get("type", "1"))), [])
         if "updatedAt>" in q:
+            # `updatedAt>=N` splits at the "=": the key `updatedAt>`, strictly greater than N.
             since = int(q["updatedAt>"])
-            items = [i for i in items if int(i.attrs.get("updatedAt", "0")) >= since]
+            items = [i for i in items if int(i.attrs.get("updatedAt", "0")) > since]
         start = int(q.get("X-Plex-Container-Start", "0"))
         size = int(q.get("X-Plex-Container-Size", "100000"))
         page = items[start : start + size]

@@ -334,9 +334,10 @@ async def test_plexapi_pages_through_small_containers(sim: PlexSimulator) -> Non
 @pytest.mark.parametrize(
     ("raw_query", "params"),
     [
-        ("type=1&updatedAt>={t}", None),  # what `?updatedAt>=T` looks like on the wire
-        (None, {"type": "1", "updatedAt>": "{t}"}),  # the same, built by a client library
-        ("type=1&updatedAt%3E%3D={t}", None),  # key encoded as a whole
+        # `?updatedAt>=T` on the wire is the key `updatedAt>` (strictly greater) with value T.
+        ("type=1&updatedAt>={tm1}", None),
+        (None, {"type": "1", "updatedAt>": "{tm1}"}),  # the same, built by a client library
+        ("type=1&updatedAt%3E%3D={tm1}", None),  # key encoded as a whole
         ("type=1&updatedAt>>={tm1}", None),  # Plex's "is after" operator (strictly greater)
     ],
 )
@@ -360,7 +361,9 @@ async def test_updated_at_filter_forms(
             root = parse_xml(await resp.read())
     else:
         assert params is not None
-        root = await get_xml(http, sim, path, {k: v.format(t=marker) for k, v in params.items()})
+        root = await get_xml(
+            http, sim, path, {k: v.format(tm1=marker - 1) for k, v in params.items()}
+        )
     assert sorted(v.get("ratingKey") or "" for v in root.iter("Video")) == sorted(changed)
 
 
@@ -371,7 +374,10 @@ async def test_added_at_and_title_filters_and_sort(
     movies = lib.movies()
     threshold = sorted(m.added_at for m in movies)[-5]
     root = await get_xml(
-        http, sim, "/library/sections/1/all", {"addedAt>": str(threshold), "sort": "addedAt:desc"}
+        http,
+        sim,
+        "/library/sections/1/all",
+        {"addedAt>": str(threshold - 1), "sort": "addedAt:desc"},  # strictly greater
     )
     added = [int(v.get("addedAt") or 0) for v in root.iter("Video")]
     assert len(added) == 5
@@ -1008,7 +1014,7 @@ async def test_large_library_scales(http: aiohttp.ClientSession) -> None:
             "/library/sections/2/all",
             {
                 "type": "4",
-                "updatedAt>": str(marker),
+                "updatedAt>": str(marker - 1),  # strictly greater: from marker on
                 "includeGuids": "1",
                 "X-Plex-Container-Start": "0",
                 "X-Plex-Container-Size": "1000",

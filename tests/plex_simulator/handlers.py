@@ -1177,6 +1177,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         await asyncio.sleep(sim.slow_delay)
     if sim.forced_error is not None:
         return error_response(sim.forced_error)
+    if (answer := sim.forced_answer(path)) is not None:
+        return web.Response(body=answer[0], content_type=answer[1])
     found = find_route(request.method, path)
     if found is None:
         return error_response(404)

@@ -3,7 +3,9 @@
 Operators as Plex documents them in the `<Meta>` FieldType list, plus the plain comparisons:
 
 * numbers and dates: `=` (any of comma-separated values), `!=`, `>>=` (greater than),
-  `<<=` (less than), `>=` (greater or equal), `<=` (less or equal). Date values may be epoch
+  `<<=` (less than). `>=` and `<=` are the same strict comparisons: a real server splits
+  `updatedAt>=N` at the first `=` into the key `updatedAt>` and the value `N`, i.e. the filter
+  "greater than N" (an item updated at exactly N is not listed). Date values may be epoch
   seconds, `YYYY-MM-DD` or relative (`-30d`, `-2w`, `-6h`, `-1mon`, `-1y`).
 * strings: `=` contains, `!=` does not contain, `==` is, `!==` is not, `<=` begins with,
   `>=` ends with (all case- and accent-insensitive).
@@ -247,8 +249,9 @@ def _numeric_test(flt: Filter, now: float) -> Callable[[Any], bool]:
         "!==": lambda v: v is None or v not in numbers,
         ">>=": lambda v: v is not None and v > first,
         "<<=": lambda v: v is not None and v < first,
-        ">=": lambda v: v is not None and v >= first,
-        "<=": lambda v: v is not None and v <= first,
+        # `key>`/`key<` after the split at "=": strict, like `>>`/`<<` (see the docstring).
+        ">=": lambda v: v is not None and v > first,
+        "<=": lambda v: v is not None and v < first,
     }
     return tests[op]
 

@@ -208,6 +208,7 @@ class PlexSimulator:
         self.transient_tokens: set[str] = set()
         self._delay = 0.0
         self._error: int | None = None
+        self._answers: dict[str, tuple[bytes, str]] = {}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._websockets: dict[web.WebSocketResponse, str] = {}
@@ -316,6 +317,21 @@ class PlexSimulator:
     def set_error(self, status: int | None) -> None:
         """Answer every HTTP request with this status (None = off)."""
         self._error = status
+
+    def set_answer(self, path: str, body: bytes | None, content_type: str = "text/html") -> None:
+        """Answer GETs of `path` with HTTP 200 and this body (None = off).
+
+        For what sits between a client and a real server: a proxy's login page, `<html/>`,
+        a document that is not a `MediaContainer`.
+        """
+        if body is None:
+            self._answers.pop(path, None)
+        else:
+            self._answers[path] = (body, content_type)
+
+    def forced_answer(self, path: str) -> tuple[bytes, str] | None:
+        """The body and content type set with `set_answer` for a path, if any."""
+        return self._answers.get(path)
 
     def change_token(self, new_token: str) -> None:
         """Rotate the token: the old one (and transient ones) now get 401, websockets drop."""

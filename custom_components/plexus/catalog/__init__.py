@@ -1,10 +1,13 @@
 """The Plexus catalog: a local database of every Plex library (no Home Assistant imports).
 
-Synchronous database work (``Catalog``) is meant for an executor; ``CatalogImporter`` is async
+Synchronous database work (``Catalog`` in ``db``: opening and reads; ``ImportWriter`` in
+``writer``: one import run's transaction) is meant for an executor; ``CatalogImporter`` is async
 and runs its database calls through the executor function it is given.
 """
 
-from .db import Catalog, CatalogError, CatalogSchemaError, ImportWriter, sqlite_url
+from .connection import sqlite_url
+from .db import Catalog
+from .errors import CatalogError, CatalogSchemaError, CatalogUnavailableError
 from .guids import ParsedGuid, format_guid, parse_guid, parse_item_guids
 from .importer import CatalogImporter, ImportProgress, ImportResult, RunSync
 from .models import (
@@ -19,6 +22,7 @@ from .models import (
 )
 from .paths import MappedPath, PathMapper, PathMapping, normalise_path, suggest_mappings
 from .schema import SCHEMA_VERSION
+from .writer import ImportWriter
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,6 +31,7 @@ __all__ = [
     "CatalogImporter",
     "CatalogItem",
     "CatalogSchemaError",
+    "CatalogUnavailableError",
     "GuidRef",
     "ImportCounts",
     "ImportMode",

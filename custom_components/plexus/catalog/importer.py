@@ -15,7 +15,8 @@ items the server no longer lists are removed (checked against a cheap key listin
 item that merely moved between pages while paging is not lost).
 
 Incremental import: per library, only items with ``updatedAt >=`` the server's clock (its HTTP
-``Date``) when the last successful run started reading — or, from a server that sends no
+``Date``; asked as ``updatedAt>`` one second earlier, Plex's filter being strict) when the last
+successful run started reading — or, from a server that sends no
 ``Date``, the highest ``updatedAt`` that run saw — are read and upserted; deletions are found by
 comparing the stored rating keys with a key listing (``ratingKey`` only is read), which is
 skipped when a size-only request shows the server holds exactly as many items of the type as the
@@ -23,9 +24,12 @@ catalog. An item whose metadata
 changed without its ``updatedAt`` changing is not seen by an incremental run; the next full run
 picks it up. A library never imported before is read in full.
 
-Atomicity: the whole run is one database transaction (see ``db.ImportWriter``). Any failure —
+Atomicity: the whole run is one database transaction (see ``writer.ImportWriter``). Any failure —
 HTTP error, bad XML, database error, cancellation — rolls everything back, so the catalog stays
-exactly as it was, and the run is recorded as failed with the error.
+exactly as it was, and the run is recorded as failed with the error. An answer that is not a
+well-formed ``MediaContainer`` (a proxy's login page, ``<html/>``) is such a failure, never an
+empty library; an empty library listing removes libraries only when the previous run saw one too
+(``ImportWriter.sync_libraries``). Database errors leave as ``CatalogUnavailableError``.
 
 Concurrency: one import per server at a time. A request made while an import runs is coalesced:
 at most one follow-up run is queued (full wins over incremental, library selections are merged),
@@ -50,8 +54,9 @@ from custom_components.plexus.plex.errors import (
     PlexResponseError,
 )
 
-from .db import Catalog, ImportWriter
+from .db import Catalog
 from .models import ImportCounts, ImportMode, ItemRecord, LibraryRecord
+from .writer import ImportWriter
 from .xmlstream import ItemStreamParser, KeyStreamParser, ParseError, parse_sections
 
 _LOGGER = logging.getLogger(__name__)
@@ -289,8 +294,10 @@ class CatalogImporter:
                 pending = asyncio.ensure_future(self._run_sync(writer.write_batch, batch))
                 batch = []
 
-        # Joined as "updatedAt>=<marker>": Plex's filter operator, sent unencoded.
-        extra = {"updatedAt>": str(marker)} if incremental else {}
+        # Sent as "updatedAt>=<N>", which Plex splits at the "=": the filter "updatedAt>" (strictly
+        # greater than N). N = marker - 1, so an item changed in the marker's own second is read
+        # again; unchanged items are skipped by their fingerprint.
+        extra = {"updatedAt>": str(marker - 1)} if incremental and marker is not None else {}
         types = SECTION_ITEM_TYPES[section.type]
         assert self.progress is not None
         server_totals: dict[int, int] = {}
@@ -348,7 +355,7 @@ class CatalogImporter:
         try:
             return parse_sections(body)
         except ParseError as err:
-            raise PlexResponseError(f"/library/sections: not XML ({err})") from err
+            raise PlexResponseError(f"/library/sections: not a MediaContainer ({err})") from err
 
     async def _get(
         self, path: str, params: dict[str, str], *, remember_date: bool = False
@@ -384,6 +391,8 @@ class CatalogImporter:
                     self._server_time = _http_date(resp.headers.get("Date"))
                 async for data in resp.content.iter_chunked(_CHUNK):
                     await consume(data)
+        except ParseError as err:
+            raise PlexResponseError(f"{path}: not a MediaContainer ({err})") from err
         except TimeoutError as err:
             raise PlexConnectionError(f"GET {path}: timed out") from err
         except (aiohttp.ClientError, OSError) as err:
@@ -410,7 +419,7 @@ class CatalogImporter:
         try:
             items.extend(parser.close())
         except ParseError as err:
-            raise PlexResponseError(f"{path}: not XML ({err})") from err
+            raise PlexResponseError(f"{path}: not a MediaContainer ({err})") from err
         return _Page(items, parser.listed, parser.total_size)
 
     async def _count(self, section_key: str, type_number: int, extra: dict[str, str]) -> int:
@@ -431,7 +440,7 @@ class CatalogImporter:
         try:
             parser.close()
         except ParseError as err:
-            raise PlexResponseError(f"{path}: not XML ({err})") from err
+            raise PlexResponseError(f"{path}: not a MediaContainer ({err})") from err
         total = _int_or_none(parser.container.get("totalSize"))
         return total if total is not None else parser.count
 
@@ -461,7 +470,7 @@ class CatalogImporter:
             try:
                 parser.close()
             except ParseError as err:
-                raise PlexResponseError(f"{path}: not XML ({err})") from err
+                raise PlexResponseError(f"{path}: not a MediaContainer ({err})") from err
             keys.update(parser.keys)
             start += parser.count
             total = _int_or_none(parser.container.get("totalSize"))

@@ -172,6 +172,9 @@ class ImportRun:
     finished_at: datetime | None
     counts: ImportCounts
     error: str | None
+    # How many libraries the server listed (None: recorded before schema version 2, or the
+    # run failed before the listing was read).
+    libraries_listed: int | None = None
 
     @property
     def duration(self) -> float | None:

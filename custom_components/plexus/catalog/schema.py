@@ -14,6 +14,7 @@ the row recording it. A database newer than this code is refused, never touched.
 from collections.abc import Callable
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -30,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -172,10 +173,21 @@ import_runs = Table(
     Column("removed", Integer, nullable=False, default=0),
     Column("unknown_guids", Integer, nullable=False, default=0),
     Column("error", Text),
+    # How many libraries the server listed (version 2). Two successful runs in a row that saw
+    # none are needed before the catalog drops a server's libraries.
+    Column("libraries_listed", Integer),
     Index("ix_plexus_import_runs_server", "server_id", "started_at"),
 )
 
 type Migration = Callable[[Connection], None]
 
+
+def _v1_libraries_listed(conn: Connection) -> None:
+    """Version 2: ``import_runs.libraries_listed`` (NULL for runs recorded before)."""
+    # DDL against the table honours the PostgreSQL schema map the engine carries.
+    add = DDL("ALTER TABLE %(fullname)s ADD COLUMN libraries_listed INTEGER")  # type: ignore[no-untyped-call]
+    conn.execute(add.against(import_runs))
+
+
 # MIGRATIONS[n] upgrades a database at version n to n + 1. Version 1 is the first release.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _v1_libraries_listed}

@@ -1,7 +1,9 @@
 """Streaming parsers for Plex library XML: items come out one by one, memory stays flat.
 
 Feed response chunks to :class:`ItemStreamParser` and collect finished items after each chunk;
-each finished element is cleared at once, so a page of any size never builds a tree.
+each finished element is cleared at once, so a page of any size never builds a tree. A document
+whose root is not a ``MediaContainer`` is refused with ``ParseError``, like malformed XML: an
+answer that is not a library listing must never read as an empty one.
 """
 
 from collections.abc import Iterator
@@ -11,10 +13,17 @@ from xml.etree.ElementTree import Element, ParseError, XMLPullParser, fromstring
 from .guids import parse_item_guids
 from .models import ItemRecord, LibraryRecord, MediaFileRecord
 
+CONTAINER: Final = "MediaContainer"
 ITEM_TAGS: Final = frozenset({"Video", "Directory", "Track", "Photo"})
 ITEM_TYPES: Final = frozenset({"movie", "show", "season", "episode", "artist", "album", "track"})
 
 __all__ = ["ItemStreamParser", "KeyStreamParser", "ParseError", "parse_sections"]
+
+
+def _check_root(elem: Element) -> None:
+    """Refuse a document that is not a ``MediaContainer`` (a proxy's login page, ``<html/>``)."""
+    if elem.tag != CONTAINER:
+        raise ParseError(f"expected <{CONTAINER}>, got <{elem.tag[:40]}>")
 
 
 def _events(parser: XMLPullParser) -> Iterator[tuple[str, Element]]:
@@ -116,6 +125,7 @@ class ItemStreamParser:
 
     def _start(self, elem: Element) -> None:
         if self._depth == 1:
+            _check_root(elem)
             self._root = elem
             self.container = dict(elem.attrib)
             return
@@ -191,6 +201,7 @@ class KeyStreamParser:
             if event == "start":
                 self._depth += 1
                 if self._depth == 1:
+                    _check_root(elem)
                     self._root = elem
                     self.container = dict(elem.attrib)
                 elif self._depth == 2 and elem.tag in ITEM_TAGS:
@@ -205,8 +216,12 @@ class KeyStreamParser:
 
 
 def parse_sections(body: bytes) -> list[LibraryRecord]:
-    """Parse ``/library/sections`` (small: parsed whole)."""
+    """Parse ``/library/sections`` (small: parsed whole).
+
+    Raises ParseError for anything but a well-formed ``MediaContainer``.
+    """
     root = fromstring(body)  # noqa: S314 - the body comes from the user's own server
+    _check_root(root)
     sections: list[LibraryRecord] = []
     for directory in root.iter("Directory"):
         key = directory.get("key")
