@@ -1,7 +1,8 @@
 """MediaMatcher: rating key, each GUID kind, the server, title variants, decoys — never a guess."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from hypothesis import given, strategies as st
 import pytest
@@ -308,7 +309,7 @@ async def test_server_search_used_without_catalog_and_scored() -> None:
 async def test_failing_catalog_means_not_found(catalog: Catalog) -> None:
     build(catalog)
 
-    async def broken(func: object, *args: object) -> object:
+    async def broken[T](func: Callable[..., T], /, *args: Any) -> T:
         raise RuntimeError("database is locked")
 
     matcher = MediaMatcher(SERVER, lambda: catalog, broken)
