@@ -8,8 +8,9 @@ source wrote into the title.
 
 :func:`match_confidence` scores a candidate against what was asked on a documented 0..1 scale:
 
-* the title similarity of the two keys (rapidfuzz's normalised Levenshtein similarity, of the
-  keys as written or with their words sorted, whichever is higher; 1.0 only when equal);
+* the title similarity of the two keys (rapidfuzz's normalised Levenshtein similarity of the
+  keys as written, or :data:`WORD_ORDER_FACTOR` times that of the keys with their words sorted,
+  whichever is higher; 1.0 only when equal);
 * minus :data:`YEAR_OFF_BY_ONE` when the years differ by one (sources disagree on release vs.
   air year), minus :data:`YEAR_MISSING` when either year is unknown, and a factor of
   :data:`YEAR_WRONG_FACTOR` when they differ by more (a remake is another item);
@@ -35,6 +36,7 @@ YEAR_OFF_BY_ONE: Final = 0.05
 YEAR_MISSING: Final = 0.03
 YEAR_WRONG_FACTOR: Final = 0.6
 TYPE_WRONG_FACTOR: Final = 0.5
+WORD_ORDER_FACTOR: Final = 0.9
 
 # Countries sources append to tell remakes apart: "The Office (US)", "Shameless (UK)".
 _COUNTRIES: Final = frozenset(
@@ -183,10 +185,12 @@ def title_similarity(a: str, b: str) -> float:
         return 0.0
     # Normalised Levenshtein (edits over the longer length), as written and with the words
     # sorted: one typo costs a short title more than a long one.
-    best = max(
-        Levenshtein.normalized_similarity(a, b),
-        Levenshtein.normalized_similarity(" ".join(sorted(a.split())), " ".join(sorted(b.split()))),
+    as_written = Levenshtein.normalized_similarity(a, b)
+    # Words in another order are a hint, not the same title ("Ines and Bjorn" / "Bjorn and Ines").
+    reordered = WORD_ORDER_FACTOR * Levenshtein.normalized_similarity(
+        " ".join(sorted(a.split())), " ".join(sorted(b.split()))
     )
+    best = max(as_written, reordered)
     return min(best, 0.99)
 
 
