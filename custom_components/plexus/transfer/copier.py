@@ -40,6 +40,7 @@ from pathlib import Path, PurePath
 import queue as thread_queue
 import re
 import shutil
+import signal
 import threading
 import time
 from typing import Final, Literal, Protocol
@@ -347,13 +348,13 @@ class BuiltinCopier(_BaseCopier):
             f"plexus-copy {Path(source).name}",
         )
         try:
-            return await asyncio.shield(future)
+            await asyncio.wait([future])  # cancelling this wait leaves the thread's future be
         except asyncio.CancelledError:
             stop.set()
             await asyncio.wait([future])
-            if not future.cancelled():
-                future.exception()  # retrieved: the stop is the expected outcome
+            future.exception()  # retrieved: the stop is the expected outcome
             raise
+        return future.result()
 
     def _copy_blocking(  # noqa: PLR0917 - one internal call site
         self,
@@ -511,7 +512,7 @@ class RsyncCopier(_BaseCopier):
 
     def command(self, source: str, partial: Path, bandwidth_limit: int | None) -> list[str]:
         """Return the rsync command line for one file."""
-        cmd = [self.rsync, "--append", "--info=progress2", "--stats", "--no-motd"]
+        cmd = [self.rsync, "--append", "--info=progress2", "--outbuf=N", "--stats", "--no-motd"]
         if bandwidth_limit is not None:
             cmd.append(f"--bwlimit={max(1, bandwidth_limit // 1024)}")
         return [*cmd, "--", source, str(partial)]
@@ -529,12 +530,17 @@ class RsyncCopier(_BaseCopier):
         if offset == 0:
             # --append must not trust a stale file of any length: start from an empty one.
             await self._run_sync(lambda: partial.open("wb").close())
-        proc = await asyncio.create_subprocess_exec(
-            *self.command(source, partial, bandwidth_limit),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.command(source, partial, bandwidth_limit),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own process group: rsync forks a receiver; stopping must stop both.
+                start_new_session=True,
+            )
+        except OSError as err:
+            raise CopierError(f"cannot run {self.rsync}: {err}") from err
         self.pids.add(proc.pid)
         try:
             stdout, stderr = await asyncio.gather(
@@ -546,6 +552,8 @@ class RsyncCopier(_BaseCopier):
             raise
         finally:
             self.pids.discard(proc.pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # nothing of a finished rsync stays behind
         if code != 0:
             raise await self._error(code, stderr, source, partial, size)
         literal = _LITERAL_RE.search(stdout)
@@ -575,13 +583,14 @@ class RsyncCopier(_BaseCopier):
             text = tail + chunk.decode(errors="replace")
             pieces = re.split(r"[\r\n]", text)
             tail = pieces.pop()
-            for piece in pieces:
+            # rsync starts each progress line with \r: the newest one is the unterminated tail.
+            for piece in (*pieces, tail):
                 if (match := _PROGRESS_RE.match(piece)) is not None:
                     now = time.monotonic()
                     if progress is not None and now - last >= _REPORT_EVERY:
                         last = now
                         progress(min(size, max(offset, _number(match[1]))), size)
-                elif piece.strip():
+                elif piece.strip() and piece is not tail:
                     kept.append(piece)
         kept.append(tail)
         return "\n".join(kept)
@@ -608,16 +617,15 @@ async def _read_all(stream: asyncio.StreamReader | None) -> str:
 
 
 async def _stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
+    """Stop rsync and the processes it forked (its process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
         async with asyncio.timeout(5):
             await proc.wait()
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
 
 
@@ -628,7 +636,7 @@ def copier_for(
     prefer: Prefer = "auto",
     *,
     run_sync: RunSync | None = None,
-    which: Callable[[str], str | None] = shutil.which,
+    which: Callable[[str], str | None] | None = None,
 ) -> RsyncCopier | BuiltinCopier:
     """Return rsync's copier when rsync is installed (and not refused), the built-in one otherwise.
 
@@ -638,7 +646,7 @@ def copier_for(
     if prefer not in ("auto", "rsync", "builtin"):
         raise ValueError(f"prefer must be 'auto', 'rsync' or 'builtin', not {prefer!r}")
     if prefer != "builtin":
-        path = which("rsync")
+        path = (which or shutil.which)("rsync")
         if path is not None:
             return RsyncCopier(run_sync, rsync=path)
         if prefer == "rsync":
