@@ -274,6 +274,21 @@ class _BaseCopier:
         src, dest = str(source), str(destination)
         if not (PurePath(src).is_absolute() and PurePath(dest).is_absolute()):
             raise ValueError(f"copy needs absolute paths, not {src!r} -> {dest!r}")
+        try:
+            return await self._copy(src, dest, verify, bandwidth_limit, progress)
+        except OSError as err:
+            if err.errno in _SOURCE_GONE_ERRNOS and not await self._run_sync(Path(src).exists):
+                raise SourceMissingError(src, err.strerror or "") from err
+            raise
+
+    async def _copy(
+        self,
+        src: str,
+        dest: str,
+        verify: Verify,
+        bandwidth_limit: int | None,
+        progress: Progress | None,
+    ) -> CopyResult:
         partial = partial_path(dest)
         started = time.monotonic()
         size, mtime = await self._run_sync(lambda: _stat_source(src))

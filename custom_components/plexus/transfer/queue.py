@@ -382,7 +382,11 @@ class TransferQueue:
                 size = await self._check_space(item, options)
                 item = replace(item, size=size)
                 self._emit("started", item)
-                result = await self._copy(item, options)
+                try:
+                    result = await self._copy(item, options)
+                except DiskFullError as err:  # ENOSPC: the rest of the file, plus the reserve
+                    needed = err.needed_bytes + options.free_space_reserve
+                    raise DiskFullError(needed, err.free_bytes, err.path) from err
             except DiskFullError as err:
                 await self._disk_full(item, err, options)
                 return
@@ -490,10 +494,6 @@ class TransferQueue:
     async def _disk_full(
         self, item: TransferItem, err: DiskFullError, options: ProfileOptions
     ) -> None:
-        if err.needed_bytes and options.free_space_reserve and "reserve" not in str(err):
-            err = DiskFullError(
-                err.needed_bytes + options.free_space_reserve, err.free_bytes, err.path
-            )
         done = await self._run_sync(lambda: _size(partial_path(item.destination)))
         await self._run_sync(
             lambda: self.store.update_transfer(
