@@ -34,8 +34,10 @@ async def run_sync[T](func: Callable[[], T]) -> T:
         ("Show.S01E01E02.720p.mkv", "show", "episode", "Show", None, 1, (1, 2), False, None),
         ("Show - S01E01-E03.mkv", "show", "episode", "Show", None, 1, (1, 2, 3), False, None),
         ("2012 (2009).mkv", "movie", "movie", "2012", 2009, None, (), False, None),
-        ("Doctor Who (2005) S01E01.mkv", "show", "episode", "Doctor Who", 2005, 1, (1,), False, None),
-        ("[Group] Show - 123 [1080p].mkv", "show", "episode", "Show", None, None, (123,), True, None),
+        ("Doctor Who (2005) S01E01.mkv", "show", "episode", "Doctor Who", 2005, 1, (1,), False,
+         None),
+        ("[Group] Show - 123 [1080p].mkv", "show", "episode", "Show", None, None, (123,), True,
+         None),
         ("Naruto Shippuden - 123.mkv", "show", "episode", "Naruto Shippuden", None, None, (123,),
          True, None),
         ("Movie Title (2010) - pt1.mkv", "movie", "movie", "Movie Title", 2010, None, (), False, 1),
@@ -48,7 +50,7 @@ async def run_sync[T](func: Callable[[], T]) -> T:
         ("Show/Specials/Show - S00E01.mkv", "show", "episode", "Show", None, 0, (1,), False, None),
     ],
 )  # fmt: skip
-def test_tricky_names(
+def test_tricky_names(  # noqa: PLR0917
     rel: str,
     media_type: str,
     kind: str,
@@ -219,7 +221,7 @@ async def test_rescan_parses_only_what_is_new_or_changed(
     discovery = Discovery(store, run_sync)
     await discovery.scan(roots)
     parsed: list[str] = []
-    real = discovery_mod.parse_name
+    real = discovery_mod.parse_name  # type: ignore[attr-defined]
 
     def counting(rel: str, media_type: str) -> ParsedName:
         parsed.append(rel)

@@ -14,9 +14,13 @@ Both have the same interface and the same semantics (:meth:`Copier.copy`):
    ``rsync --stats``' "Literal data" is what it wrote, reported as ``bytes_written``.
 3. Verification ``size``: the copy has the source's size, and the source's ``(size, mtime)`` did
    not change during the copy. ``sha256`` adds a SHA-256 comparison: the built-in copier hashes
-   while copying (a second thread hashes the chunks the first one writes); on a resume it hashes
+   while copying (a second thread hashes each chunk the first one has just written, read back
+   from the copy's fresh pages); on a resume it hashes
    the partial's prefix and re-reads the source's prefix (reading, not writing) so a corrupted
-   partial is found. rsync: rsync, then the source and the copy are hashed in parallel.
+   partial is found. rsync: a fresh copy is checked by rsync's own whole-file checksum (what
+   the sender read against what the receiver wrote), then the copy is hashed; a resumed copy
+   (rsync's checksum covers only the appended bytes) has the source and the copy hashed in
+   parallel and compared.
    A mismatch raises :class:`.VerificationError`; the SHA-256 of the copy is returned.
 4. Errors are typed: :class:`.DiskFullError` (``ENOSPC``/"No space left on device", with the
    bytes still needed), :class:`.SourceMissingError` (the source or its share is gone),
@@ -388,12 +392,12 @@ class BuiltinCopier(_BaseCopier):
         chunk = self.chunk_size
         if bandwidth_limit is not None:
             chunk = max(64 * 1024, min(chunk, bandwidth_limit // 10))
-        hasher = _Hasher(digest) if digest is not None else None
+        hasher = _Hasher(digest, partial) if digest is not None else None
         written = 0
         pos = offset
         started = time.monotonic()
         last_report = 0.0
-        kernel_copy = hasher is None
+        kernel_copy = True
         try:
             fin = os.open(source, os.O_RDONLY)
         except OSError as err:
@@ -412,6 +416,8 @@ class BuiltinCopier(_BaseCopier):
                     if kernel_copy:
                         try:
                             got = os.copy_file_range(fin, fout, want, pos, pos)
+                            if hasher is not None and got:
+                                hasher.put_range(pos, got)
                         except OSError as err:
                             if err.errno not in (
                                 errno.EXDEV,
@@ -483,24 +489,60 @@ class BuiltinCopier(_BaseCopier):
 
 
 class _Hasher:
-    """Feed a SHA-256 from a second thread (hashlib releases the GIL on large blocks)."""
+    """Feed a SHA-256 from a second thread while the first one copies.
 
-    def __init__(self, digest: hashlib._Hash) -> None:
+    Blocks copied through user space are hashed as they are; ranges the kernel copied
+    (``copy_file_range``) are read back from the copy (its fresh pages) and hashed, so the hash is
+    that of the bytes in the destination. hashlib releases the GIL on large blocks.
+    """
+
+    def __init__(self, digest: hashlib._Hash, partial: Path) -> None:
         self._digest = digest
-        self._queue: thread_queue.Queue[bytes | None] = thread_queue.Queue(maxsize=4)
+        self._partial = partial
+        self._fd: int | None = None
+        self._error: OSError | None = None
+        self._queue: thread_queue.Queue[bytes | tuple[int, int] | None] = thread_queue.Queue(
+            maxsize=4
+        )
         self._thread = threading.Thread(target=self._run, name="plexus-sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while (block := self._queue.get()) is not None:
+        while (job := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            if isinstance(job, bytes):
+                self._digest.update(job)
+                continue
+            try:
+                self._hash_range(*job)
+            except OSError as err:
+                self._error = err
+
+    def _hash_range(self, offset: int, length: int) -> None:
+        if self._fd is None:
+            self._fd = os.open(self._partial, os.O_RDONLY)
+        while length > 0:
+            block = os.pread(self._fd, min(length, CHUNK), offset)
+            if not block:
+                raise OSError(errno.EIO, "the copy is shorter than what was written")
             self._digest.update(block)
+            offset += len(block)
+            length -= len(block)
 
     def put(self, block: bytes) -> None:
         self._queue.put(block)
 
+    def put_range(self, offset: int, length: int) -> None:
+        self._queue.put((offset, length))
+
     def close(self) -> str:
         self._queue.put(None)
         self._thread.join()
+        if self._fd is not None:
+            os.close(self._fd)
+        if self._error is not None:
+            raise self._error
         return self._digest.hexdigest()
 
 
@@ -577,6 +619,11 @@ class RsyncCopier(_BaseCopier):
             progress(size, size)
         if not want_hash:
             return written, None
+        if offset == 0:
+            # rsync checked the whole transfer with its own whole-file checksum (what it read
+            # against what it wrote): hashing the copy records its SHA-256.
+            return written, await _in_own_thread(lambda: _hash_file(partial), "plexus-sha256")
+        # A resumed copy: rsync's checksum covered only the appended bytes; compare everything.
         source_sha, copy_sha = await asyncio.gather(
             _in_own_thread(lambda: _hash_file(source), "plexus-sha256-source"),
             _in_own_thread(lambda: _hash_file(partial), "plexus-sha256-copy"),
