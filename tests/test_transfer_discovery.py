@@ -82,6 +82,14 @@ def test_tricky_names(  # noqa: PLR0917
         ("Se7en (1995).mkv", "movie"),
         ("Alien (1979) {edition-Director's Cut}.mkv", "movie"),
         ("Amélie (2001).mkv", "movie"),
+        ("Show.S01E01E02.720p.mkv", "show"),  # multi-episode list
+        ("Show - S01E01-E03.mkv", "show"),  # multi-episode range
+        ("Doctor.Who.2005.S01E03E04.720p.WEB.mkv", "show"),  # scene style with the show's year
+        ("[Group] Show - 123 [1080p].mkv", "show"),  # anime, absolute number
+        ("Naruto Shippuden - 123.mkv", "show"),
+        ("[Sub] One Piece - 1071 [1080p] [ABCD1234].mkv", "show"),
+        ("Movie Title (2010) - pt1.mkv", "movie"),  # multi-part
+        ("Movie Title (2010) - part 2.mkv", "movie"),
     ],
 )
 def test_fast_path_agrees_with_guessit(name: str, media_type: str) -> None:
@@ -98,18 +106,16 @@ def test_fast_path_agrees_with_guessit(name: str, media_type: str) -> None:
         slow.episodes,
     )
     assert fast.episode_title == slow.episode_title
+    assert (fast.part, fast.absolute) == (slow.part, slow.absolute)
 
 
 @pytest.mark.parametrize(
     ("name", "media_type"),
     [
-        ("Show.S01E01E02.mkv", "show"),  # multi-episode
-        ("Show - S01E01-E03.mkv", "show"),
-        ("[Group] Show - 123 [1080p].mkv", "show"),  # anime
+        ("Show - S01E01-03.mkv", "show"),  # a multi-episode form left to guessit
         ("Breaking.Bad.S01E02.Cats.in.the.Bag.mkv", "show"),  # scene episode title
         ("The Office (US) - S02E03.mkv", "show"),  # parentheses that are not a year
-        ("Movie (2010) - pt1.mkv", "movie"),  # multi-part
-        ("Movie.Title.2010.CD2.avi", "movie"),
+        ("Movie.Title.2010.CD2.avi", "movie"),  # scene-style part
         ("Movie Title.mkv", "movie"),  # no year
         ("S01E02.mkv", "show"),  # no show name
     ],

@@ -5,16 +5,18 @@ would make a first scan of 1,000 files take 5-10 s (the target is 2 s). Most nam
 share follow one of two patterns, which a regular expression reads in microseconds:
 
 - episodes ``Show - S01E02 - Title.ext`` / ``Show (2005) - S01E02.ext`` / ``Show.Name.S01E02.720p…``
-  (one episode, season and episode numbers, optional Plex-style `` - Title``);
+  (season and episode numbers, ``S01E01E02`` lists and ``S01E01-E03`` ranges, optional
+  Plex-style `` - Title``); anime ``[Group] Show - 123 [1080p]`` (an absolute number, no season,
+  whatever the folders say);
 - movies ``Title (Year)…`` (Plex style, title kept verbatim) / ``Title.Name.2010.1080p…`` (scene
   style, dots read as spaces; the LAST year-like token is the year, so ``Blade.Runner.2049.2017``
-  is "Blade Runner 2049" of 2017).
+  is "Blade Runner 2049" of 2017); Plex-style parts ``Title (Year) - pt1``.
 
-Anything else — multi-episode files, multi-part movies, absolute (anime) numbering, names without
-a season/episode or year, titles with brackets — goes to ``guessit`` (with the root's media type
-as a hint and ``episode_prefer_number`` so ``Show - 123`` is episode 123, not S01E23). The fast
-path only answers when it is sure; ``tests/test_transfer_discovery.py`` checks it agrees with
-``guessit`` on the names both read.
+Anything else — names without a season/episode or year, scene-style episode titles, titles
+with brackets or parentheses that are not a year, scene-style parts — goes to ``guessit`` (with
+the root's media type as a hint and ``episode_prefer_number`` so ``Show - 123`` is episode 123,
+not S01E23). The fast path only answers when it is sure; ``tests/test_transfer_discovery.py``
+checks it agrees with ``guessit`` on the names both read.
 """
 
 from dataclasses import dataclass
@@ -31,6 +33,17 @@ _EPISODE_RE: Final = re.compile(
 )
 _EP_TITLE_RE: Final = re.compile(r"^\s+-\s+(?P<title>[^\[\]{}]+?)\s*$")
 _MULTI_RE: Final = re.compile(r"^(?:[-_. ]?[Ee]\d|-\d)")
+# More episodes right after S01E01: "E02E03" (a list) or "-E03" (a range).
+_MORE_EPISODES_RE: Final = re.compile(
+    r"^(?P<list>(?:[Ee]\d{1,3})+|-[Ee](?P<last>\d{1,3}))(?P<rest>.*)$"
+)
+# Anime: "[Group] Show - 123 [1080p]" / "Show - 123": an absolute episode number, no season.
+_ABSOLUTE_RE: Final = re.compile(
+    r"^(?:\[[^\[\]]+\]\s*)?(?P<show>[^\[\](){}]*[^\[\](){}\d\s-][^\[\](){}]*?)\s+-\s+"
+    r"(?P<episode>\d{2,4})(?:v\d)?(?:\s*(?:\[[^\[\]]*\]|\([^()]*\)))*\s*$"
+)
+# A Plex-style multi-part movie: "Title (Year) - pt1" (also part/cd/disc).
+_PLEX_PART_RE: Final = re.compile(r"(?i)^\s*-\s*(?:pt|part|cd|disc|disk)\s?(?P<part>\d{1,2})\s*$")
 _PLEX_MOVIE_RE: Final = re.compile(
     r"^(?P<title>[^\[\]{}()]+?)\s*\((?P<year>(?:19|20)\d{2})\)(?P<rest>.*)$"
 )
@@ -80,8 +93,18 @@ def _fast_episode(stem: str) -> ParsedName | None:
     if match is None:
         return None
     tail = match["tail"]
+    episodes = [int(match["episode"])]
+    if (more := _MORE_EPISODES_RE.match(tail)) is not None:
+        if more["last"] is not None:
+            last = int(more["last"])
+            if not episodes[0] < last <= episodes[0] + 50:
+                return None
+            episodes = list(range(episodes[0], last + 1))
+        else:
+            episodes += [int(n) for n in re.findall(r"\d+", more["list"])]
+        tail = more["rest"]
     if _MULTI_RE.match(tail):
-        return None  # multi-episode: guessit knows lists and ranges
+        return None  # other multi-episode forms: guessit knows them
     episode_title: str | None = None
     if tail:
         if (title := _EP_TITLE_RE.match(tail)) is not None:
@@ -90,27 +113,46 @@ def _fast_episode(stem: str) -> ParsedName | None:
             first = re.split(r"[._ ]+", tail.strip("._ "), maxsplit=1)[0].lower()
             if tail[0] not in "._ " or first.split("-")[0] not in _RELEASE_TAGS | {"web"}:
                 return None  # an episode title in scene style: guessit reads those better
-    show = _spaces(match["show"])
+    raw_show, year = match["show"], match["year"]
+    dotted = re.match(r"^(?P<show>.+)[._](?P<year>(?:19|20)\d{2})$", raw_show)
+    if year is None and " " not in raw_show.strip() and dotted is not None:
+        # Scene style "Doctor.Who.2005.S01E01": the trailing year belongs to the show.
+        raw_show, year = dotted["show"], dotted["year"]
+    show = _spaces(raw_show)
     if not show or show.isdigit():
         return None
     return ParsedName(
         "episode",
         show,
-        year=int(match["year"]) if match["year"] else None,
+        year=int(year) if year else None,
         season=int(match["season"]),
-        episodes=(int(match["episode"]),),
+        episodes=tuple(episodes),
         episode_title=episode_title,
     )
 
 
+def _fast_absolute(stem: str) -> ParsedName | None:
+    match = _ABSOLUTE_RE.match(stem)
+    if match is None or _EPISODE_MARK_RE.search(stem):
+        return None
+    show = match["show"].strip()
+    return ParsedName("episode", show, episodes=(int(match["episode"]),), absolute=True)
+
+
 def _fast_movie(stem: str) -> ParsedName | None:
-    if _PART_RE.search(stem) or _EPISODE_MARK_RE.search(stem):
+    if _EPISODE_MARK_RE.search(stem):
         return None
     if (match := _PLEX_MOVIE_RE.match(stem)) is not None:
+        title = match["title"].strip()
+        if not title or _PART_RE.search(title):
+            return None
+        if (part := _PLEX_PART_RE.match(match["rest"])) is not None:
+            return ParsedName("movie", title, year=int(match["year"]), part=int(part["part"]))
         if not _PLEX_REST_RE.match(match["rest"]):
             return None
-        title = match["title"].strip()
-        return ParsedName("movie", title, year=int(match["year"])) if title else None
+        return ParsedName("movie", title, year=int(match["year"]))
+    if _PART_RE.search(stem):
+        return None
     if (match := _SCENE_MOVIE_RE.match(stem)) is not None:
         rest = match["rest"] or ""
         tokens = [t.lower() for t in re.split(r"[._]", rest) if t]
@@ -124,7 +166,9 @@ def _fast_movie(stem: str) -> ParsedName | None:
 def fast_parse(name: str, media_type: MediaType) -> ParsedName | None:
     """Parse a file NAME (no folders) by the common patterns; None when not sure."""
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    return _fast_episode(stem) if media_type == "show" else _fast_movie(stem)
+    if media_type == "movie":
+        return _fast_movie(stem)
+    return _fast_episode(stem) or _fast_absolute(stem)
 
 
 def _int(value: Any) -> int | None:
