@@ -793,3 +793,39 @@ def s_now() -> Any:
 
 def test_shutil_is_real() -> None:
     assert shutil.which("rsync"), "rsync is installed on the test machines"
+
+
+class UpdateFailsOnce:
+    """A store whose first size/mtime update fails (a database hiccup mid-transfer)."""
+
+    def __init__(self, store: TransferStore) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def update_transfer(self, item_id: int, **values: Any) -> bool:
+        if not self.failed and "source_mtime_ns" in values:
+            self.failed = True
+            raise RuntimeError("connection reset")
+        return self._store.update_transfer(item_id, **values)
+
+
+async def test_a_crash_inside_a_transfer_requeues_it_and_the_worker_restarts(
+    sqlite_store: TransferStore,
+    share: Path,
+    dest_root: Path,
+    running: list[TransferQueue],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flaky = UpdateFailsOnce(sqlite_store)
+    q = make_queue(flaky, dest_root, BuiltinCopier(), Recorder())  # type: ignore[arg-type]
+    running.append(q)
+    await q.start()
+    item = await q.enqueue(request(share, dest_root))
+    await asyncio.wait_for(q.wait_idle(), 30)
+    assert flaky.failed
+    done = await q.get(item.id)
+    assert done.state == TransferState.DONE
+    assert caplog.text.count("failed; restarting") == 1

@@ -175,7 +175,7 @@ class TransferQueue:
 
     async def enqueue(self, request: TransferRequest) -> TransferItem:
         """Queue a copy; the same destination already queued returns that transfer."""
-        self._check_destination(request.destination)
+        await self._run_sync(lambda: self._check_destination(request.destination))
         size, mtime = await self._run_sync(lambda: _stat(request.source))
         item, created = await self._run_sync(
             lambda: self.store.add_transfer(self.profile, request, size, mtime)
@@ -282,7 +282,7 @@ class TransferQueue:
         )
         if item is None:
             raise TransferError(f"{destination} is not a file this profile copied")
-        self._check_destination(item.destination)
+        await self._run_sync(lambda: self._check_destination(item.destination))
         await self._run_sync(lambda: _remove(Path(item.destination)))
         return item
 
@@ -318,6 +318,9 @@ class TransferQueue:
                 self._set_idle_if_quiet()
                 await self._wait_wake()
                 continue
+            if self.paused:  # paused while this worker was claiming
+                await self._update(item.id, state=TransferState.PAUSED)
+                continue
             await self._run_one(item)
 
     async def _wait_wake(self) -> None:
@@ -345,6 +348,10 @@ class TransferQueue:
             self._stop_reason.pop(item.id, None)
             self._idle.set()
         if not task.cancelled() and (error := task.exception()) is not None:
+            # An unexpected error (a database hiccup …): the transfer goes back to the queue,
+            # the supervisor logs and restarts the worker.
+            with contextlib.suppress(Exception):
+                await self._update(item.id, state=TransferState.QUEUED, error=str(error))
             raise error
 
     async def _stopped(self, item: TransferItem) -> None:
@@ -378,7 +385,7 @@ class TransferQueue:
         while True:
             options = self.options
             try:
-                self._check_destination(item.destination)
+                await self._run_sync(functools.partial(self._check_destination, item.destination))
                 size = await self._check_space(item, options)
                 item = replace(item, size=size)
                 self._emit("started", item)
@@ -554,7 +561,10 @@ class TransferQueue:
         await self._run_sync(functools.partial(self.store.update_transfer, item_id, **values))
 
     def _check_destination(self, destination: str) -> None:
-        """Refuse a destination outside every destination root, or one HA does not allow."""
+        """Refuse a destination outside every destination root, or one HA does not allow.
+
+        Blocking (resolves symlinks, asks the host): run it in the executor.
+        """
         roots = self.options.destination_roots
         for root in roots:
             try:
