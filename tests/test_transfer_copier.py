@@ -1,0 +1,381 @@
+"""The copiers on real files: real rsync and the built-in copier, resume proven by byte counts."""
+
+# ruff: noqa: ASYNC240, S603, S607  (temp files read directly; mount/umount with fixed args)
+
+import asyncio
+from collections.abc import Iterator
+import errno
+import hashlib
+import logging
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from custom_components.plexus.transfer.copier import (
+    BuiltinCopier,
+    CopyResult,
+    RsyncCopier,
+    copier_for,
+)
+from custom_components.plexus.transfer.errors import (
+    CopierError,
+    DiskFullError,
+    SourceMissingError,
+    VerificationError,
+)
+from custom_components.plexus.transfer.paths import partial_path
+
+MiB = 1024 * 1024
+SIZE = 8 * MiB
+COPIERS = ["rsync", "builtin"]
+
+
+def make(kind: str) -> RsyncCopier | BuiltinCopier:
+    if kind == "rsync":
+        rsync = shutil.which("rsync")
+        assert rsync is not None, "rsync must be installed on the test machine"
+        return RsyncCopier(rsync=rsync)
+    return BuiltinCopier(chunk_size=256 * 1024)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "share" / "Movie (2010).mkv"
+    path.parent.mkdir()
+    path.write_bytes(os.urandom(SIZE))
+    return path
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    return tmp_path / "local" / "Movies" / "Movie (2010)" / "Movie (2010).mkv"
+
+
+async def grown(path: Path, size: int) -> None:
+    while not path.exists() or path.stat().st_size < size:
+        await asyncio.sleep(0.02)
+
+
+async def interrupt(kind: str, copier: RsyncCopier | BuiltinCopier, src: Path, dst: Path) -> int:
+    """Start a slow copy, stop it mid-file (SIGKILL rsync / cancel the task): partial size."""
+    task = asyncio.create_task(
+        copier.copy(str(src), str(dst), verify="size", bandwidth_limit=2 * MiB)
+    )
+    await asyncio.wait_for(grown(partial_path(dst), 2 * MiB), 20)  # what is ON DISK
+    if kind == "rsync":
+        assert isinstance(copier, RsyncCopier)
+        assert copier.pids, "rsync should be running"
+        for pid in list(copier.pids):
+            os.killpg(pid, signal.SIGKILL)  # rsync and the receiver it forked
+        with pytest.raises(CopierError, match="killed by signal 9"):
+            await task
+    else:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    part = partial_path(dst)
+    assert part.exists(), "the partial file is kept for resume"
+    assert not dst.exists(), "nothing appears under the final name before the copy is complete"
+    have = part.stat().st_size
+    assert 0 < have < SIZE
+    return have
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_fresh_copy_is_bit_exact_and_hashed(kind: str, source: Path, dest: Path) -> None:
+    seen: list[int] = []
+    result = await make(kind).copy(
+        str(source), str(dest), progress=lambda done, total: seen.append(done)
+    )
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+    assert (result.size, result.resumed_from, result.bytes_written) == (SIZE, 0, SIZE)
+    assert result.copier == kind
+    assert not partial_path(dest).exists()
+    assert seen
+    assert seen[-1] == SIZE
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_killed_mid_file_resumes_recopying_at_most_1mib(
+    kind: str, source: Path, dest: Path
+) -> None:
+    copier = make(kind)
+    first_run_bytes = await interrupt(kind, copier, source, dest)
+
+    result = await copier.copy(str(source), str(dest), verify="sha256")
+
+    # Bytes actually written by the second run: rsync's "Literal data" / the built-in counter.
+    recopied = first_run_bytes + result.bytes_written - SIZE
+    assert result.resumed_from == first_run_bytes
+    assert recopied <= MiB
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_resume_does_not_rewrite_the_prefix(kind: str, source: Path, dest: Path) -> None:
+    """Resume appends: a byte changed early in the partial survives a size-verified copy."""
+    copier = make(kind)
+    have = await interrupt(kind, copier, source, dest)
+    assert have > MiB + 200  # the flipped byte lies outside the tail the resume compares
+    part = partial_path(dest)
+    data = bytearray(part.read_bytes())
+    data[100] ^= 0xFF
+    part.write_bytes(bytes(data))
+
+    result = await copier.copy(str(source), str(dest), verify="size")
+
+    expected = bytearray(source.read_bytes())
+    expected[100] ^= 0xFF
+    assert dest.read_bytes() == bytes(expected)
+    assert result.bytes_written == SIZE - have
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_corrupted_partial_prefix_fails_sha256(kind: str, source: Path, dest: Path) -> None:
+    copier = make(kind)
+    await interrupt(kind, copier, source, dest)
+    part = partial_path(dest)
+    data = bytearray(part.read_bytes())
+    data[100] ^= 0xFF
+    part.write_bytes(bytes(data))
+
+    with pytest.raises(VerificationError):
+        await copier.copy(str(source), str(dest), verify="sha256")
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_partial_with_a_wrong_tail_starts_over(kind: str, source: Path, dest: Path) -> None:
+    part = partial_path(dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * (3 * MiB))  # not the source's bytes
+    result = await make(kind).copy(str(source), str(dest))
+    assert result.resumed_from == 0
+    assert dest.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_partial_longer_than_source_starts_over(kind: str, source: Path, dest: Path) -> None:
+    part = partial_path(dest)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(source.read_bytes() + b"extra")
+    result = await make(kind).copy(str(source), str(dest), verify="size")
+    assert result.resumed_from == 0
+    assert dest.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_source_changed_during_copy_is_a_verification_error(
+    kind: str, source: Path, dest: Path
+) -> None:
+    touched = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal touched
+        if not touched and done >= MiB:
+            touched = True
+            st = source.stat()
+            os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    with pytest.raises(VerificationError, match="source changed during the copy"):
+        await make(kind).copy(str(source), str(dest), bandwidth_limit=8 * MiB, progress=progress)
+    assert touched
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_missing_source(kind: str, tmp_path: Path, dest: Path) -> None:
+    with pytest.raises(SourceMissingError, match=r"gone\.mkv"):
+        await make(kind).copy(str(tmp_path / "gone.mkv"), str(dest))
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_relative_paths_are_refused(kind: str, source: Path) -> None:
+    with pytest.raises(ValueError, match="absolute paths"):
+        await make(kind).copy(str(source), "relative/Movie.mkv")
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_bad_verify_mode_is_refused(kind: str, source: Path, dest: Path) -> None:
+    with pytest.raises(ValueError, match="verify must be"):
+        await make(kind).copy(str(source), str(dest), verify="md5")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only); skipped where mounting is not allowed."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("kind", COPIERS)
+async def test_disk_full_on_a_real_small_filesystem(
+    kind: str, source: Path, small_fs: Path
+) -> None:
+    dest = small_fs / "Movie (2010).mkv"
+    with pytest.raises(DiskFullError) as caught:
+        await make(kind).copy(str(source), str(dest))
+    part = partial_path(dest)
+    assert part.exists(), "the partial is kept for a resume"
+    assert not dest.exists()
+    assert caught.value.needed_bytes == SIZE - part.stat().st_size
+    assert caught.value.needed_bytes > 0
+    assert caught.value.free_bytes is not None
+
+
+async def test_injected_enospc_is_disk_full(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    real = os.copy_file_range
+
+    def fake(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(src, dst, count, offset_src, offset_dst)
+
+    monkeypatch.setattr(os, "copy_file_range", fake)
+    with pytest.raises(DiskFullError) as caught:
+        await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest), verify="size")
+    assert caught.value.needed_bytes == SIZE - 4 * MiB
+    assert partial_path(dest).stat().st_size == 4 * MiB
+
+
+async def test_builtin_bandwidth_limit_slows_the_copy(source: Path, dest: Path) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await BuiltinCopier().copy(str(source), str(dest), bandwidth_limit=16 * MiB)
+    assert loop.time() - started >= 0.4  # 8 MiB at 16 MiB/s: at least ~0.5 s
+    assert dest.read_bytes() == source.read_bytes()
+
+
+async def test_builtin_falls_back_to_read_write_without_copy_file_range(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*args: object) -> int:
+        raise OSError(errno.EXDEV, "cross-device")
+
+    monkeypatch.setattr(os, "copy_file_range", unsupported)
+    result = await BuiltinCopier().copy(str(source), str(dest), verify="size")
+    assert result.bytes_written == SIZE
+    assert dest.read_bytes() == source.read_bytes()
+
+
+async def test_rsync_exit_codes_become_clear_errors(
+    source: Path, dest: Path, tmp_path: Path
+) -> None:
+    fake = tmp_path / "fake-rsync"
+    fake.write_text("#!/bin/sh\necho 'rsync: protocol broke' >&2\nexit 12\n")
+    fake.chmod(0o755)
+    with pytest.raises(CopierError, match=r"exit 12: error in the rsync protocol data stream") as e:
+        await RsyncCopier(rsync=str(fake)).copy(str(source), str(dest))
+    assert e.value.exit_code == 12
+    assert "protocol broke" in str(e.value)
+
+
+async def test_rsync_not_runnable_is_a_copier_error(
+    source: Path, dest: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(CopierError, match="cannot run"):
+        await RsyncCopier(rsync=str(tmp_path / "no-rsync")).copy(str(source), str(dest))
+
+
+async def test_rsync_cancelled_task_terminates_rsync_and_keeps_partial(
+    source: Path, dest: Path
+) -> None:
+    copier = make("rsync")
+    assert isinstance(copier, RsyncCopier)
+    reached = asyncio.Event()
+    task = asyncio.create_task(
+        copier.copy(
+            str(source),
+            str(dest),
+            bandwidth_limit=4 * MiB,
+            progress=lambda d, t: reached.set() if d >= MiB else None,
+        )
+    )
+    await asyncio.wait_for(reached.wait(), 20)
+    pids = set(copier.pids)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not copier.pids
+    assert pids
+    for pid in pids:
+        await asyncio.wait_for(group_gone(pid), 5)
+    assert partial_path(dest).stat().st_size > 0
+
+
+async def group_gone(pgid: int) -> None:
+    """Wait until no live (non-zombie) process is left in the process group."""
+    while True:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append(stat)
+        if not alive:
+            return
+        await asyncio.sleep(0.05)
+
+
+def test_copier_for_prefers_rsync_and_says_which(caplog: pytest.LogCaptureFixture) -> None:
+    auto = copier_for(which=lambda name: "/usr/bin/rsync")
+    assert isinstance(auto, RsyncCopier)
+    assert auto.name == "rsync"
+    assert "/usr/bin/rsync" in auto.description
+    none = copier_for(which=lambda name: None)
+    assert isinstance(none, BuiltinCopier)
+    assert none.name == "builtin"
+    assert isinstance(copier_for("builtin", which=lambda name: "/usr/bin/rsync"), BuiltinCopier)
+    with caplog.at_level(logging.WARNING):
+        forced = copier_for("rsync", which=lambda name: None)
+    assert isinstance(forced, BuiltinCopier)
+    assert "rsync is not installed" in caplog.text
+    with pytest.raises(ValueError, match="prefer must be"):
+        copier_for("scp")  # type: ignore[arg-type]
+
+
+def test_copier_for_with_the_real_which() -> None:
+    assert copier_for().name == ("rsync" if shutil.which("rsync") else "builtin")
+
+
+async def test_no_rsync_on_path_copies_with_builtin(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    copier = copier_for()
+    result: CopyResult = await copier.copy(str(source), str(dest))
+    assert result.copier == "builtin"
+    assert dest.read_bytes() == source.read_bytes()
+
+
+def test_builtin_chunk_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        BuiltinCopier(chunk_size=0)
