@@ -25,8 +25,10 @@ import requests_mock as rm
 
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
+    CONF_DB_URL,
     CONF_IGNORED_CLIENTS,
     CONF_MONITORED_USERS,
+    CONF_PATH_MAPPINGS,
     CONF_SERVER_IDENTIFIER,
     DOMAIN,
 )
@@ -160,7 +162,7 @@ async def test_manual_not_a_plex_server_then_recovers(
 ) -> None:
     """An unexpected failure shows unknown and is logged (without the token); retry works."""
     with patch(
-        "custom_components.plexus.config_flow.PlexServerAPI.server_info",
+        "custom_components.plexus.flow_validate.PlexServerAPI.server_info",
         side_effect=RuntimeError("boom"),
     ):
         result = await _start_manual(hass)
@@ -561,6 +563,46 @@ async def test_options_ignore_client_and_monitor_user(
     assert config_entry.options[CONF_IGNORED_CLIENTS] == [ignored]
     assert config_entry.state is ConfigEntryState.LOADED
     assert hass.states.get("sensor.plexus_simulator_clients").state == "2"
+
+
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    """The values a form comes pre-filled with (what the user typed, after an error)."""
+    return {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+async def test_options_errors_keep_input_then_save(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry, tmp_path: Path
+) -> None:
+    """A bad path mapping or database URL shows its error with everything typed kept; then saves."""
+    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    client = schema[CONF_IGNORED_CLIENTS].config["options"][0]["value"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_IGNORED_CLIENTS: [client], CONF_PATH_MAPPINGS: "no arrow here"}
+    )
+    assert result["errors"] == {CONF_PATH_MAPPINGS: "invalid_path_mappings"}
+    assert _suggested(result)[CONF_IGNORED_CLIENTS] == [client]
+    assert _suggested(result)[CONF_PATH_MAPPINGS] == "no arrow here"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_PATH_MAPPINGS: "/data/tv => /media/tv", CONF_DB_URL: "notadialect://nowhere"},
+    )
+    assert result["errors"] == {CONF_DB_URL: "invalid_db_url"}
+    assert _suggested(result)[CONF_DB_URL] == "notadialect://nowhere"
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_IGNORED_CLIENTS: [client], CONF_PATH_MAPPINGS: "/data/tv => /tv", CONF_DB_URL: url},
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded.options[CONF_IGNORED_CLIENTS] == [client]
+    assert loaded.options[CONF_PATH_MAPPINGS] == "/data/tv => /tv"
+    assert loaded.options[CONF_DB_URL] == url
 
 
 async def test_options_when_server_down(
