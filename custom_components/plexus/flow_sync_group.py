@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
-import probatio as vol
 
 from .const import CONF_GROUP_NAME, CONF_SECRET, CONF_TOPIC, SUBENTRY_SYNC_GROUP
 from .flow_schemas import group_schema
@@ -16,12 +15,10 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
     """Add or change a sync-play group.
 
     Homes join the same group by using the same name, topic and secret. The secret is generated
-    when left empty and shown once, to copy to the other homes.
+    when left empty. The group is created as soon as the form is accepted; the finish dialog shows
+    the secret to copy to the other homes, and the group's reconfigure form shows it again, so
+    closing a dialog loses nothing.
     """
-
-    def __init__(self) -> None:
-        """Nothing chosen yet."""
-        self._pending: dict[str, Any] = {}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Name, topic, secret (empty: generate one) and the local players taking part."""
@@ -36,33 +33,23 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
             ):
                 return self.async_abort(reason="group_exists")
             if not errors:
-                self._pending = data
-                return await self.async_step_secret()
+                # Start the group's engine: reload the server entry once the subentry is stored.
+                self.hass.config_entries.async_schedule_reload(entry.entry_id)
+                return self.async_create_entry(
+                    title=data[CONF_GROUP_NAME],
+                    data=data,
+                    unique_id=data[CONF_TOPIC],
+                    description="created",
+                    description_placeholders={
+                        "name": data[CONF_GROUP_NAME],
+                        "topic": data[CONF_TOPIC],
+                        "secret": data[CONF_SECRET],
+                    },
+                )
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(group_schema(), user_input or {}),
             errors=errors,
-        )
-
-    async def async_step_secret(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Show the secret once, to copy to the other homes; then create the group."""
-        if user_input is not None:
-            data = self._pending
-            # Start the group's engine: reload the server entry once the subentry is stored.
-            self.hass.config_entries.async_schedule_reload(self._get_entry().entry_id)
-            return self.async_create_entry(
-                title=data[CONF_GROUP_NAME], data=data, unique_id=data[CONF_TOPIC]
-            )
-        return self.async_show_form(
-            step_id="secret",
-            data_schema=vol.Schema({}),
-            description_placeholders={
-                "name": self._pending[CONF_GROUP_NAME],
-                "topic": self._pending[CONF_TOPIC],
-                "secret": self._pending[CONF_SECRET],
-            },
         )
 
     async def async_step_reconfigure(
@@ -94,4 +81,8 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
                 group_schema(), user_input or suggested
             ),
             errors=errors,
+            description_placeholders={
+                "topic": subentry.data[CONF_TOPIC],
+                "secret": subentry.data[CONF_SECRET],
+            },
         )
