@@ -48,7 +48,13 @@ from .flow_schemas import (
     token_schema,
 )
 from .flow_sync_group import SyncGroupSubentryFlow
-from .flow_validate import error_key, server_url, validate_catalog, validate_server
+from .flow_validate import (
+    InvalidURLError,
+    error_key,
+    server_url,
+    validate_catalog,
+    validate_server,
+)
 from .plex import PlexError, ServerInfo, ServerResource
 from .plex.account import account_servers
 from .plex.api import first_reachable
@@ -71,10 +77,17 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ helpers
 
     async def _async_validate(
-        self, url: str, token: str, verify_ssl: bool
-    ) -> tuple[ServerInfo | None, dict[str, str]]:
-        """Connect to the server; return its info or the form errors."""
-        return await validate_server(self.hass, url, token, verify_ssl, self._client_identifier)
+        self, url_text: str, token: str, verify_ssl: bool
+    ) -> tuple[str, ServerInfo | None, dict[str, str]]:
+        """Check the URL's form, then connect; return the URL, the server's info or the errors."""
+        try:
+            url = server_url(url_text)
+        except InvalidURLError:
+            return url_text, None, {CONF_URL: "invalid_url"}
+        info, errors = await validate_server(
+            self.hass, url, token, verify_ssl, self._client_identifier
+        )
+        return url, info, errors
 
     async def _async_create_or_update(
         self,
@@ -109,20 +122,18 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         """Connect with a URL and a token."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            url = server_url(user_input[CONF_URL])
-            info, errors = await self._async_validate(
-                url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            url, info, errors = await self._async_validate(
+                user_input[CONF_URL], user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
             )
             if info is not None:
                 return await self._async_create_or_update(
                     info, url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
                 )
-        defaults = user_input or {CONF_URL: self._discovered_url or "", CONF_VERIFY_SSL: True}
+        # After an error the form keeps everything typed, the token included.
+        suggested = user_input or {CONF_URL: self._discovered_url or "", CONF_VERIFY_SSL: True}
         return self.async_show_form(
             step_id="manual",
-            data_schema=self.add_suggested_values_to_schema(
-                manual_schema(), {k: v for k, v in defaults.items() if k != CONF_TOKEN}
-            ),
+            data_schema=self.add_suggested_values_to_schema(manual_schema(), suggested),
             errors=errors,
         )
 
@@ -268,7 +279,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, errors = await self._async_validate(
+            _, info, errors = await self._async_validate(
                 entry.data[CONF_URL], user_input[CONF_TOKEN], entry.data.get(CONF_VERIFY_SSL, True)
             )
             if info is not None:
@@ -279,7 +290,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=token_schema(),
+            data_schema=self.add_suggested_values_to_schema(token_schema(), user_input or {}),
             description_placeholders={"name": entry.title},
             errors=errors,
         )
@@ -293,9 +304,8 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            url = server_url(user_input[CONF_URL])
-            info, errors = await self._async_validate(
-                url, entry.data[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            url, info, errors = await self._async_validate(
+                user_input[CONF_URL], entry.data[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
             )
             if info is not None:
                 await self.async_set_unique_id(info.machine_identifier)

@@ -6,6 +6,8 @@ form errors keyed by field, or `base`). No flow state lives here.
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,24 +36,53 @@ from .plex import (
     PlexAuthError,
     PlexConnectionError,
     PlexError,
+    PlexNotHTTPSError,
     PlexServerAPI,
     PlexSSLError,
     ServerInfo,
 )
 
+# A host name: letters, digits, '-' and '_', in dot-separated labels (IP addresses apart).
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+class InvalidURLError(ValueError):
+    """The text entered as server URL is not an http(s) URL with a host."""
+
 
 def server_url(text: str) -> str:
-    """Return the server URL the user meant: trimmed, `http://` added when no scheme is given."""
-    url = text.strip().rstrip("/")
+    """Return the server URL the user meant: trimmed, `http://` added when no scheme is given.
+
+    Raises InvalidURLError for anything but http or https with a host (and a valid port).
+    """
+    url = text.strip()
     if "://" not in url:
         url = f"http://{url}"
+    url = url.rstrip("/")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as err:
+        raise InvalidURLError(text) from err
+    if parts.scheme not in ("http", "https") or not _valid_host(parts.hostname or ""):
+        raise InvalidURLError(text)
     return url
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def error_key(err: Exception) -> str:
     """Map an error from the Plex layer to a translation key of the form."""
     if isinstance(err, PlexAuthError):
         return "invalid_auth"
+    if isinstance(err, PlexNotHTTPSError):
+        return "not_https"
     if isinstance(err, PlexSSLError):
         return "ssl_error"
     if isinstance(err, PlexConnectionError):
