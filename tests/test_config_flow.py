@@ -33,6 +33,7 @@ from custom_components.plexus.const import (
     DOMAIN,
 )
 from custom_components.plexus.flow_validate import server_url
+from custom_components.plexus.plex import PlexClientInfo
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
 from tests.tls import https_front
@@ -684,6 +685,36 @@ async def test_options_errors_keep_input_then_save(
     assert loaded.options[CONF_IGNORED_CLIENTS] == [client]
     assert loaded.options[CONF_PATH_MAPPINGS] == "/data/tv => /tv"
     assert loaded.options[CONF_DB_URL] == url
+
+
+async def test_options_offer_every_known_client_and_user(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """Clients seen only while playing count as known; configured values no longer known stay."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry,
+        options={CONF_IGNORED_CLIENTS: ["old-tv"], CONF_MONITORED_USERS: ["Carol"]},
+    )
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = config_entry.runtime_data.coordinator
+    listed = {cid: client.name for cid, client in coordinator.data.clients.items()}
+    # A phone that played but is not listed in /clients (as the coordinator tracks it).
+    coordinator.known_clients["phone-1"] = PlexClientInfo("phone-1", "Ann's phone")
+
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    clients = schema[CONF_IGNORED_CLIENTS].config
+    offered = {o["value"]: o["label"] for o in clients["options"]}
+    assert offered == listed | {"phone-1": "Ann's phone", "old-tv": "old-tv"}
+    assert clients["multiple"] is True
+    assert clients["custom_value"] is True  # free text still allowed
+    users = schema[CONF_MONITORED_USERS].config
+    # The simulator's /accounts (its nameless account 0 left out) and the configured Carol.
+    assert users["options"] == ["Alice", "Bob", "Carol", "plexowner"]
+    assert users["multiple"] is True
+    assert users["custom_value"] is True
 
 
 async def test_options_when_server_down(

@@ -110,14 +110,16 @@ def options_schema(clients: Mapping[str, str], users: Iterable[str]) -> vol.Sche
                 SelectSelectorConfig(
                     options=[
                         SelectOptionDict(value=cid, label=name)
-                        for cid, name in sorted(clients.items(), key=lambda i: i[1])
+                        for cid, name in sorted(clients.items(), key=lambda i: i[1].casefold())
                     ],
                     multiple=True,
                     custom_value=True,
                 )
             ),
             vol.Optional(CONF_MONITORED_USERS): SelectSelector(
-                SelectSelectorConfig(options=sorted(users), multiple=True, custom_value=True)
+                SelectSelectorConfig(
+                    options=sorted(users, key=str.casefold), multiple=True, custom_value=True
+                )
             ),
             vol.Optional(CONF_STALE_MINUTES, default=DEFAULT_STALE_MINUTES): _number(
                 1, 60 * 24 * 30, "min"
