@@ -25,13 +25,18 @@ import requests_mock as rm
 
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
+    CONF_DB_URL,
     CONF_IGNORED_CLIENTS,
     CONF_MONITORED_USERS,
+    CONF_PATH_MAPPINGS,
     CONF_SERVER_IDENTIFIER,
     DOMAIN,
 )
+from custom_components.plexus.flow_validate import server_url
+from custom_components.plexus.plex import PlexClientInfo
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
+from tests.tls import https_front
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ha-core"
 PLEX_TV_USER = "https://plex.tv/api/v2/user"
@@ -52,6 +57,15 @@ async def _start_manual(hass: HomeAssistant) -> dict[str, Any]:
 
 def _manual_input(sim: PlexSimulator, **overrides: Any) -> dict[str, Any]:
     return {CONF_URL: sim.url, CONF_TOKEN: sim.token, CONF_VERIFY_SSL: True} | overrides
+
+
+def _suggested(result: dict[str, Any]) -> dict[str, Any]:
+    """The values a form comes pre-filled with (what the user typed, after an error)."""
+    return {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
 
 
 async def test_manual_success(hass: HomeAssistant, simulator: PlexSimulator) -> None:
@@ -93,6 +107,8 @@ async def test_manual_invalid_auth_then_recovers(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_auth"}
+    # What was typed stays in the form, the token included (issue 13, point 10).
+    assert _suggested(result) == _manual_input(simulator, **{CONF_TOKEN: "wrong"})
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], _manual_input(simulator)
     )
@@ -137,17 +153,18 @@ async def test_manual_server_error_is_cannot_connect(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
-async def test_manual_ssl_error_then_recovers(
+async def test_manual_https_on_plain_http_port_then_recovers(
     hass: HomeAssistant, simulator: PlexSimulator
 ) -> None:
-    """https:// to a server that does not speak TLS is an ssl_error; http:// then works."""
+    """https:// to a server that does not speak TLS says so (not_https); http:// then works."""
     result = await _start_manual(hass)
+    https_url = simulator.url.replace("http://", "https://")
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"],
-        _manual_input(simulator, **{CONF_URL: simulator.url.replace("http://", "https://")}),
+        result["flow_id"], _manual_input(simulator, **{CONF_URL: https_url})
     )
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "ssl_error"}
+    assert result["errors"] == {"base": "not_https"}
+    assert _suggested(result)[CONF_URL] == https_url
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], _manual_input(simulator)
     )
@@ -155,12 +172,81 @@ async def test_manual_ssl_error_then_recovers(
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
 
+async def test_manual_self_signed_certificate_then_unverified(
+    hass: HomeAssistant, simulator: PlexSimulator, tmp_path: Path
+) -> None:
+    """A real HTTPS server with a self-signed certificate is an ssl_error; unverified, it works."""
+    async with https_front(simulator, tmp_path) as https_url:
+        result = await _start_manual(hass)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _manual_input(simulator, **{CONF_URL: https_url})
+        )
+        assert result["errors"] == {"base": "ssl_error"}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            _manual_input(simulator, **{CONF_URL: https_url, CONF_VERIFY_SSL: False}),
+        )
+        await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == https_url
+    assert result["data"][CONF_VERIFY_SSL] is False
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "not a url",
+        "ftp://plex.local:32400",
+        "http://",
+        "https://:32400",
+        "http://plex.local:99999",
+        "http://plex.local:port",
+        "http://plex server:32400",
+        "://plex.local:32400",
+    ],
+)
+async def test_manual_invalid_url_then_recovers(
+    hass: HomeAssistant, simulator: PlexSimulator, typed: str
+) -> None:
+    """Text that is not an http(s) URL with a host is refused on the URL field, typed text kept."""
+    result = await _start_manual(hass)
+    with patch(
+        "custom_components.plexus.flow_validate.PlexServerAPI.server_info",
+        side_effect=AssertionError("no connection is tried for a malformed URL"),
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], _manual_input(simulator, **{CONF_URL: typed})
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+    assert _suggested(result) == _manual_input(simulator, **{CONF_URL: typed})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("typed", "url"),
+    [
+        ("  192.168.1.10:32400/ ", "http://192.168.1.10:32400"),
+        ("HTTPS://Plex.Example.com", "HTTPS://Plex.Example.com"),
+        ("http://[::1]:32400", "http://[::1]:32400"),
+        ("plex-1.local.", "http://plex-1.local."),
+    ],
+)
+def test_server_url_accepts(typed: str, url: str) -> None:
+    """Host names, IPv4/IPv6 addresses and a missing scheme are fine."""
+    assert server_url(typed) == url
+
+
 async def test_manual_not_a_plex_server_then_recovers(
     hass: HomeAssistant, simulator: PlexSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An unexpected failure shows unknown and is logged (without the token); retry works."""
     with patch(
-        "custom_components.plexus.config_flow.PlexServerAPI.server_info",
+        "custom_components.plexus.flow_validate.PlexServerAPI.server_info",
         side_effect=RuntimeError("boom"),
     ):
         result = await _start_manual(hass)
@@ -467,6 +553,7 @@ async def test_reauth_after_token_change(
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "sim-token"})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_auth"}
+    assert _suggested(result) == {CONF_TOKEN: "sim-token"}  # kept to correct, not retyped
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "new-token"})
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
@@ -499,6 +586,12 @@ async def test_reconfigure_new_url(
         result["flow_id"], {CONF_URL: "http://127.0.0.1:9", CONF_VERIFY_SSL: True}
     )
     assert result["errors"] == {"base": "cannot_connect"}
+    assert _suggested(result) == {CONF_URL: "http://127.0.0.1:9", CONF_VERIFY_SSL: True}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: "ftp://127.0.0.1", CONF_VERIFY_SSL: True}
+    )
+    assert result["errors"] == {CONF_URL: "invalid_url"}
+    assert _suggested(result)[CONF_URL] == "ftp://127.0.0.1"
     # Entered without a scheme (normalised to http://) and with verification off.
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_URL: simulator.url[len("http://") :], CONF_VERIFY_SSL: False}
@@ -561,6 +654,67 @@ async def test_options_ignore_client_and_monitor_user(
     assert config_entry.options[CONF_IGNORED_CLIENTS] == [ignored]
     assert config_entry.state is ConfigEntryState.LOADED
     assert hass.states.get("sensor.plexus_simulator_clients").state == "2"
+
+
+async def test_options_errors_keep_input_then_save(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry, tmp_path: Path
+) -> None:
+    """A bad path mapping or database URL shows its error with everything typed kept; then saves."""
+    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    client = schema[CONF_IGNORED_CLIENTS].config["options"][0]["value"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_IGNORED_CLIENTS: [client], CONF_PATH_MAPPINGS: "no arrow here"}
+    )
+    assert result["errors"] == {CONF_PATH_MAPPINGS: "invalid_path_mappings"}
+    assert _suggested(result)[CONF_IGNORED_CLIENTS] == [client]
+    assert _suggested(result)[CONF_PATH_MAPPINGS] == "no arrow here"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_PATH_MAPPINGS: "/data/tv => /media/tv", CONF_DB_URL: "notadialect://nowhere"},
+    )
+    assert result["errors"] == {CONF_DB_URL: "invalid_db_url"}
+    assert _suggested(result)[CONF_DB_URL] == "notadialect://nowhere"
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {CONF_IGNORED_CLIENTS: [client], CONF_PATH_MAPPINGS: "/data/tv => /tv", CONF_DB_URL: url},
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded.options[CONF_IGNORED_CLIENTS] == [client]
+    assert loaded.options[CONF_PATH_MAPPINGS] == "/data/tv => /tv"
+    assert loaded.options[CONF_DB_URL] == url
+
+
+async def test_options_offer_every_known_client_and_user(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """Clients seen only while playing count as known; configured values no longer known stay."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry,
+        options={CONF_IGNORED_CLIENTS: ["old-tv"], CONF_MONITORED_USERS: ["Carol"]},
+    )
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = config_entry.runtime_data.coordinator
+    listed = {cid: client.name for cid, client in coordinator.data.clients.items()}
+    # A phone that played but is not listed in /clients (as the coordinator tracks it).
+    coordinator.state.known_clients["phone-1"] = PlexClientInfo("phone-1", "Ann's phone")
+
+    result = await hass.config_entries.options.async_init(config_entry.entry_id)
+    schema = {str(key): value for key, value in result["data_schema"].schema.items()}
+    clients = schema[CONF_IGNORED_CLIENTS].config
+    offered = {o["value"]: o["label"] for o in clients["options"]}
+    assert offered == listed | {"phone-1": "Ann's phone", "old-tv": "old-tv"}
+    assert clients["multiple"] is True
+    assert clients["custom_value"] is True  # free text still allowed
+    users = schema[CONF_MONITORED_USERS].config
+    # The simulator's /accounts (its nameless account 0 left out) and the configured Carol.
+    assert users["options"] == ["Alice", "Bob", "Carol", "plexowner"]
+    assert users["multiple"] is True
+    assert users["custom_value"] is True
 
 
 async def test_options_when_server_down(

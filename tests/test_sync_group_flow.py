@@ -1,4 +1,4 @@
-"""The sync-play group subentry flow: add (secret generated and shown once), errors, reconfigure."""
+"""The sync-play group subentry flow: add (secret shown at creation and on reconfigure), errors."""
 
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
@@ -27,18 +27,21 @@ async def _start(hass: HomeAssistant, entry: MockConfigEntry) -> dict:
 async def test_add_group_generates_and_shows_secret(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
+    """The first submit creates the group; its finish dialog shows the generated secret."""
     result = await _start(hass, loaded)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {CONF_GROUP_NAME: "Movie Night", CONF_MEMBERS: ["media_player.living_room_tv"]},
     )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "secret"
+    # Nothing more to press: the group exists before the user reads (or closes) the dialog.
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # let the scheduled reload finish
+    assert result["description"] == "created"  # config_subentries.sync_group.create_entry.created
     shown = result["description_placeholders"]["secret"]
     assert len(shown) >= 32
     assert result["description_placeholders"]["topic"] == "plexus/sync/movie_night"
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
-    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["description_placeholders"]["name"] == "Movie Night"
+    assert not hass.config_entries.subentries.async_progress()
     subentry = next(iter(loaded.subentries.values()))
     assert subentry.subentry_type == SUBENTRY_SYNC_GROUP
     assert subentry.title == "Movie Night"
@@ -49,6 +52,26 @@ async def test_add_group_generates_and_shows_secret(
     assert subentry.data["drift_threshold_ms"] == 400
     assert subentry.data["wait_for_buffering"] is True
     assert subentry.data["follow"] is False
+
+
+async def test_secret_stays_visible_in_reconfigure(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A closed finish dialog loses nothing: the group's reconfigure form shows topic and secret."""
+    result = await _start(hass, loaded)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_GROUP_NAME: "Quiz"}
+    )
+    secret = result["description_placeholders"]["secret"]
+    subentry = next(iter(loaded.subentries.values()))
+    result = await loaded.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
+    assert result["description_placeholders"] == {"topic": "plexus/sync/quiz", "secret": secret}
+    # The secret itself is not pre-filled: an empty field keeps it.
+    assert all(
+        "suggested_value" not in (key.description or {})
+        for key in result["data_schema"].schema
+        if str(key) == CONF_SECRET
+    )
 
 
 async def test_errors_then_recovery_and_duplicate(
@@ -68,10 +91,9 @@ async def test_errors_then_recovery_and_duplicate(
         result["flow_id"],
         {CONF_GROUP_NAME: "Family", CONF_TOPIC: "home/sync/family/", CONF_SECRET: "x" * 20},
     )
-    assert result["step_id"] == "secret"
-    assert result["description_placeholders"]["secret"] == "x" * 20
-    result = await hass.config_entries.subentries.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # let the scheduled reload finish
+    assert result["description_placeholders"]["secret"] == "x" * 20
     assert next(iter(loaded.subentries.values())).data[CONF_TOPIC] == "home/sync/family"
 
     result = await _start(hass, loaded)
@@ -89,7 +111,8 @@ async def test_reconfigure_keeps_or_changes_secret(
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {CONF_GROUP_NAME: "Movie Night", CONF_SECRET: "s" * 24}
     )
-    await hass.config_entries.subentries.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # let the scheduled reload finish
     subentry = next(iter(loaded.subentries.values()))
     result = await loaded.start_subentry_reconfigure_flow(hass, subentry.subentry_id)
     assert result["step_id"] == "reconfigure"
@@ -99,6 +122,7 @@ async def test_reconfigure_keeps_or_changes_secret(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()  # let the scheduled reload finish
     subentry = loaded.subentries[subentry.subentry_id]
     assert subentry.data[CONF_SECRET] == "s" * 24
     assert subentry.data[CONF_MEMBERS] == ["media_player.office_htpc"]
@@ -112,3 +136,4 @@ async def test_reconfigure_keeps_or_changes_secret(
         result["flow_id"], {CONF_GROUP_NAME: "Movie Night", CONF_TOPIC: "#"}
     )
     assert result["errors"] == {CONF_TOPIC: "invalid_topic"}
+    await hass.async_block_till_done()  # let the scheduled reload finish

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-import secrets
 from typing import Any, override
 from urllib.parse import urlsplit
 import uuid
@@ -16,115 +15,50 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlowWithReload,
-    SubentryFlowResult,
 )
 from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
-from homeassistant.helpers.selector import (
-    EntitySelector,
-    EntitySelectorConfig,
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
-)
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-from homeassistant.util import slugify
 from plexauth import PlexAuth
-import probatio as vol
 
-from .catalog import Catalog, suggest_mappings
-from .catalog_manager import format_path_mappings, parse_path_mappings
+from .catalog import suggest_mappings
+from .catalog_manager import format_path_mappings
 from .const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_DB_URL,
-    CONF_DRIFT_THRESHOLD,
-    CONF_FOLLOW,
-    CONF_FULL_HOURS,
-    CONF_GROUP_NAME,
     CONF_IGNORED_CLIENTS,
-    CONF_INCREMENTAL_MINUTES,
-    CONF_MEMBERS,
     CONF_MONITORED_USERS,
-    CONF_PATH_MAPPINGS,
     CONF_PLEX_TV_TOKEN,
-    CONF_READY_TIMEOUT,
-    CONF_SECRET,
     CONF_SERVER_IDENTIFIER,
     CONF_SERVER_NAME,
-    CONF_STALE_MINUTES,
-    CONF_TOPIC,
-    CONF_WAIT_FOR_BUFFERING,
-    DEFAULT_FULL_HOURS,
-    DEFAULT_INCREMENTAL_MINUTES,
-    DEFAULT_STALE_MINUTES,
-    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     LOGGER,
     PIN_POLL_INTERVAL,
     PIN_TIMEOUT,
     SUBENTRY_SYNC_GROUP,
 )
-from .plex import (
-    PlexAuthError,
-    PlexConnectionError,
-    PlexError,
-    PlexServerAPI,
-    PlexSSLError,
-    ServerInfo,
-    ServerResource,
+from .runtime import PlexusConfigEntry
+from .flow_schemas import (
+    CONF_SERVER,
+    manual_schema,
+    options_schema,
+    reconfigure_schema,
+    select_server_schema,
+    token_schema,
 )
+from .flow_sync_group import SyncGroupSubentryFlow
+from .flow_validate import (
+    InvalidURLError,
+    error_key,
+    server_url,
+    validate_catalog,
+    validate_server,
+)
+from .plex import PlexError, ServerInfo, ServerResource
 from .plex.account import account_servers
 from .plex.api import first_reachable
 from .runtime import PlexusConfigEntry
-
-CONF_SERVER = "server"
-CATALOG_OPTIONS = {
-    vol.Optional(CONF_INCREMENTAL_MINUTES, default=DEFAULT_INCREMENTAL_MINUTES): vol.All(
-        NumberSelector(
-            NumberSelectorConfig(
-                min=5, max=24 * 60, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="min"
-            )
-        ),
-        vol.Coerce(int),
-    ),
-    vol.Optional(CONF_FULL_HOURS, default=DEFAULT_FULL_HOURS): vol.All(
-        NumberSelector(
-            NumberSelectorConfig(
-                min=1, max=24 * 30, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="h"
-            )
-        ),
-        vol.Coerce(int),
-    ),
-    vol.Optional(CONF_PATH_MAPPINGS, default=""): TextSelector(TextSelectorConfig(multiline=True)),
-    vol.Optional(CONF_DB_URL): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD)),
-}
-PASSWORD_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
-URL_SELECTOR = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
-
-
-def _normalise_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = f"http://{url}"
-    return url
-
-
-def _error_key(err: Exception) -> str:
-    """Map an error from the Plex layer to a translation key of the form."""
-    if isinstance(err, PlexAuthError):
-        return "invalid_auth"
-    if isinstance(err, PlexSSLError):
-        return "ssl_error"
-    if isinstance(err, PlexConnectionError):
-        return "cannot_connect"
-    return "unknown"
 
 
 class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -144,23 +78,17 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ helpers
 
     async def _async_validate(
-        self, url: str, token: str, verify_ssl: bool
-    ) -> tuple[ServerInfo | None, dict[str, str]]:
-        """Connect to the server; return its info or the form errors."""
-        api = PlexServerAPI(
-            async_get_clientsession(self.hass, verify_ssl=verify_ssl),
-            url,
-            token,
-            verify_ssl=verify_ssl,
-            client_identifier=self._client_identifier,
-        )
+        self, url_text: str, token: str, verify_ssl: bool
+    ) -> tuple[str, ServerInfo | None, dict[str, str]]:
+        """Check the URL's form, then connect; return the URL, the server's info or the errors."""
         try:
-            return await api.server_info(), {}
-        except PlexError as err:
-            return None, {"base": _error_key(err)}
-        except Exception:  # noqa: BLE001 - any surprise becomes "unknown", logged
-            LOGGER.exception("Unexpected error while connecting to %s", urlsplit(url).hostname)
-            return None, {"base": "unknown"}
+            url = server_url(url_text)
+        except InvalidURLError:
+            return url_text, None, {CONF_URL: "invalid_url"}
+        info, errors = await validate_server(
+            self.hass, url, token, verify_ssl, self._client_identifier
+        )
+        return url, info, errors
 
     async def _async_create_or_update(
         self,
@@ -195,27 +123,18 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         """Connect with a URL and a token."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            url = _normalise_url(user_input[CONF_URL])
-            info, errors = await self._async_validate(
-                url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            url, info, errors = await self._async_validate(
+                user_input[CONF_URL], user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
             )
             if info is not None:
                 return await self._async_create_or_update(
                     info, url, user_input[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
                 )
-        defaults = user_input or {CONF_URL: self._discovered_url or "", CONF_VERIFY_SSL: True}
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_URL): URL_SELECTOR,
-                vol.Required(CONF_TOKEN): PASSWORD_SELECTOR,
-                vol.Required(CONF_VERIFY_SSL): bool,
-            }
-        )
+        # After an error the form keeps everything typed, the token included.
+        suggested = user_input or {CONF_URL: self._discovered_url or "", CONF_VERIFY_SSL: True}
         return self.async_show_form(
             step_id="manual",
-            data_schema=self.add_suggested_values_to_schema(
-                schema, {k: v for k, v in defaults.items() if k != CONF_TOKEN}
-            ),
+            data_schema=self.add_suggested_values_to_schema(manual_schema(), suggested),
             errors=errors,
         )
 
@@ -288,7 +207,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                     account_servers, self._plex_tv_token, self._client_identifier
                 )
             except PlexError as err:
-                return self.async_abort(reason=_error_key(err))
+                return self.async_abort(reason=error_key(err))
             configured = self._async_current_ids(include_ignore=False)
             self._servers = {
                 s.client_identifier: s for s in servers if s.client_identifier not in configured
@@ -307,7 +226,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                     client_identifier=self._client_identifier,
                 )
             except PlexError as err:
-                errors["base"] = _error_key(err)
+                errors["base"] = error_key(err)
             else:
                 return await self._async_create_or_update(
                     info,
@@ -316,14 +235,9 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                     verify_ssl=True,
                     extra={CONF_PLEX_TV_TOKEN: self._plex_tv_token},
                 )
-        options = [
-            SelectOptionDict(value=key, label=server.name) for key, server in self._servers.items()
-        ]
         return self.async_show_form(
             step_id="select_server",
-            data_schema=vol.Schema(
-                {vol.Required(CONF_SERVER): SelectSelector(SelectSelectorConfig(options=options))}
-            ),
+            data_schema=select_server_schema({k: s.name for k, s in self._servers.items()}),
             errors=errors,
         )
 
@@ -366,7 +280,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            info, errors = await self._async_validate(
+            _, info, errors = await self._async_validate(
                 entry.data[CONF_URL], user_input[CONF_TOKEN], entry.data.get(CONF_VERIFY_SSL, True)
             )
             if info is not None:
@@ -377,7 +291,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=vol.Schema({vol.Required(CONF_TOKEN): PASSWORD_SELECTOR}),
+            data_schema=self.add_suggested_values_to_schema(token_schema(), user_input or {}),
             description_placeholders={"name": entry.title},
             errors=errors,
         )
@@ -391,9 +305,8 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            url = _normalise_url(user_input[CONF_URL])
-            info, errors = await self._async_validate(
-                url, entry.data[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
+            url, info, errors = await self._async_validate(
+                user_input[CONF_URL], entry.data[CONF_TOKEN], user_input[CONF_VERIFY_SSL]
             )
             if info is not None:
                 await self.async_set_unique_id(info.machine_identifier)
@@ -408,12 +321,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         }
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
-                    {vol.Required(CONF_URL): URL_SELECTOR, vol.Required(CONF_VERIFY_SSL): bool}
-                ),
-                suggested,
-            ),
+            data_schema=self.add_suggested_values_to_schema(reconfigure_schema(), suggested),
             errors=errors,
         )
 
@@ -438,66 +346,47 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         return PlexusOptionsFlow()
 
 
+def _known_clients(entry: PlexusConfigEntry) -> dict[str, str]:
+    """Clients the running entry has seen (id -> name); empty while the entry is not loaded."""
+    runtime = getattr(entry, "runtime_data", None)  # unset while the entry is not loaded
+    if runtime is None:
+        return {}
+    return {cid: client.name for cid, client in runtime.coordinator.state.known_clients.items()}
+
+
+async def _known_users(entry: PlexusConfigEntry) -> set[str]:
+    """The server's accounts and the users seen playing; empty while the entry is not loaded."""
+    runtime = getattr(entry, "runtime_data", None)
+    if runtime is None:
+        return set()
+    users = {s.user for s in runtime.coordinator.data.sessions if s.user}
+    try:
+        users.update(await runtime.coordinator.api.accounts())
+    except PlexError:
+        LOGGER.debug("Could not list the server's accounts")
+    return users
+
+
 class PlexusOptionsFlow(OptionsFlowWithReload):
     """Preferences of a server entry (saved options reload the entry)."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Players (ignored clients, monitored users, stale time) and the catalog."""
+        entry: PlexusConfigEntry = self.config_entry
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = await self._async_validate_catalog(user_input)
+            errors = await validate_catalog(self.hass, user_input, entry.options.get(CONF_DB_URL))
             if not errors:
                 return self.async_create_entry(data=user_input)
-        entry: PlexusConfigEntry = self.config_entry
         options = entry.options
-        known_clients: dict[str, str] = {}
-        known_users: set[str] = set(options.get(CONF_MONITORED_USERS, []))
-        runtime = getattr(entry, "runtime_data", None)  # unset while the entry is not loaded
-        if runtime is not None and runtime.coordinator.data is not None:
-            data = runtime.coordinator.data
-            known_clients = {cid: c.name for cid, c in data.clients.items()}
-            known_users.update(s.user for s in data.sessions if s.user)
-            try:
-                known_users.update(await runtime.coordinator.api.accounts())
-            except PlexError:
-                LOGGER.debug("Could not list the server's accounts")
-        for cid in options.get(CONF_IGNORED_CLIENTS, []):
-            known_clients.setdefault(cid, cid)
-        schema = vol.Schema(
-            {
-                vol.Optional(CONF_IGNORED_CLIENTS): SelectSelector(
-                    SelectSelectorConfig(
-                        options=[
-                            SelectOptionDict(value=cid, label=name)
-                            for cid, name in sorted(known_clients.items(), key=lambda i: i[1])
-                        ],
-                        multiple=True,
-                        custom_value=True,
-                    )
-                ),
-                vol.Optional(CONF_MONITORED_USERS): SelectSelector(
-                    SelectSelectorConfig(
-                        options=sorted(known_users), multiple=True, custom_value=True
-                    )
-                ),
-                vol.Optional(CONF_STALE_MINUTES, default=DEFAULT_STALE_MINUTES): vol.All(
-                    NumberSelector(
-                        NumberSelectorConfig(
-                            min=1,
-                            max=60 * 24 * 30,
-                            step=1,
-                            mode=NumberSelectorMode.BOX,
-                            unit_of_measurement="min",
-                        )
-                    ),
-                    vol.Coerce(int),
-                ),
-            }
-        )
+        # Configured values stay offered even when the server no longer knows them.
+        clients = {cid: cid for cid in options.get(CONF_IGNORED_CLIENTS, [])}
+        clients.update(_known_clients(entry))
+        users = set(options.get(CONF_MONITORED_USERS, [])) | await _known_users(entry)
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                schema.extend(CATALOG_OPTIONS), user_input or dict(options)
+                options_schema(clients, users), user_input or dict(options)
             ),
             errors=errors,
             description_placeholders={"suggestions": self._mapping_suggestions()},
@@ -511,178 +400,3 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
         roots = [loc for s in runtime.coordinator.data.sections for loc in s.locations]
         suggestions = suggest_mappings(roots, "/media/plex")
         return format_path_mappings(suggestions) or "-"
-
-    async def _async_validate_catalog(self, user_input: dict[str, Any]) -> dict[str, str]:
-        """Check the path mappings parse and the database URL opens."""
-        try:
-            parse_path_mappings(user_input.get(CONF_PATH_MAPPINGS, ""))
-        except ValueError:
-            return {CONF_PATH_MAPPINGS: "invalid_path_mappings"}
-        url = user_input.get(CONF_DB_URL)
-        if url and url != self.config_entry.options.get(CONF_DB_URL):
-            try:
-                catalog = await self.hass.async_add_executor_job(Catalog, url)
-            except Exception:  # noqa: BLE001 - any failure to open means "cannot use this URL"
-                LOGGER.debug("Catalog database URL rejected", exc_info=False)
-                return {CONF_DB_URL: "invalid_db_url"}
-            await self.hass.async_add_executor_job(catalog.close)
-        return {}
-
-
-def _topic_for(name: str) -> str:
-    return f"{DEFAULT_TOPIC_PREFIX}/{slugify(name) or 'group'}"
-
-
-def _valid_topic(topic: str) -> bool:
-    """An MQTT topic to publish under: no wildcards, no empty levels, not too long."""
-    return (
-        0 < len(topic) <= 200
-        and "+" not in topic
-        and "#" not in topic
-        and "" not in topic.split("/")
-    )
-
-
-def _group_schema() -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_GROUP_NAME): TextSelector(),
-            vol.Optional(CONF_TOPIC): TextSelector(),
-            vol.Optional(CONF_SECRET): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.PASSWORD)
-            ),
-            vol.Optional(CONF_MEMBERS, default=[]): EntitySelector(
-                EntitySelectorConfig(domain="media_player", integration=DOMAIN, multiple=True)
-            ),
-            vol.Optional(CONF_DRIFT_THRESHOLD, default=400): vol.All(
-                NumberSelector(
-                    NumberSelectorConfig(
-                        min=50,
-                        max=5000,
-                        step=10,
-                        mode=NumberSelectorMode.BOX,
-                        unit_of_measurement="ms",
-                    )
-                ),
-                vol.Coerce(int),
-            ),
-            vol.Optional(CONF_READY_TIMEOUT, default=10): vol.All(
-                NumberSelector(
-                    NumberSelectorConfig(
-                        min=2, max=120, step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s"
-                    )
-                ),
-                vol.Coerce(int),
-            ),
-            vol.Optional(CONF_WAIT_FOR_BUFFERING, default=True): bool,
-            vol.Optional(CONF_FOLLOW, default=False): bool,
-        }
-    )
-
-
-class SyncGroupSubentryFlow(ConfigSubentryFlow):
-    """Add or change a sync-play group.
-
-    Homes join the same group by using the same name, topic and secret. The secret is generated
-    when left empty and shown once, to copy to the other homes.
-    """
-
-    def __init__(self) -> None:
-        """Nothing chosen yet."""
-        self._pending: dict[str, Any] = {}
-
-    def _validate(self, user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-        name = user_input[CONF_GROUP_NAME].strip()
-        topic = (user_input.get(CONF_TOPIC) or _topic_for(name)).strip().rstrip("/")
-        secret = (user_input.get(CONF_SECRET) or "").strip()
-        errors: dict[str, str] = {}
-        if not name:
-            errors[CONF_GROUP_NAME] = "invalid_name"
-        if not _valid_topic(topic):
-            errors[CONF_TOPIC] = "invalid_topic"
-        if secret and len(secret) < 16:
-            errors[CONF_SECRET] = "secret_too_short"
-        data = {
-            CONF_GROUP_NAME: name,
-            CONF_TOPIC: topic,
-            CONF_SECRET: secret or secrets.token_urlsafe(32),
-            CONF_MEMBERS: list(user_input.get(CONF_MEMBERS, [])),
-            CONF_DRIFT_THRESHOLD: user_input.get(CONF_DRIFT_THRESHOLD, 400),
-            CONF_READY_TIMEOUT: user_input.get(CONF_READY_TIMEOUT, 10),
-            CONF_WAIT_FOR_BUFFERING: user_input.get(CONF_WAIT_FOR_BUFFERING, True),
-            CONF_FOLLOW: user_input.get(CONF_FOLLOW, False),
-        }
-        return data, errors
-
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Name, topic, secret (empty: generate one) and the local players taking part."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data, errors = self._validate(user_input)
-            entry = self._get_entry()
-            if any(
-                sub.unique_id == data[CONF_TOPIC]
-                for sub in entry.subentries.values()
-                if sub.subentry_type == SUBENTRY_SYNC_GROUP
-            ):
-                return self.async_abort(reason="group_exists")
-            if not errors:
-                self._pending = data
-                return await self.async_step_secret()
-        return self.async_show_form(
-            step_id="user",
-            data_schema=self.add_suggested_values_to_schema(_group_schema(), user_input or {}),
-            errors=errors,
-        )
-
-    async def async_step_secret(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Show the secret once, to copy to the other homes; then create the group."""
-        if user_input is not None:
-            data = self._pending
-            # Start the group's engine: reload the server entry once the subentry is stored.
-            self.hass.config_entries.async_schedule_reload(self._get_entry().entry_id)
-            return self.async_create_entry(
-                title=data[CONF_GROUP_NAME], data=data, unique_id=data[CONF_TOPIC]
-            )
-        return self.async_show_form(
-            step_id="secret",
-            data_schema=vol.Schema({}),
-            description_placeholders={
-                "name": self._pending[CONF_GROUP_NAME],
-                "topic": self._pending[CONF_TOPIC],
-                "secret": self._pending[CONF_SECRET],
-            },
-        )
-
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change members, topic or secret (a new secret must be given to every home)."""
-        entry = self._get_entry()
-        subentry = self._get_reconfigure_subentry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data, errors = self._validate(
-                {
-                    **user_input,
-                    CONF_SECRET: user_input.get(CONF_SECRET) or subentry.data[CONF_SECRET],
-                }
-            )
-            if not errors:
-                return self.async_update_reload_and_abort(
-                    entry,
-                    subentry,
-                    title=data[CONF_GROUP_NAME],
-                    data=data,
-                    unique_id=data[CONF_TOPIC],
-                )
-        suggested = {k: v for k, v in subentry.data.items() if k != CONF_SECRET}
-        return self.async_show_form(
-            step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(
-                _group_schema(), user_input or suggested
-            ),
-            errors=errors,
-        )

@@ -5,6 +5,7 @@ from .errors import (
     PlexAuthError,
     PlexConnectionError,
     PlexError,
+    PlexNotHTTPSError,
     PlexResponseError,
     PlexSSLError,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "PlexClientInfo",
     "PlexConnectionError",
     "PlexError",
+    "PlexNotHTTPSError",
     "PlexResponseError",
     "PlexSSLError",
     "PlexServerAPI",

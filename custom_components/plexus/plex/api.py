@@ -11,6 +11,7 @@ from .errors import (
     PlexAuthError,
     PlexConnectionError,
     PlexNotFoundError,
+    PlexNotHTTPSError,
     PlexResponseError,
     PlexSSLError,
 )
@@ -19,6 +20,16 @@ from .parse import parse_accounts, parse_clients, parse_sections, parse_server_i
 
 DEFAULT_TIMEOUT: Final = 10.0
 PRODUCT: Final = "Plexus"
+# OpenSSL's reasons when a TLS client hello is answered with plain HTTP.
+_PLAIN_HTTP_REASONS: Final = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+)
+
+
+def _answered_in_plain_http(err: Exception) -> bool:
+    """True when a TLS failure means the port speaks plain HTTP, not a certificate problem."""
+    cause = getattr(err, "os_error", err)  # aiohttp wraps the ssl.SSLError
+    return getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS
 
 
 def plex_headers(client_identifier: str, token: str | None = None) -> dict[str, str]:
@@ -92,6 +103,8 @@ class PlexServerAPI:
         except aiohttp.ClientConnectorCertificateError as err:
             raise PlexSSLError(f"certificate rejected: {err.certificate_error}") from err
         except (aiohttp.ClientSSLError, ssl.SSLError) as err:
+            if _answered_in_plain_http(err):
+                raise PlexNotHTTPSError("TLS failed: the port answers in plain HTTP") from err
             raise PlexSSLError(f"TLS failed: {err}") from err
         except TimeoutError as err:
             raise PlexConnectionError(f"{method} {path}: timed out") from err

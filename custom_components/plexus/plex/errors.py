@@ -10,7 +10,11 @@ class PlexConnectionError(PlexError):
 
 
 class PlexSSLError(PlexConnectionError):
-    """The server's TLS certificate was rejected."""
+    """The server's TLS certificate was rejected, or the TLS handshake failed."""
+
+
+class PlexNotHTTPSError(PlexSSLError):
+    """An https:// URL reached a port that answers in plain HTTP (no TLS there)."""
 
 
 class PlexAuthError(PlexError):
