@@ -371,21 +371,25 @@ class DemoRun:
 
     def check_log(self) -> None:
         """No ERROR line and no traceback in the demo's output; WARNING lines counted."""
-        lines = self.log_lines()
-        levels: dict[str, list[str]] = {"ERROR": [], "WARNING": [], "CRITICAL": []}
-        for line in lines:
-            if match := LOG_LEVEL.match(line):
-                levels[match.group(1)].append(line)
-        tracebacks = [line for line in lines if line.startswith("Traceback")]
-        errors = levels["ERROR"] + levels["CRITICAL"]
-        say(
-            f"  log  {len(lines)} lines: {len(errors)} ERROR, {len(levels['WARNING'])} WARNING, "
-            f"{len(tracebacks)} tracebacks ({self.log_file.name})"
-        )
-        for line in levels["WARNING"] + errors:
-            say(f"       {line[:240]}")
-        if errors or tracebacks:
-            raise CheckError(f"{len(errors)} ERROR lines, {len(tracebacks)} tracebacks")
+        check_log(self.log_lines(), self.log_file.name)
+
+
+def check_log(lines: list[str], name: str) -> None:
+    """Report a demo log's ERROR/WARNING lines and tracebacks; CheckError on any ERROR."""
+    levels: dict[str, list[str]] = {"ERROR": [], "WARNING": [], "CRITICAL": []}
+    for line in lines:
+        if match := LOG_LEVEL.match(line):
+            levels[match.group(1)].append(line)
+    tracebacks = [line for line in lines if line.startswith("Traceback")]
+    errors = levels["ERROR"] + levels["CRITICAL"]
+    say(
+        f"  log  {len(lines)} lines: {len(errors)} ERROR, {len(levels['WARNING'])} WARNING, "
+        f"{len(tracebacks)} tracebacks ({name})"
+    )
+    for line in levels["WARNING"] + errors:
+        say(f"       {line[:240]}")
+    if errors or tracebacks:
+        raise CheckError(f"{len(errors)} ERROR lines, {len(tracebacks)} tracebacks")
 
 
 async def first_start(run: DemoRun) -> None:
