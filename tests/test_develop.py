@@ -38,6 +38,7 @@ async def test_demo_check_passes() -> None:
         "Plexus media players: media_player.",
         "no notifications",
         "logged in as 'demo' (login flow)",
+        "the first start had stopped cleanly",
         "demo check passed",
     ):
         assert expected in output, f"{expected!r} missing:\n{output}"

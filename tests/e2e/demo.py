@@ -14,7 +14,8 @@ Assistant's own HTTP API and in the order the frontend does it:
 3. the Plexus config flow with the URL and token the demo prints; the entry's media players in
    `get_states`; the config entries (none failed) and the notifications (no "Invalid config");
 4. the demo's output: no ERROR line and no traceback; WARNING lines are counted and shown;
-5. a second start of the same demo folder on another free port: the stored port follows
+5. Ctrl-C (SIGINT to the script's process group), then a second start of the same demo folder
+   on another free port: the first stop was clean (no recorder warning), the stored port follows
    `HA_PORT`, the user logs in (login flow), Plexus comes back from storage, the UI calls and
    the log check pass again.
 
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
+import json
 import os
 from pathlib import Path
 import re
@@ -53,6 +55,8 @@ ONBOARDING_DOMAINS = {"google_translate", "radio_browser", "shopping_list"}
 # HA's log lines: "2026-10-07 12:00:00.123 ERROR (MainThread) [name] message".
 LOG_LEVEL = re.compile(r"^\S+ \S+ (ERROR|WARNING|CRITICAL) ")
 STEP_TIMEOUT_S = 90.0
+# What HA's recorder says at start when HA was killed before it finished stopping.
+UNCLEAN_STOP = "could not validate that the sqlite3 database"
 
 
 def say(text: str) -> None:
@@ -154,15 +158,22 @@ class DemoRun:
         process = self.process
         if process is None or process.returncode is not None:
             return
+        # What Ctrl-C does: a signal to the script's process group (HA runs in its own session
+        # and is stopped by the script).
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT)
         try:
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(60):
                 await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+            # HA's own process, named in its lock file while it runs.
+            lock = self.workdir / "config" / ".ha_run.lock"
+            with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
+                os.kill(int(json.loads(lock.read_text())["pid"]), signal.SIGKILL)
+            raise CheckError("scripts/develop did not stop within 60 s of Ctrl-C") from None
 
     def log_lines(self) -> list[str]:
         """The demo's output so far (scripts/develop, the simulator, HA)."""
@@ -413,6 +424,10 @@ async def second_start(run: DemoRun) -> None:
     await run.log_in()
     async with run.websocket() as ws:
         await run.check_ui(ws)
+        unclean = [line for line in run.log_lines() if UNCLEAN_STOP in line]
+        if unclean:
+            raise CheckError(f"the first start did not stop cleanly on Ctrl-C: {unclean}")
+        run.ok("the first start had stopped cleanly (recorder)")
         await run.check_http_config(ws)
         await run.check_plexus(ws)
         await run.check_entries(ws, ONBOARDING_DOMAINS | {"plexus"})
