@@ -47,6 +47,37 @@ class HomeError(RuntimeError):
     """A Home Assistant process did not do what the harness asked (its log tail is included)."""
 
 
+async def login(session: aiohttp.ClientSession, url: str, username: str, password: str) -> str:
+    """Log in as the frontend does (login flow, then its code for a token); the access token."""
+    client_id = f"{url}/"
+
+    async def post(path: str, **kwargs: Any) -> Any:
+        async with session.post(f"{url}{path}", **kwargs) as response:
+            if response.status >= 400:
+                raise HomeError(f"POST {path} -> {response.status}: {await response.text()}")
+            return await response.json()
+
+    flow = await post(
+        "/auth/login_flow",
+        json={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": client_id,
+        },
+    )
+    result = await post(
+        f"/auth/login_flow/{flow['flow_id']}",
+        json={"client_id": client_id, "username": username, "password": password},
+    )
+    if result.get("type") != "create_entry":
+        raise HomeError(f"login failed: {result}")
+    tokens = await post(
+        "/auth/token",
+        data={"grant_type": "authorization_code", "code": result["result"], "client_id": client_id},
+    )
+    return str(tokens["access_token"])
+
+
 class HaHome:
     """One home: a Home Assistant process plus its simulated Plex server and players."""
 
@@ -216,29 +247,10 @@ logger:
         return self.session
 
     async def _login(self) -> str:
-        client_id = f"{self.url}/"
-        flow = await self._post_json(
-            "/auth/login_flow",
-            {"client_id": client_id, "handler": ["homeassistant", None], "redirect_uri": client_id},
-            auth=False,
-        )
-        result = await self._post_json(
-            f"/auth/login_flow/{flow['flow_id']}",
-            {"client_id": client_id, "username": USER, "password": PASSWORD},
-            auth=False,
-        )
-        if result.get("type") != "create_entry":
-            raise HomeError(f"{self.name}: login failed: {result}")
-        async with self._http.post(
-            f"{self.url}/auth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": result["result"],
-                "client_id": client_id,
-            },
-        ) as response:
-            tokens = await response.json()
-        return str(tokens["access_token"])
+        try:
+            return await login(self._http, self.url, USER, PASSWORD)
+        except HomeError as err:
+            raise HomeError(f"{self.name}: {err}") from err
 
     async def _confirm_http_config(self) -> None:
         """Confirm the HTTP settings from configuration.yaml, as the user is asked to.
