@@ -38,7 +38,6 @@ from .const import (
     PIN_TIMEOUT,
     SUBENTRY_SYNC_GROUP,
 )
-from .runtime import PlexusConfigEntry
 from .flow_schemas import (
     CONF_SERVER,
     manual_schema,
