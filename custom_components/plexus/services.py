@@ -34,7 +34,7 @@ from .syncplay import (
     NothingPlayingError,
     SyncError,
 )
-from .validation import POSITION, whole
+from .validation import ENTITY_IDS, POSITION, whole
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
@@ -206,7 +206,7 @@ ATTR_POSITION = "position"
 SYNC_TARGET_SCHEMA = vol.Schema(
     {
         vol.Optional(ATTR_GROUP): cv.string,
-        vol.Optional(ATTR_ENTITY_ID): cv.entity_ids,
+        vol.Optional(ATTR_ENTITY_ID): ENTITY_IDS,
     }
 )
 SYNC_PLAY_SCHEMA = SYNC_TARGET_SCHEMA.extend(

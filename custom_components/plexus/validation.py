@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from homeassistant.helpers import config_validation as cv
 import probatio as vol
 
 # services.yaml's bound for positions; the sync-play engine refuses anything past 24 h too.
@@ -32,3 +33,7 @@ def whole(value: Any) -> int:
 
 
 POSITION: Final = vol.All(vol.Coerce(float), finite, vol.Range(min=0, max=MAX_POSITION_S))
+
+
+# HA's `cv.entity_ids` raises a raw TypeError for a bool or a number; this refuses them cleanly.
+ENTITY_IDS: Final = vol.All(cv.ensure_list, [cv.entity_id])
