@@ -43,6 +43,7 @@ from .catalog import (
     sqlite_url,
 )
 from .catalog.guids import LOCAL, UNKNOWN, parse_guid
+from .catalog.matcher import MediaMatcher, ServerFindGuid, ServerSearch
 from .const import (
     CATALOG_FILE,
     CONF_DB_URL,
@@ -459,6 +460,25 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
                 for hit in hits
             ],
             limit,
+        )
+
+    def matcher(
+        self,
+        *,
+        server_find_guid: ServerFindGuid | None = None,
+        server_search: ServerSearch | None = None,
+    ) -> MediaMatcher:
+        """The shared "find this item on this server" matcher over this catalog.
+
+        It reads the catalog while its database is open and asks the server (through the given
+        callables) where the catalog cannot answer.
+        """
+        return MediaMatcher(
+            self.server_id,
+            lambda: self.catalog,
+            self.hass.async_add_executor_job,
+            server_find_guid=server_find_guid,
+            server_search=server_search,
         )
 
     async def async_stats(self) -> dict[str, Any] | None:
