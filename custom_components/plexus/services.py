@@ -41,14 +41,6 @@ ATTR_YEAR = "year"
 ATTR_LIMIT = "limit"
 ITEM_TYPES = ["movie", "show", "season", "episode", "artist", "album", "track"]
 
-# HA's refusals of a config entry id (helpers.service), in Plexus's words.
-ENTRY_ERRORS = {
-    "service_found_no_config_entry_for_domain": "no_server",
-    "service_found_multiple_config_entry_for_domain": "server_required",
-    "service_config_entry_not_found": "not_a_server_entry",
-    "service_config_entry_wrong_domain": "not_a_server_entry",
-    "service_config_entry_not_loaded": "entry_not_loaded",
-}
 ENTRY_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 REFRESH_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_LIBRARY_NAME): cv.string})
 IMPORT_SCHEMA = ENTRY_SCHEMA.extend(
@@ -77,11 +69,25 @@ def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
     try:
         entry: PlexusConfigEntry = service.async_get_config_entry(hass, DOMAIN, entry_id)
     except ServiceValidationError as err:
-        key = ENTRY_ERRORS.get(err.translation_key or "", "no_server")
+        refused = err.translation_key or ""
+        if refused in ("service_config_entry_not_found", "service_config_entry_wrong_domain"):
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="not_a_server_entry",
+                translation_placeholders={"entry_id": str(entry_id)},
+            ) from err
+        if refused == "service_config_entry_not_loaded":
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="entry_not_loaded",
+                translation_placeholders={"entry_id": entry_id or "-"},
+            ) from err
+        if refused == "service_found_multiple_config_entry_for_domain":
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="server_required"
+            ) from err
         raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key=key,
-            translation_placeholders={"entry_id": entry_id or "-"},
+            translation_domain=DOMAIN, translation_key="no_server"
         ) from err
     return entry
 
