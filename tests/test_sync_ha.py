@@ -189,7 +189,7 @@ async def test_members_find_the_item_in_the_catalog(
     assert MediaRef.from_dict(remote.as_dict()) == remote  # what travels between homes
     before = guid_searches()
     # Before the import only the server can answer, and a real server matches `guid=` only against
-    # an item's own (plex://) GUID: it is asked, finds nothing, and the IMDb id waits for the catalog.
+    # an item's own (plex://) GUID: asked, it finds nothing; the IMDb id waits for the catalog.
     assert await group.resolve_media(remote) is None
     assert guid_searches() > before
     # The item's own plex:// GUID is found on the server.
