@@ -130,6 +130,17 @@ class CatalogItem:
 
 
 @dataclass(frozen=True, slots=True)
+class TitleHit:
+    """A search hit as players show it: the title fields only."""
+
+    rating_key: str
+    type: str
+    title: str
+    year: int | None
+    grandparent_title: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     """A search result: the item and how well it matched (0-1)."""
 
