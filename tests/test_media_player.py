@@ -9,6 +9,7 @@ from datetime import timedelta
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -33,6 +34,7 @@ from homeassistant.const import (
     SERVICE_VOLUME_MUTE,
     SERVICE_VOLUME_SET,
     STATE_UNAVAILABLE,
+    Platform,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
@@ -43,8 +45,9 @@ from homeassistant.exceptions import (
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
 from tests.conftest import entry_data, wait_until
@@ -452,3 +455,26 @@ async def test_plex_tv_players_appear_without_controls(
     )
     user_calls = [r for r in requests_mock.request_history if r.url.endswith("/api/v2/user")]
     assert user_calls[0].headers["X-Plex-Token"] == "account-token"
+
+
+# --- the entity set (snapshot) -----------------------------------------------------------------
+
+
+async def test_all_entities(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """One player per client, registry entries and idle states."""
+    config_entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=sim.machine_identifier,
+        data=entry_data(sim),
+    )
+    config_entry.add_to_hass(hass)
+    with patch("custom_components.plexus.PLATFORMS", [Platform.MEDIA_PLAYER]):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+    await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)

@@ -1,8 +1,12 @@
 """Server sensors: the entity set (snapshot), session counts, bandwidth and library counts."""
 
+from unittest.mock import patch
+
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
 from tests.conftest import wait_until
@@ -130,3 +134,22 @@ async def test_library_counts_follow_a_scan(
         lambda: hass.states.get(entity_id).attributes.get("last_added") == "Brand New Film"
     )
     assert hass.states.get(entity_id).state == str(len(simulator.library.movies()))
+
+
+# --- the sensor platform alone (snapshot) ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_all_entities(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Every server and catalog sensor (library sensors enabled), registry entries and states."""
+    config_entry.add_to_hass(hass)
+    with patch("custom_components.plexus.PLATFORMS", [Platform.SENSOR]):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+    await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)

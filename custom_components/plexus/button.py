@@ -38,11 +38,6 @@ class ScanClientsButton(PlexusServerEntity, ButtonEntity):
 class ImportNowButton(PlexusServerEntity, ButtonEntity):
     """Import the server's libraries into the catalog now (incremental)."""
 
-    @property
-    def available(self) -> bool:
-        """Available while the server and the catalog database are."""
-        return super().available and self.catalog.available
-
     _attr_translation_key = "import_now"
 
     def __init__(
@@ -51,6 +46,16 @@ class ImportNowButton(PlexusServerEntity, ButtonEntity):
         """Create the button."""
         super().__init__(coordinator, key)
         self.catalog = catalog
+
+    @property
+    def available(self) -> bool:
+        """Available while the server and the catalog database are."""
+        return super().available and self.catalog.available
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the catalog too: it opens (or fails) on its own schedule."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.catalog.async_add_listener(self._handle_coordinator_update))
 
     async def async_press(self) -> None:
         """Run an incremental import (errors are raised to the UI)."""
