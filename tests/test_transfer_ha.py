@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData, SubentryFlowResult
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
@@ -130,6 +130,12 @@ def place_source(simulator: PlexSimulator, dirs: dict[str, Path], item: Any, siz
             path.write_bytes(_bytes(size, plex_path))
             return path
     raise AssertionError(f"unmapped simulator path {plex_path}")
+
+
+def state(hass: HomeAssistant, entity_id: str) -> State:
+    found = hass.states.get(entity_id)
+    assert found is not None, entity_id
+    return found
 
 
 def collect(hass: HomeAssistant, kind: str) -> list[Event]:
@@ -285,6 +291,19 @@ async def test_sync_media_by_rating_key_copies_bit_exact_and_fires_events(
     assert done.data["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     assert done.data["error"] is None
 
+    # The profile's device shows it.
+    size = source.stat().st_size
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert state(hass, "sensor.laptop_transferred_today").state == str(size)
+    assert state(hass, "sensor.laptop_transferred_today").attributes["state_class"] == (
+        "total_increasing"
+    )
+    assert state(hass, "sensor.laptop_queue").state == "0"
+    assert state(hass, "sensor.laptop_queue").attributes["done"] == 1
+    assert state(hass, "binary_sensor.laptop_transferring").state == "off"
+    assert state(hass, "sensor.laptop_current_transfer").state == "unknown"
+    assert int(state(hass, "sensor.laptop_destination_free_space").state) > 0
+
 
 async def test_sync_media_by_show_season_and_episode_selection(
     hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
@@ -306,6 +325,10 @@ async def test_sync_media_by_show_season_and_episode_selection(
     )
     assert scan is not None
     assert scan["seen"] == 6
+    assert scan["added"] == 6
+    await hass.async_block_till_done()
+    await wait_until(lambda: state(hass, "sensor.laptop_scan_progress").state == "6")
+    assert state(hass, "sensor.laptop_scan_progress").attributes["scanning"] is False
 
     response = await sync_media(hass, show="Doctor Who", season=1, episodes="1,3-4")
     titles = [t["title"] for t in response["transfers"]]
@@ -383,7 +406,9 @@ async def test_pause_resume_cancel_and_remove_local_copy(
         (dirs["movies"] / f"{name} (2001)").mkdir()
         (dirs["movies"] / f"{name} (2001)" / f"{name} (2001).mkv").write_bytes(_bytes(MiB, name))
     await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
-    await hass.services.async_call(DOMAIN, "pause_transfers", {"profile": "Laptop"}, blocking=True)
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.laptop_pause"}, blocking=True
+    )
     first = await sync_media(hass, title="One")
     [one] = first["transfer_ids"]
     [two] = (await sync_media(hass, title="Two"))["transfer_ids"]
@@ -397,7 +422,9 @@ async def test_pause_resume_cancel_and_remove_local_copy(
         )
     assert info.value.translation_key == "transfer_not_found"
 
-    await hass.services.async_call(DOMAIN, "resume_transfers", {}, blocking=True)
+    await hass.services.async_call(
+        "button", "press", {"entity_id": "button.laptop_resume"}, blocking=True
+    )
     await queue.wait_idle()
     states = {i.id: i.state for i in await queue.items()}
     assert states == {one: TransferState.DONE, two: TransferState.CANCELLED}
@@ -487,17 +514,29 @@ async def test_restart_mid_transfer_resumes_from_the_partial(
     """A reload while copying keeps the queue and the partial file; the copy then finishes."""
     monkeypatch.setattr(f"{COPIER}.shutil.which", lambda _name: None)
     entry = await setup_entry(
-        hass, simulator, dirs, profile=profile_data(dirs, bandwidth_limit_kib=4096)
+        hass, simulator, dirs, profile=profile_data(dirs, bandwidth_limit_kib=2048)
     )
     (dirs["movies"] / "Slow (1999)").mkdir()
     source = dirs["movies"] / "Slow (1999)" / "Slow (1999).mkv"
-    source.write_bytes(_bytes(6 * MiB, "slow"))
+    source.write_bytes(_bytes(8 * MiB, "slow"))
     await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
     [transfer_id] = (await sync_media(hass, title="Slow"))["transfer_ids"]
     sid = subentry_id(entry)
     folder = dirs["dest"] / "Movies" / "Movies" / "Slow (1999)"
     partial = folder / ".Slow (1999).mkv.plexus-partial"
     await wait_until(lambda: partial.exists() and partial.stat().st_size > MiB, timeout=10)
+    # While it copies: the current transfer with its progress, and "transferring" on.
+    await wait_until(
+        lambda: state(hass, "sensor.laptop_current_transfer").attributes.get("speed") is not None
+    )
+    current = state(hass, "sensor.laptop_current_transfer")
+    assert current.state == "Slow (1999)"
+    assert 0 < current.attributes["progress"] < 100
+    assert current.attributes["size"] == 8 * MiB
+    assert current.attributes["speed"] > 0
+    assert current.attributes["eta"] >= 0
+    assert state(hass, "binary_sensor.laptop_transferring").state == "on"
+    assert state(hass, "sensor.laptop_queue").state == "1"
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
@@ -518,6 +557,9 @@ async def test_services_say_when_the_catalog_database_is_not_open(
     """Without an open catalog database the profile is unavailable and services say so."""
     entry = await setup_entry(hass, simulator, dirs)
     await manager(entry).async_stop()  # as if the database had not opened
+    manager(entry)._push(next(iter(manager(entry).profiles.values())))
+    await hass.async_block_till_done()
+    await wait_until(lambda: state(hass, "sensor.laptop_queue").state == "unavailable")
     with pytest.raises(HomeAssistantError) as info:
         await sync_media(hass, title="Anything")
     assert info.value.translation_key == "transfer_unavailable"

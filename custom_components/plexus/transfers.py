@@ -155,6 +155,9 @@ class TransferProfile:
     today: date | None = None
     free_space: int | None = None
     disk_full: bool = False
+    refresh_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Transfers between their started and finished/failed/paused/cancelled events.
+    running: set[int] = field(default_factory=set)
 
     @property
     def name(self) -> str:
@@ -169,9 +172,11 @@ class TransferProfile:
     @property
     def current(self) -> CurrentTransfer | None:
         """The running transfer (the first, when several run)."""
-        if self.queue is None or not self.queue.current:
+        if self.queue is None:
             return None
-        return next(iter(self.queue.current.values()))
+        return next(
+            (c for item_id, c in self.queue.current.items() if item_id in self.running), None
+        )
 
     @property
     def queue_length(self) -> int:
@@ -327,6 +332,10 @@ class TransferManager:
                         "error": event.error,
                     },
                 )
+            if event.kind == "started":
+                profile.running.add(event.item_id)
+            elif event.kind in ("finished", "failed", "paused", "cancelled"):
+                profile.running.discard(event.item_id)
             if event.kind == "finished":
                 self._roll_day(profile)
                 profile.transferred_today += event.size
@@ -386,7 +395,11 @@ class TransferManager:
             self._spawn(self._refresh(profile), "plexus transfer refresh")
 
     async def _refresh(self, profile: TransferProfile) -> None:
-        """Read counts, today's total and free space off the loop, then push."""
+        """Read counts, today's total and free space off the loop, then push (one at a time)."""
+        async with profile.refresh_lock:
+            await self._refresh_now(profile)
+
+    async def _refresh_now(self, profile: TransferProfile) -> None:
         queue = profile.queue
         if queue is None:
             return
