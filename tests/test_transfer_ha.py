@@ -17,6 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.plexus.browse_media import KIND_ITEM, BrowsePath, media_id
 from custom_components.plexus.const import (
     CONF_MOVIE_DESTINATION,
     CONF_MOVIE_SOURCES,
@@ -346,6 +347,13 @@ async def test_sync_media_by_show_season_and_episode_selection(
         "Doctor Who S01E02",
         "Doctor Who S01E05",
     ]
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    # Nothing new left: an empty answer, not an error (a nightly automation keeps working).
+    response = await sync_media(hass, show="Doctor Who", season=1, episodes="new")
+    assert response == {"transfer_ids": [], "transfers": []}
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, show="Doctor Who", season=1, episodes="9")
+    assert info.value.translation_key == "transfer_nothing_selected"
 
 
 async def test_sync_media_bad_input_names_the_field(
@@ -566,3 +574,67 @@ async def test_services_say_when_the_catalog_database_is_not_open(
     with pytest.raises(HomeAssistantError) as info:
         await hass.services.async_call(DOMAIN, "pause_transfers", {}, blocking=True)
     assert info.value.translation_key == "transfer_unavailable"
+
+
+async def test_sync_media_by_browser_id_of_a_season_and_from_the_catalog_by_title(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """A media-browser id of a season queues its mapped episodes; a catalog profile finds titles."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    await import_full(hass)
+    season = next(s for s in simulator.library.seasons() if len(s.children) >= 2)
+    episodes = sorted(season.children, key=lambda e: e.index or 0)
+    for episode in episodes:
+        place_source(simulator, dirs, episode, 2048)
+    browser_id = media_id(BrowsePath(simulator.machine_identifier, KIND_ITEM, season.rating_key))
+
+    first_only = await sync_media(hass, media_id=browser_id, episodes=str(episodes[0].index))
+    assert len(first_only["transfer_ids"]) == 1
+    assert f"E{episodes[0].index:02d}" in first_only["transfers"][0]["title"]
+    everything = await sync_media(hass, media_id=browser_id)
+    # The episode queued before is returned again (same destination), the rest are new.
+    assert len(everything["transfer_ids"]) == len(episodes)
+    assert first_only["transfer_ids"][0] in everything["transfer_ids"]
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    tv_root = dirs["dest"] / "TV" / "TV"
+    assert len(list(tv_root.rglob("*.*"))) == len(episodes)
+
+    movie = simulator.library.movies()[1]
+    place_source(simulator, dirs, movie, 1000)
+    response = await sync_media(hass, title=movie.title, year=movie.year)
+    assert response["transfers"][0]["source"].startswith(str(dirs["movies"]))
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title=movie.title + " Nonexistent Sequel")
+    assert info.value.translation_key == "transfer_item_not_found"
+
+
+async def test_queue_services_bad_input(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """Unknown profiles, a catalog profile asked to scan, and no profile at all are refused."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, "pause_transfers", {"profile": "Nope"}, blocking=True
+        )
+    assert info.value.translation_key == "transfer_unknown_profile"
+    assert info.value.translation_placeholders == {"profile": "Nope", "profiles": "Laptop"}
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    assert err.value.translation_key == "transfer_no_sources"
+    with pytest.raises(Exception, match="transfer_id"):
+        await hass.services.async_call(
+            DOMAIN, "cancel_transfer", {"transfer_id": "x"}, blocking=True
+        )
+    # No scan button on a catalog profile (it has no folders to scan).
+    assert hass.states.get("button.laptop_scan_sources") is None
+    assert state(hass, "button.laptop_pause").state != "unavailable"
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title="Anything")
+    assert info.value.translation_key == "transfer_no_profile"

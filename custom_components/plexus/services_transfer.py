@@ -315,7 +315,8 @@ async def _sync_media(call: ServiceCall) -> ServiceResponse:
     entry, manager, profile = find_profile(hass, call.data.get(ATTR_PROFILE))
     manager.profile(profile.subentry_id)  # unavailable while the catalog database is not open
     candidates = await _what(hass, call, entry, manager, profile)
-    if not candidates:
+    new_only = str(call.data.get(ATTR_EPISODES, "")).strip().casefold() == "new"
+    if not candidates and not new_only:  # "new" with nothing new is not an error (automations)
         raise _invalid(translation_key="transfer_nothing_selected")
     try:
         items = await manager.async_enqueue(profile, candidates)

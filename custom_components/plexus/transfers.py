@@ -121,7 +121,9 @@ class ProfileConfig:
 
     @property
     def source_roots(self) -> list[SourceRoot]:
-        """The folders discovery scans."""
+        """The folders discovery scans (none for a profile that takes files from the catalog)."""
+        if self.from_catalog:
+            return []
         return [SourceRoot(p, "movie") for p in self.movie_sources] + [
             SourceRoot(p, "show") for p in self.tv_sources
         ]
