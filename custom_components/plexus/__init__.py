@@ -13,6 +13,7 @@ from .ids import client_id_from
 from .runtime import PlexusConfigEntry, PlexusData
 from .services import async_setup_services
 from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
+from .transfers import TransferManager
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -48,8 +49,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     entry.async_on_unload(catalog.async_stop)
     sync_groups = await async_create_sync_groups(hass, entry, coordinator, catalog)
     entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
+    transfers = TransferManager(hass, entry, catalog, coordinator.server_identifier)
+    entry.async_on_unload(transfers.async_stop)  # popped first: stops before the catalog closes
     entry.runtime_data = PlexusData(
-        coordinator=coordinator, catalog=catalog, sync_groups=sync_groups
+        coordinator=coordinator, catalog=catalog, sync_groups=sync_groups, transfers=transfers
     )
 
     info = coordinator.data.info
@@ -65,11 +68,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_start_sync_groups(hass, coordinator, sync_groups)
     coordinator.async_start_push()
+    await transfers.async_start()
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
     """Unload a server entry (the websocket stops through async_on_unload)."""
+    if entry.runtime_data.transfers is not None:
+        await entry.runtime_data.transfers.async_stop()  # before the catalog database closes
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

@@ -37,6 +37,7 @@ from .const import (
     PIN_POLL_INTERVAL,
     PIN_TIMEOUT,
     SUBENTRY_SYNC_GROUP,
+    SUBENTRY_TRANSFER,
 )
 from .flow_schemas import (
     CONF_SERVER,
@@ -47,6 +48,7 @@ from .flow_schemas import (
     token_schema,
 )
 from .flow_sync_group import SyncGroupSubentryFlow
+from .flow_transfer import TransferProfileSubentryFlow
 from .flow_validate import (
     InvalidURLError,
     error_key,
@@ -335,8 +337,11 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Sync-play groups are subentries of a server."""
-        return {SUBENTRY_SYNC_GROUP: SyncGroupSubentryFlow}
+        """Sync-play groups and transfer profiles are subentries of a server."""
+        return {
+            SUBENTRY_SYNC_GROUP: SyncGroupSubentryFlow,
+            SUBENTRY_TRANSFER: TransferProfileSubentryFlow,
+        }
 
     @staticmethod
     @callback

@@ -40,7 +40,11 @@ async def async_get_config_entry_diagnostics(
         entry_data[CONF_URL] = redact_url(entry_data[CONF_URL])
     catalog = entry.runtime_data.catalog
     catalog_stats = await catalog.async_stats()
+    # File sync: which copier runs, each profile's queue counts.
+    transfers = entry.runtime_data.transfers
+    transfer_info = await transfers.async_diagnostics() if transfers is not None else None
     return {
+        "transfers": transfer_info,
         "catalog": catalog_stats,
         "entry": {
             "data": async_redact_data(entry_data, TO_REDACT),

@@ -41,3 +41,8 @@ def signal_library_changed(server_id: str) -> str:
 def signal_sync_group(subentry_id: str) -> str:
     """Sent when a sync-play group's state changed."""
     return f"{DOMAIN}_sync_group_{subentry_id}"
+
+
+def signal_transfer_profile(subentry_id: str) -> str:
+    """Sent when a transfer profile's queue, current transfer or scan changed."""
+    return f"{DOMAIN}_transfer_{subentry_id}"

@@ -24,6 +24,7 @@ from .const import DOMAIN
 from .coordinator import async_scan_clients
 from .plex import PlexError
 from .runtime import PlexusConfigEntry
+from .services_transfer import async_setup_transfer_services
 from .sync import SyncGroup, media_ref
 from .syncplay import CommandResult, MediaRef, NothingPlayingError, SyncError
 
@@ -339,3 +340,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, _make_sync_handler(command), schema=SYNC_TARGET_SCHEMA
         )
+    async_setup_transfer_services(hass)
