@@ -1,5 +1,8 @@
 """plexus.refresh_library and plexus.scan_clients (and the Scan clients button)."""
 
+import asyncio
+
+from aiohttp import ClientTimeout
 from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
@@ -102,3 +105,37 @@ async def test_scan_clients_service_and_button(
     await hass.async_block_till_done()
     assert hass.states.get("media_player.garage_tv").state == "idle"
     assert first.machine_identifier in loaded.runtime_data.coordinator.state.known_clients
+
+
+@pytest.mark.parametrize("failure", ["slow", "error"])
+async def test_scan_clients_raises_when_the_refresh_failed(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
+) -> None:
+    """A server slower than the request timeout (or answering 503) is a translated error naming
+    the server, not a silent success; the scan works again once the server answers."""
+    coordinator = loaded.runtime_data.coordinator
+    if failure == "slow":
+        monkeypatch.setattr(coordinator.api, "_timeout", ClientTimeout(total=0.3))
+        simulator.set_slow(0.6)
+    else:
+        simulator.set_error(503)
+    simulator.add_client("Kitchen Display")
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
+    assert err.value.translation_key == "scan_failed"
+    assert not isinstance(err.value, ServiceValidationError)
+    placeholders = err.value.translation_placeholders or {}
+    assert placeholders["server"] == loaded.title
+    assert simulator.token not in str(err.value)
+    assert hass.states.get("media_player.kitchen_display") is None
+
+    simulator.set_slow(0)
+    simulator.set_error(None)
+    await asyncio.sleep(0.7)  # the simulator's slow answers end
+    await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
+    await hass.async_block_till_done()
+    assert hass.states.get("media_player.kitchen_display") is not None

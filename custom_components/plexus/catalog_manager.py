@@ -29,6 +29,7 @@ from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .catalog import (
@@ -42,6 +43,7 @@ from .catalog import (
     SearchHit,
     sqlite_url,
 )
+from .catalog.errors import CatalogUnavailableError, short_cause
 from .catalog.guids import LOCAL, UNKNOWN, parse_guid
 from .catalog.matcher import MediaMatcher, ServerFindGuid, ServerSearch
 from .catalog.models import TitleHit
@@ -92,8 +94,9 @@ def catalog_url(hass: HomeAssistant, options: dict[str, Any]) -> str:
 # Back-off between attempts to open a catalog database that could not be opened.
 RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 15 * 60.0
-# What a database that misbehaves raises (the engine turns most into CatalogError).
-DATABASE_ERRORS = (CatalogError, SQLAlchemyError, OSError, ValueError)
+# What a database that misbehaves raises: the engine turns database errors into CatalogError
+# (CatalogUnavailableError); the others are a safety net for anything it does not wrap.
+DATABASE_ERRORS = (CatalogError, SQLAlchemyError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +194,12 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
             except BaseException:
                 await self.hass.async_add_executor_job(catalog.close)
                 raise
-        except DATABASE_ERRORS as err:
-            self._open_failed(err)
+        except (*DATABASE_ERRORS, ValueError) as err:  # ValueError: a bad path mapping line
+            self._open_failed(err, url)
             # Logged once by the coordinator ("Error fetching …"), and its recovery once.
             await self.async_refresh()
             return False
+        recovered = self._open_error is not None
         self.catalog = catalog
         self.importer = CatalogImporter(
             catalog,
@@ -209,17 +213,19 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
             client_identifier=self.api.client_identifier,
             on_progress=self._on_progress,
         )
-        if self._open_error is not None:
-            self._open_error = None
-            ir.async_delete_issue(self.hass, DOMAIN, _issue_id(self.config_entry))
+        self._open_error = None
+        ir.async_delete_issue(self.hass, DOMAIN, _issue_id(self.config_entry))
         self._retry_delay = RETRY_FIRST_S
         await self.async_refresh()
+        if recovered:
+            # Whatever the schedules skipped while the database was closed.
+            self.request_import("incremental")
         return True
 
     @callback
-    def _open_failed(self, err: Exception) -> None:
+    def _open_failed(self, err: Exception, url: str) -> None:
         cause = _describe(err)
-        if self._open_error is None:
+        if cause != self._open_error:  # new, or another cause than the issue shows
             ir.async_create_issue(
                 self.hass,
                 DOMAIN,
@@ -227,7 +233,12 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
                 is_fixable=False,
                 severity=ir.IssueSeverity.ERROR,
                 translation_key="catalog_unavailable",
-                translation_placeholders={"server": self.config_entry.title, "error": cause},
+                translation_placeholders={
+                    "server": self.config_entry.title,
+                    "error": cause,
+                    "kind": err.kind if isinstance(err, CatalogUnavailableError) else "error",
+                    "location": _location(url),
+                },
             )
         self._open_error = cause
         delay = self._retry_delay
@@ -500,9 +511,25 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
 
 
 def _describe(err: BaseException) -> str:
-    """A short cause without driver noise (first line, SQL and parameters left out)."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    orig = getattr(err, "orig", None) if isinstance(err, SQLAlchemyError) else None
-    if orig is not None:
-        text = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-    return text[:300]
+    """A short cause for a message: one line, no SQL, parameters, passwords or tokens.
+
+    The catalog's own error already carries one (`cause`); anything else is shortened the way
+    the catalog shortens database errors.
+    """
+    if isinstance(err, CatalogUnavailableError):
+        return err.cause
+    if isinstance(err, CatalogError | PlexError):
+        text = str(err).strip()
+        return (text.splitlines()[0] if text else type(err).__name__)[:200]
+    return short_cause(err)
+
+
+def _location(url: str) -> str:
+    """Where the catalog database is, for the Repairs issue: a file, or a URL without password."""
+    try:
+        parsed = make_url(url)
+    except SQLAlchemyError, ValueError:
+        return "-"
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or "-"
+    return parsed.set(query={}).render_as_string(hide_password=True)

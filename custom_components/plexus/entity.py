@@ -12,7 +12,8 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpda
 from .const import DOMAIN
 from .coordinator import PlexusCoordinator
 from .plex import PlexError
-from .plex.resolve import BadMediaIdError, MediaNotFoundError
+from .plex.resolve import MediaNotFoundError
+from .plex.search_query import BadMediaIdError
 
 
 class PlexusEntity[C: DataUpdateCoordinator[Any]](CoordinatorEntity[C]):

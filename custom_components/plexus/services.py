@@ -23,10 +23,19 @@ from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN
 from .coordinator import async_scan_clients
 from .plex import PlexError
+from .plex.resolve import MediaNotFoundError
+from .plex.search_query import BadMediaIdError
 from .runtime import PlexusConfigEntry
 from .services_transfer import async_setup_transfer_services
 from .sync import SyncGroup, media_ref
-from .syncplay import CommandResult, MediaRef, NothingPlayingError, SyncError
+from .syncplay import (
+    CommandResult,
+    InvalidPositionError,
+    MediaRef,
+    NothingPlayingError,
+    SyncError,
+)
+from .validation import POSITION, whole
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
@@ -54,8 +63,8 @@ SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
     {
         vol.Required(ATTR_QUERY): vol.All(cv.string, vol.Length(min=1)),
         vol.Optional(ATTR_TYPE): vol.All(cv.ensure_list, [vol.In(ITEM_TYPES)]),
-        vol.Optional(ATTR_YEAR): vol.All(vol.Coerce(int), vol.Range(min=1800, max=2200)),
-        vol.Optional(ATTR_LIMIT, default=10): vol.All(vol.Coerce(int), vol.Range(min=1, max=100)),
+        vol.Optional(ATTR_YEAR): vol.All(whole, vol.Range(min=1800, max=2200)),
+        vol.Optional(ATTR_LIMIT, default=10): vol.All(whole, vol.Range(min=1, max=100)),
     }
 )
 
@@ -70,23 +79,24 @@ def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
     try:
         entry: PlexusConfigEntry = service.async_get_config_entry(hass, DOMAIN, entry_id)
     except ServiceValidationError as err:
-        refused = err.translation_key or ""
-        if refused in ("service_config_entry_not_found", "service_config_entry_wrong_domain"):
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="not_a_server_entry",
-                translation_placeholders={"entry_id": str(entry_id)},
-            ) from err
-        if refused == "service_config_entry_not_loaded":
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="entry_not_loaded",
-                translation_placeholders={"entry_id": entry_id or "-"},
-            ) from err
-        if refused == "service_found_multiple_config_entry_for_domain":
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="server_required"
-            ) from err
+        shown = entry_id or "-"
+        match err.translation_key:
+            case "service_config_entry_not_found" | "service_config_entry_wrong_domain":
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="not_a_server_entry",
+                    translation_placeholders={"entry_id": shown},
+                ) from err
+            case "service_config_entry_not_loaded":
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="entry_not_loaded",
+                    translation_placeholders={"entry_id": shown},
+                ) from err
+            case "service_found_multiple_config_entry_for_domain":
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN, translation_key="server_required"
+                ) from err
         raise ServiceValidationError(
             translation_domain=DOMAIN, translation_key="no_server"
         ) from err
@@ -203,12 +213,10 @@ SYNC_TARGET_SCHEMA = vol.Schema(
 SYNC_PLAY_SCHEMA = SYNC_TARGET_SCHEMA.extend(
     {
         vol.Optional(ATTR_MEDIA): cv.string,
-        vol.Optional(ATTR_POSITION): vol.All(vol.Coerce(float), vol.Range(min=0)),
+        vol.Optional(ATTR_POSITION): POSITION,
     }
 )
-SYNC_SEEK_SCHEMA = SYNC_TARGET_SCHEMA.extend(
-    {vol.Required(ATTR_POSITION): vol.All(vol.Coerce(float), vol.Range(min=0))}
-)
+SYNC_SEEK_SCHEMA = SYNC_TARGET_SCHEMA.extend({vol.Required(ATTR_POSITION): POSITION})
 type SyncCommand = Callable[[SyncGroup], Awaitable[CommandResult]]
 SYNC_COMMANDS: dict[str, SyncCommand] = {
     "sync_pause": lambda group: group.engine.pause(),
@@ -260,6 +268,12 @@ async def _run_sync(group: SyncGroup, run: SyncCommand) -> None:
             translation_key="nothing_playing",
             translation_placeholders={"group": group.name},
         ) from err
+    except InvalidPositionError as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_position",
+            translation_placeholders={"group": group.name, "error": str(err)},
+        ) from err
     except SyncError as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -287,26 +301,62 @@ def _make_sync_handler(run: SyncCommand) -> Callable[[ServiceCall], Coroutine[An
 
 async def _sync_play(call: ServiceCall) -> None:
     entry, group = _sync_group(call.hass, call)
+    position: float | None = call.data.get(ATTR_POSITION)
     media: MediaRef | None = None  # default: what a member plays now (the engine describes it)
     if media_id := call.data.get(ATTR_MEDIA):
         coordinator = entry.runtime_data.coordinator
         try:
             request = await coordinator.resolver.resolve(media_id, coordinator.data.sections)
-        except PlexError as err:
+        except (BadMediaIdError, MediaNotFoundError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="nothing_to_play",
                 translation_placeholders={"client": group.name, "error": str(err)},
             ) from err
+        except PlexError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="sync_failed",
+                translation_placeholders={"group": group.name, "error": str(err)},
+            ) from err
         media = media_ref(request.item, coordinator.server_identifier)
-    position = call.data.get(ATTR_POSITION)
+        _check_within(group, position, request.item.duration_ms / 1000)
+    else:
+        _check_within(group, position, _playing_duration_s(entry, group))
     position_ms = position * 1000 if position is not None else None
     await _run_sync(group, lambda g: g.engine.play(media, position_ms))
 
 
 async def _sync_seek(call: ServiceCall) -> None:
-    _entry, group = _sync_group(call.hass, call)
-    await _run_sync(group, lambda g: g.engine.seek(call.data[ATTR_POSITION] * 1000))
+    entry, group = _sync_group(call.hass, call)
+    position: float = call.data[ATTR_POSITION]
+    _check_within(group, position, _playing_duration_s(entry, group))
+    await _run_sync(group, lambda g: g.engine.seek(position * 1000))
+
+
+def _playing_duration_s(entry: PlexusConfigEntry, group: SyncGroup) -> float | None:
+    """The length of what this home's members play now (None when unknown)."""
+    data = entry.runtime_data.coordinator.data
+    durations = [
+        session.duration_ms
+        for member in group.members.values()
+        if (session := data.session_for(member.player_id)) is not None and session.duration_ms > 0
+    ]
+    return max(durations) / 1000 if durations else None
+
+
+def _check_within(group: SyncGroup, position: float | None, duration_s: float | None) -> None:
+    """Refuse a position past the end of the item, where its length is known."""
+    if position is not None and duration_s and position > duration_s:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="position_past_end",
+            translation_placeholders={
+                "group": group.name,
+                "position": f"{position:.0f}",
+                "duration": f"{duration_s:.0f}",
+            },
+        )
 
 
 async def _scan_clients(call: ServiceCall) -> None:

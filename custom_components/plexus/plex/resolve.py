@@ -12,21 +12,17 @@ plus the options "shuffle" (bool), "resume" (bool: start where the user stopped)
 """
 
 from dataclasses import dataclass
-import json
 from typing import Any
 
 from .errors import PlexError
 from .library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .models import LibrarySection
+from .search_query import BadMediaIdError, parse_search
 from .text import normalise_text, split_year
 
 
 class MediaNotFoundError(PlexError):
     """Nothing in the library matches the request."""
-
-
-class BadMediaIdError(PlexError):
-    """The media id has a form Plexus does not accept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +77,7 @@ class MediaResolver:
         raise MediaNotFoundError(f"no item with GUID {guid[:80]}")
 
     async def _by_search(self, text: str, sections: list[LibrarySection]) -> PlayRequest:
-        try:
-            query: Any = json.loads(text)
-        except ValueError as err:
-            raise BadMediaIdError(f"the search is not valid JSON: {err}") from err
-        if not isinstance(query, dict):
-            raise BadMediaIdError("the search must be a JSON object")
+        query: dict[str, Any] = parse_search(text).as_query()  # types and ranges checked
         item = await self._search_item(query, sections)
         offset_ms = 0
         if "offset" in query:
