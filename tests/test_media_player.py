@@ -452,3 +452,164 @@ async def test_plex_tv_players_appear_without_controls(
     )
     user_calls = [r for r in requests_mock.request_history if r.url.endswith("/api/v2/user")]
     assert user_calls[0].headers["X-Plex-Token"] == "account-token"
+
+
+async def play(hass: HomeAssistant, entity_id: str, media_id: str, media_type: str = "") -> None:
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: media_id, ATTR_MEDIA_CONTENT_TYPE: media_type or "video"},
+    )
+
+
+async def test_playlist_plays_from_browser_by_name_and_by_key(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A playlist is queued from the playlist itself (`playlistID=`) and its first item plays:
+    picked in the media browser, by name (the README's example) and by rating key."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    road_trip = next(p for p in sim.library.playlists.values() if p.title == "Road Trip")
+    movie_night = next(p for p in sim.library.playlists.values() if p.title == "Movie Night")
+    sid = sim.machine_identifier
+    for media_id, playlist in (
+        (f"plexus://{sid}/playlist/{movie_night.rating_key}", movie_night),
+        ('{"playlist_name": "Road trip"}', road_trip),
+        (movie_night.rating_key, movie_night),
+    ):
+        await play(hass, entity_id, media_id, "playlist")
+        await client.wait_for_state("playing", rating_key=playlist.items[0])
+        assert client.play_queue is not None
+        assert [key for _, key in client.play_queue.items] == [str(i) for i in playlist.items]
+        assert client.commands[-1][1]["type"] == (
+            "music" if playlist.playlist_type == "audio" else "video"
+        )
+    queue_posts = [r for r in sim.requests if r[1] == "/playQueues"]
+    assert all("playlistID" in query and "uri" not in query for _m, _p, query in queue_posts)
+
+
+async def test_simulator_answers_playlist_uri_with_400_like_a_real_server(
+    sim: PlexSimulator, session: Any
+) -> None:
+    """`uri=` naming a playlist's metadata is HTTP 400 on a real server; `playlistID=` works."""
+    playlist = next(iter(sim.library.playlists.values()))
+    uri = (
+        f"server://{sim.machine_identifier}/com.plexapp.plugins.library"
+        f"/library/metadata/{playlist.rating_key}"
+    )
+    headers = {"X-Plex-Token": sim.token}
+    async with session.post(
+        sim.url + "/playQueues", params={"uri": uri, "type": "video"}, headers=headers
+    ) as resp:
+        assert resp.status == 400
+    async with session.post(
+        sim.url + "/playQueues",
+        params={"playlistID": playlist.rating_key, "type": "video"},
+        headers=headers,
+    ) as resp:
+        assert resp.status == 200
+
+
+async def test_containers_play_their_leaves(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A show resumes at its On Deck episode, a season at its first unwatched one, an artist
+    at its first track, an album shuffled when asked: always a queue of the leaves."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    lib = sim.library
+    show = lib.shows()[1]
+    episodes = show.leaves()
+    lib.mark_watched(episodes[0].rating_key)
+    lib.set_progress(episodes[2].rating_key, 300_000)
+    await play(hass, entity_id, show.rating_key, "tvshow")
+    change = await client.wait_for_state("playing", rating_key=episodes[2].rating_key)
+    assert change.position_ms >= 300_000
+    assert client.play_queue is not None
+    assert [key for _, key in client.play_queue.items] == [e.rating_key for e in episodes]
+
+    season = lib.shows()[2].children[1]
+    lib.mark_watched(season.children[0].rating_key)
+    await play(hass, entity_id, f"plexus://{sim.machine_identifier}/item/{season.rating_key}")
+    await client.wait_for_state("playing", rating_key=season.children[1].rating_key)
+
+    artist = lib.artists()[0]
+    await play(hass, entity_id, artist.rating_key, "artist")
+    await client.wait_for_state("playing", rating_key=artist.leaves()[0].rating_key)
+    assert client.commands[-1][1]["type"] == "music"
+
+    album = lib.artists()[1].children[0]
+    search = {
+        "library_name": "Music",
+        "artist_name": album.parent.title if album.parent else "",
+        "album_name": album.title,
+        "shuffle": True,
+    }
+    await play(hass, entity_id, json.dumps(search), "album")
+    tracks = {t.rating_key for t in album.leaves()}
+    await client.wait_for(lambda: client.state == "playing" and client.rating_key in tracks)
+    assert client.play_queue is not None
+    assert client.play_queue.shuffled
+    assert {key for _, key in client.play_queue.items} == tracks
+    # The session names the leaf that plays, never the container.
+    await wait_until(
+        lambda: hass.states.get(entity_id).attributes.get("media_content_id") in tracks
+    )
+
+
+async def test_command_without_effect_is_an_error(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that accepts playMedia but starts nothing (Plex in the background) makes
+    play_media fail, and Assist does not answer "Playing media"."""
+    monkeypatch.setattr("custom_components.plexus.media_player.PLAY_START_TIMEOUT", 1.0)
+    client = first_client(sim)
+    client.foreground = False
+    entity_id = player_entity(hass, sim, client)
+    movie = sim.library.add_movie("The Mattress Affair", year=2011)
+    with pytest.raises(HomeAssistantError) as err:
+        await play(hass, entity_id, movie.rating_key, "movie")
+    assert err.value.translation_key == "play_not_started"
+    assert err.value.translation_placeholders["client"] == client.name
+    assert client.state == "stopped"
+
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", entity_id, True)
+    result = await hass.services.async_call(
+        "conversation",
+        "process",
+        {"text": f"play the mattress affair on the {client.name.lower()}"},
+        blocking=True,
+        return_response=True,
+    )
+    assert result["response"]["response_type"] == "error", result
+
+
+async def test_external_ids_resolve_through_the_catalog(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """imdb:// / tmdb:// ids are found through the catalog (a real server's `guid=` matches
+    only an item's own GUID); before the catalog knows them, nothing is guessed."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    movie = next(
+        m
+        for m in sim.library.movies()
+        if m.guid.startswith("plex://") and any(g.startswith("imdb://") for g in m.ext_guids)
+    )
+    imdb = next(g for g in movie.ext_guids if g.startswith("imdb://"))
+    with pytest.raises(ServiceValidationError):
+        await play(hass, entity_id, imdb, "movie")
+    await entry.runtime_data.catalog.async_import("full")
+    await play(hass, entity_id, imdb, "movie")
+    await client.wait_for_state("playing", rating_key=movie.rating_key)
+    # plex:// GUIDs still work (the catalog first, the server's own-GUID filter after).
+    other = next(m for m in sim.library.movies()[10:] if m.guid.startswith("plex://"))
+    await play(hass, entity_id, other.guid, "movie")
+    await client.wait_for_state("playing", rating_key=other.rating_key)

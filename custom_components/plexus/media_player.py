@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.media_player import (
     BrowseMedia,
@@ -18,6 +19,7 @@ from homeassistant.components.media_player.browse_media import (
     SearchMediaQuery,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
@@ -35,6 +37,8 @@ from .plex.resolve import PlayRequest
 from .runtime import PlexusConfigEntry
 
 PARALLEL_UPDATES = 0
+# How long a client may take to report the item it was told to play (buffering counts).
+PLAY_START_TIMEOUT: Final = 15.0
 
 PLAYBACK_FEATURES = (
     MediaPlayerEntityFeature.PAUSE
@@ -145,6 +149,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         )
         self._volume: float | None = None
         self._muted_volume: float | None = None
+        # Set whenever new live or polled state arrived (play_media waits on it).
+        self._state_arrived = asyncio.Event()
 
     async def async_added_to_hass(self) -> None:
         """Follow the coordinator, and this client's own live updates."""
@@ -153,9 +159,21 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
             async_dispatcher_connect(
                 self.hass,
                 signal_client_live(self.coordinator.server_identifier, self.client_id),
-                self.async_write_ha_state,
+                self._handle_live_update,
             )
         )
+
+    @callback
+    def _handle_live_update(self) -> None:
+        """A notification changed this client's play state or position."""
+        self._state_arrived.set()
+        self.async_write_ha_state()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """A poll or a refresh read the server's clients and sessions."""
+        self._state_arrived.set()
+        super()._handle_coordinator_update()
 
     # ------------------------------------------------------------------ state
 
@@ -392,20 +410,60 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
     @plex_command
     async def _play_media(self, media_id: str) -> None:
         request: PlayRequest | None = None
+        resolver = self.coordinator.resolver
         browsed = await resolve_media_id(self.hass, self.coordinator, media_id)
         if browsed is not None:
             request = PlayRequest(browsed)
         else:
-            request = await self.coordinator.resolver.resolve(
-                media_id, self.coordinator.data.sections
+            request = await resolver.resolve(
+                media_id,
+                self.coordinator.data.sections,
+                find_by_guids=self._catalog.async_find_by_guids,
             )
-        await self._control.play_media(
+        request = await resolver.starting_point(request)
+        queue = await self._control.play_media(
             self.client_id,
             request.item.rating_key,
             request.item.type,
             offset_ms=request.offset_ms,
             shuffle=request.shuffle,
+            start_key=request.start_key,
+            playlist_type=request.item.playlist_type,
         )
+        await self._confirm_playing(queue.selected_key, request.item.title)
+
+    def _plays(self, rating_key: str) -> bool:
+        live = self.coordinator.state.live.get(self.client_id)
+        return live is not None and live.rating_key == rating_key
+
+    async def _confirm_playing(self, rating_key: str, title: str) -> None:
+        """Wait until the client reports the item; a command without effect is an error.
+
+        Clients answer playMedia at once and act later (or never: an app in the background, an
+        item it cannot play). Live notifications usually confirm within a second; a refresh of
+        the sessions is the last check.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PLAY_START_TIMEOUT
+        while not self._plays(rating_key) and (remaining := deadline - loop.time()) > 0:
+            self._state_arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._state_arrived.wait()
+            except TimeoutError:
+                break
+        if not self._plays(rating_key):
+            await self.coordinator.async_refresh()
+        if not self._plays(rating_key):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="play_not_started",
+                translation_placeholders={
+                    "client": self.client.name,
+                    "title": title,
+                    "seconds": str(round(PLAY_START_TIMEOUT)),
+                },
+            )
 
     # ------------------------------------------------------------------ browse & search
 
