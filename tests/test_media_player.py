@@ -613,3 +613,60 @@ async def test_external_ids_resolve_through_the_catalog(
     other = next(m for m in sim.library.movies()[10:] if m.guid.startswith("plex://"))
     await play(hass, entity_id, other.guid, "movie")
     await client.wait_for_state("playing", rating_key=other.rating_key)
+
+
+async def test_search_service_names_music_fields_as_music(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """`plexus.search` answers a track with artist/album/track and an episode with
+    show/season/episode (not music under TV field names)."""
+    await entry.runtime_data.catalog.async_import("full")
+    track = sim.library.tracks()[3]
+    album = track.parent
+    assert album is not None
+    assert album.parent is not None
+    episode = sim.library.episodes()[2]
+
+    async def search(query: str, kind: str) -> dict[str, Any]:
+        response = await hass.services.async_call(
+            DOMAIN,
+            "search",
+            {"query": query, "type": [kind]},
+            blocking=True,
+            return_response=True,
+        )
+        results = response["results"]
+        assert isinstance(results, list)
+        return next(r for r in results if r["rating_key"] in (track.rating_key, episode.rating_key))
+
+    found = await search(track.title, "track")
+    assert found["artist"] == album.parent.title
+    assert found["album"] == album.title
+    assert found["track"] == track.index
+    assert not {"show", "season", "episode"} & set(found)
+    found = await search(episode.title, "episode")
+    assert episode.grandparent is not None
+    assert found["show"] == episode.grandparent.title
+    assert found["episode"] == episode.index
+    assert "artist" not in found
+
+
+async def test_volume_is_unknown_until_set(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """Plex reports no volume: no volume level (not 0, not a made-up 100 %) until Plexus sets
+    one; muting an unknown volume says muted without inventing a level."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    attrs = hass.states.get(entity_id).attributes
+    assert "volume_level" not in attrs
+    assert "is_volume_muted" not in attrs
+    await call(hass, SERVICE_VOLUME_MUTE, entity_id, **{ATTR_MEDIA_VOLUME_MUTED: True})
+    await wait_until(lambda: client.volume == 0)
+    attrs = hass.states.get(entity_id).attributes
+    assert attrs["is_volume_muted"] is True
+    assert "volume_level" not in attrs
+    await call(hass, SERVICE_VOLUME_SET, entity_id, **{ATTR_MEDIA_VOLUME_LEVEL: 0.3})
+    attrs = hass.states.get(entity_id).attributes
+    assert attrs["volume_level"] == 0.3
+    assert attrs["is_volume_muted"] is False

@@ -39,6 +39,8 @@ from .runtime import PlexusConfigEntry
 PARALLEL_UPDATES = 0
 # How long a client may take to report the item it was told to play (buffering counts).
 PLAY_START_TIMEOUT: Final = 15.0
+# Once it plays, how long to wait for the session that describes it.
+SESSION_WAIT: Final = 3.0
 
 PLAYBACK_FEATURES = (
     MediaPlayerEntityFeature.PAUSE
@@ -147,8 +149,10 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
                 config_entry_id=coordinator.config_entry.entry_id,
             ),
         )
+        # What Plexus set (Plex reports no volume): None until then.
         self._volume: float | None = None
-        self._muted_volume: float | None = None
+        self._muted = False
+        self._volume_before_mute: float | None = None
         # Set whenever new live or polled state arrived (play_media waits on it).
         self._state_arrived = asyncio.Event()
 
@@ -291,13 +295,15 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
 
     @property
     def volume_level(self) -> float | None:
-        """The last volume Plexus set (Plex does not report it)."""
+        """The last volume Plexus set; None (unknown) until then: Plex does not report it."""
         return self._volume
 
     @property
     def is_volume_muted(self) -> bool | None:
-        """Muted through Plexus."""
-        return self._muted_volume is not None if self._volume is not None else None
+        """Muted through Plexus; None while nothing is known about the volume."""
+        if self._muted:
+            return True
+        return False if self._volume is not None else None
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
@@ -383,22 +389,22 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         """Set the volume (0..1)."""
         await self._control.set_volume(self.client_id, round(volume * 100))
         self._volume = volume
-        self._muted_volume = None
+        self._muted = False
         self.async_write_ha_state()
 
     @plex_command
     async def async_mute_volume(self, mute: bool) -> None:
-        """Plex has no mute: set the volume to 0 and back."""
+        """Plex has no mute: set the volume to 0, and back to what it was (full if unknown)."""
         if mute:
-            previous = self._volume if self._volume is not None else 1.0
             await self._control.set_volume(self.client_id, 0)
-            self._muted_volume = previous
-            self._volume = self._volume if self._volume is not None else 1.0
+            if not self._muted:
+                self._volume_before_mute = self._volume
+            self._muted = True
         else:
-            restore = self._muted_volume if self._muted_volume is not None else 1.0
+            restore = self._volume_before_mute if self._volume_before_mute is not None else 1.0
             await self._control.set_volume(self.client_id, round(restore * 100))
             self._volume = restore
-            self._muted_volume = None
+            self._muted = False
         self.async_write_ha_state()
 
     async def async_play_media(
@@ -436,16 +442,24 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         live = self.coordinator.state.live.get(self.client_id)
         return live is not None and live.rating_key == rating_key
 
+    def _described(self, rating_key: str) -> bool:
+        session = self.session
+        return self._plays(rating_key) and session is not None and session.rating_key == rating_key
+
     async def _confirm_playing(self, rating_key: str, title: str) -> None:
         """Wait until the client reports the item; a command without effect is an error.
 
         Clients answer playMedia at once and act later (or never: an app in the background, an
         item it cannot play). Live notifications usually confirm within a second; a refresh of
-        the sessions is the last check.
+        the sessions is the last check. Once it plays, the session (title, artwork) is awaited
+        briefly so the state written next describes it.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PLAY_START_TIMEOUT
-        while not self._plays(rating_key) and (remaining := deadline - loop.time()) > 0:
+        while not self._described(rating_key) and (remaining := deadline - loop.time()) > 0:
+            if self._plays(rating_key):
+                remaining = min(remaining, SESSION_WAIT)
+                deadline = loop.time() + remaining
             self._state_arrived.clear()
             try:
                 async with asyncio.timeout(remaining):
