@@ -4,9 +4,11 @@ Every control test checks the effect in the simulated client's own record (the i
 took effect on the "device"), not just that a request was sent.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +43,15 @@ from homeassistant.exceptions import (
     ServiceValidationError,
 )
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
+from custom_components.plexus.ids import signal_notification
 from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator, SimulatedClient
 
@@ -670,3 +675,75 @@ async def test_volume_is_unknown_until_set(
     attrs = hass.states.get(entity_id).attributes
     assert attrs["volume_level"] == 0.3
     assert attrs["is_volume_muted"] is False
+
+
+async def test_steady_play_writes_no_state_but_a_seek_does(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """While a player plays steadily (a `playing` notification every 0.2 s), its state is not
+    rewritten (the frontend extrapolates from media_position_updated_at); a seek on the device
+    shows up at once; the extrapolated position stays right."""
+    sim.timeline_interval_s = 0.2
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    await client.local_start(sim.library.movies()[0].id, offset_ms=60_000)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    await wait_until(lambda: entity_id in {s.entity_id for s in hass.states.async_all()})
+    writes: list[Any] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda event: writes.append(event) if event.data["entity_id"] == entity_id else None,
+    )
+    notifications_before = entry.runtime_data.coordinator.notifications
+    await asyncio.sleep(3)
+    assert entry.runtime_data.coordinator.notifications - notifications_before >= 10
+    assert len(writes) <= 1  # at most the session arriving after the start
+    attrs = hass.states.get(entity_id).attributes
+    extrapolated = (
+        attrs["media_position"]
+        + (dt_util.utcnow() - attrs["media_position_updated_at"]).total_seconds()
+    )
+    assert abs(extrapolated - client.position_ms / 1000) < 1.5
+
+    writes.clear()
+    await client.local_seek(1_800_000)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["media_position"] >= 1800, 2)
+    assert len(writes) == 1
+
+
+async def test_steady_play_does_not_refresh_the_coordinator(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Steady play of a transcoded stream (`playing` and `transcodeSession.update` every 0.2 s)
+    reads nothing from the server ("Finished fetching" stays silent); an item added to a
+    library (a `timeline` entry "created") does."""
+    sim.timeline_interval_s = 0.2
+    client = first_client(sim)
+    client.stream_decision = "transcode"
+    entity_id = player_entity(hass, sim, client)
+    await client.local_start(sim.library.movies()[0].id)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    await asyncio.sleep(0.5)  # the refresh for the new session
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus")
+    caplog.clear()
+    kinds: list[str] = []
+    coordinator = entry.runtime_data.coordinator
+    async_dispatcher_connect(
+        hass,
+        signal_notification(coordinator.server_identifier),
+        lambda kind, _container: kinds.append(kind),
+    )
+
+    def fetches() -> int:
+        return sum("Finished fetching" in r.getMessage() for r in caplog.records)
+
+    await asyncio.sleep(3)
+    assert kinds.count("transcodeSession.update") >= 10
+    assert kinds.count("playing") >= 10
+    assert fetches() == 0
+
+    sim.library.add_movie("Brand New", year=2026)
+    await wait_until(lambda: fetches() >= 1)

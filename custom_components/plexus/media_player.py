@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from homeassistant.components.media_player import (
@@ -41,6 +41,9 @@ PARALLEL_UPDATES = 0
 PLAY_START_TIMEOUT: Final = 15.0
 # Once it plays, how long to wait for the session that describes it.
 SESSION_WAIT: Final = 3.0
+# A reported position this far (s) from the one extrapolated since the last write is a real
+# change (a seek on the device); closer, the frontend's own extrapolation is right (as Sonos).
+POSITION_TOLERANCE: Final = 1.5
 
 PLAYBACK_FEATURES = (
     MediaPlayerEntityFeature.PAUSE
@@ -155,9 +158,15 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         self._volume_before_mute: float | None = None
         # Set whenever new live or polled state arrived (play_media waits on it).
         self._state_arrived = asyncio.Event()
+        # The position as last written, the instant it was valid, and what it belonged to
+        # (state, item, session): written again only on a real change.
+        self._position: int | None = None
+        self._position_at: datetime | None = None
+        self._position_basis: tuple[str, str, str] | None = None
 
     async def async_added_to_hass(self) -> None:
         """Follow the coordinator, and this client's own live updates."""
+        self._update_position()
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
@@ -169,15 +178,48 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
 
     @callback
     def _handle_live_update(self) -> None:
-        """A notification changed this client's play state or position."""
+        """A notification changed this client's play state or position.
+
+        Steady play (the position moving with the clock) writes nothing: HA's frontend advances
+        `media_position` from `media_position_updated_at` itself.
+        """
         self._state_arrived.set()
-        self.async_write_ha_state()
+        if self._update_position():
+            self.async_write_ha_state()
 
     @callback
     def _handle_coordinator_update(self) -> None:
         """A poll or a refresh read the server's clients and sessions."""
         self._state_arrived.set()
+        self._update_position()
         super()._handle_coordinator_update()
+
+    @callback
+    def _update_position(self) -> bool:
+        """Take the live position if it is a real change; True when something changed."""
+        live = self.coordinator.state.live.get(self.client_id)
+        if live is None:
+            changed = self._position_basis is not None
+            self._position = self._position_at = self._position_basis = None
+            return changed
+        basis = (live.state, live.rating_key, live.session_key)
+        if (
+            basis == self._position_basis
+            and self._position is not None
+            and self._position_at is not None
+        ):
+            elapsed = (
+                (live.updated_at - self._position_at).total_seconds()
+                if live.state == "playing"
+                else 0.0
+            )
+            if abs(live.position_ms / 1000 - (self._position + elapsed)) <= POSITION_TOLERANCE:
+                return False
+        self._position_basis = basis
+        self._position = live.position_ms // 1000
+        # The instant the whole second was valid, so extrapolating from it stays exact.
+        self._position_at = live.updated_at - timedelta(milliseconds=live.position_ms % 1000)
+        return True
 
     # ------------------------------------------------------------------ state
 
@@ -220,15 +262,13 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
 
     @property
     def media_position(self) -> int | None:
-        """Position in seconds when it was last reported."""
-        live = self.coordinator.state.live.get(self.client_id)
-        return None if live is None else live.position_ms // 1000
+        """Position in seconds at `media_position_updated_at` (changed only on a real change)."""
+        return self._position
 
     @property
     def media_position_updated_at(self) -> datetime | None:
         """When the position was valid (HA advances it while playing)."""
-        live = self.coordinator.state.live.get(self.client_id)
-        return None if live is None else live.updated_at
+        return self._position_at
 
     @property
     def media_duration(self) -> int | None:
@@ -312,12 +352,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         if session is None:
             return {"product": self.client.product}
         progress = (
-            round(
-                100
-                * (self.coordinator.state.live[self.client_id].position_ms)
-                / session.duration_ms
-            )
-            if session.duration_ms and self.client_id in self.coordinator.state.live
+            round(100_000 * self._position / session.duration_ms)
+            if session.duration_ms and self._position is not None
             else None
         )
         return {

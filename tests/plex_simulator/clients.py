@@ -540,6 +540,33 @@ class SimulatedClient:
             }
         }
 
+    def transcode_notification(self) -> dict[str, Any]:
+        """The `transcodeSession.update` notification PMS sends while the stream transcodes."""
+        item = self.item
+        duration = item.duration if item is not None and item.duration else 0
+        return {
+            "NotificationContainer": {
+                "type": "transcodeSession.update",
+                "size": 1,
+                "TranscodeSession": [
+                    {
+                        "key": f"/transcode/sessions/{self.transcode_key}",
+                        "throttled": False,
+                        "complete": False,
+                        "progress": round(100 * self.position_ms / duration, 1) if duration else 0,
+                        "speed": 1.5,
+                        "duration": duration,
+                        "context": "streaming",
+                        "videoDecision": "transcode"
+                        if self.stream_decision == "transcode"
+                        else "copy",
+                        "audioDecision": "copy",
+                        "protocol": "dash",
+                    }
+                ],
+            }
+        }
+
 
 _COMMANDS: Final[dict[str, Callable[[SimulatedClient, Mapping[str, str]], None]]] = {
     "pause": SimulatedClient._cmd_pause,
