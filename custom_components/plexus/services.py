@@ -18,7 +18,7 @@ from homeassistant.helpers import config_validation as cv, service
 from homeassistant.util.json import JsonValueType
 import probatio as vol
 
-from .catalog import GuidRef
+from .catalog import GuidRef, SearchHit
 from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN
 from .coordinator import async_scan_clients
@@ -172,23 +172,39 @@ async def _search(call: ServiceCall) -> ServiceResponse:
         year=call.data.get(ATTR_YEAR),
         limit=call.data[ATTR_LIMIT],
     )
-    return {
-        "results": [
-            {
-                "rating_key": hit.item.rating_key,
-                "title": hit.item.title,
-                "year": hit.item.year,
-                "type": hit.item.type,
-                "show": hit.item.grandparent_title,
-                "season": hit.item.season_number,
-                "episode": hit.item.episode_number,
-                "guids": [format_guid_ref(ref) for ref in hit.item.guids],
-                "local_path": hit.item.local_path,
-                "score": hit.score,
-            }
-            for hit in hits
-        ]
+    return {"results": [_search_result(hit) for hit in hits]}
+
+
+MUSIC_TYPES = frozenset({"artist", "album", "track"})
+
+
+def _search_result(hit: SearchHit) -> dict[str, JsonValueType]:
+    """One search hit; music carries artist/album/track, video show/season/episode."""
+    item = hit.item
+    result: dict[str, JsonValueType] = {
+        "rating_key": item.rating_key,
+        "title": item.title,
+        "year": item.year,
+        "type": item.type,
     }
+    if item.type in MUSIC_TYPES:
+        result |= {
+            "artist": item.parent_title if item.type == "album" else item.grandparent_title,
+            "album": item.parent_title if item.type == "track" else None,
+            "track": item.episode_number,
+        }
+    else:
+        result |= {
+            "show": item.grandparent_title,
+            "season": item.season_number,
+            "episode": item.episode_number,
+        }
+    result |= {
+        "guids": [format_guid_ref(ref) for ref in item.guids],
+        "local_path": item.local_path,
+        "score": hit.score,
+    }
+    return result
 
 
 def format_guid_ref(ref: GuidRef) -> str:
@@ -306,7 +322,11 @@ async def _sync_play(call: ServiceCall) -> None:
     if media_id := call.data.get(ATTR_MEDIA):
         coordinator = entry.runtime_data.coordinator
         try:
-            request = await coordinator.resolver.resolve(media_id, coordinator.data.sections)
+            request = await coordinator.resolver.resolve(
+                media_id,
+                coordinator.data.sections,
+                find_by_guids=entry.runtime_data.catalog.async_find_by_guids,
+            )
         except (BadMediaIdError, MediaNotFoundError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

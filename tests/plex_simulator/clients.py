@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import time
 from typing import Any, Final, Literal, Protocol
 
-from .library import Item, Library
+from .library import LEAF_TYPES, Item, Library
 
 type PlayerState = Literal["stopped", "buffering", "playing", "paused"]
 type StreamDecision = Literal["directplay", "copy", "transcode"]
@@ -129,6 +129,9 @@ class SimulatedClient:
     user_title: str = "plexowner"
     online: bool = True
     accepts_control: bool = True
+    # False: the app is open but another app has the screen; it answers every command with 200
+    # and starts nothing (what a TV does with Plex in the background).
+    foreground: bool = True
     # (low, high) command delay in ms for this player (None: the server's); fast commands /3.
     latency_ms: tuple[int, int] | None = None
     state: PlayerState = "stopped"
@@ -342,8 +345,12 @@ class SimulatedClient:
             queue = self.host.play_queue_from_uri(params["uri"], start_key=key or None)
         if rating_key is None and queue is not None and queue.items:
             rating_key = queue.items[queue.selected_index][1]
-        if rating_key is None or rating_key not in self.host.library:
-            return  # a real player shows an error and stays where it was
+        item = self.host.library.get(rating_key) if rating_key is not None else None
+        if item is None or item.type not in LEAF_TYPES or not self.foreground:
+            # A real player shows an error (a show, an album or a playlist is not something it
+            # can play; an unknown item) and stays where it was; in the background it does nothing.
+            return
+        assert rating_key is not None
         if queue is None or queue.index_of(rating_key) is None:
             queue = self.host.create_play_queue(
                 [rating_key], source_uri=f"library://x/item/%2Flibrary%2Fmetadata%2F{rating_key}"
@@ -530,6 +537,33 @@ class SimulatedClient:
                 "type": "playing",
                 "size": 1,
                 "PlaySessionStateNotification": [entry],
+            }
+        }
+
+    def transcode_notification(self) -> dict[str, Any]:
+        """The `transcodeSession.update` notification PMS sends while the stream transcodes."""
+        item = self.item
+        duration = item.duration if item is not None and item.duration else 0
+        return {
+            "NotificationContainer": {
+                "type": "transcodeSession.update",
+                "size": 1,
+                "TranscodeSession": [
+                    {
+                        "key": f"/transcode/sessions/{self.transcode_key}",
+                        "throttled": False,
+                        "complete": False,
+                        "progress": round(100 * self.position_ms / duration, 1) if duration else 0,
+                        "speed": 1.5,
+                        "duration": duration,
+                        "context": "streaming",
+                        "videoDecision": "transcode"
+                        if self.stream_decision == "transcode"
+                        else "copy",
+                        "audioDecision": "copy",
+                        "protocol": "dash",
+                    }
+                ],
             }
         }
 

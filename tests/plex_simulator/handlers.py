@@ -611,6 +611,9 @@ async def h_metadata(ctx: Ctx) -> web.StreamResponse:
     """`/library/metadata/<key>[,<key>...]`: full items (Guid, Media/Part/Stream, all tags)."""
     lib = ctx.sim.library
     items = [it for key in ctx.match["keys"].split(",") if (it := lib.get(key)) is not None]
+    if not items and (playlist := lib.playlists.get(ctx.match["keys"])) is not None:
+        # Playlists are metadata items too: PMS answers their rating key here.
+        return xml(container([("size", 1)], [render.playlist_element(playlist, lib)]))
     if not items:
         return error_response(404)
     section = lib.sections.get(str(items[0].section_id))
@@ -897,7 +900,12 @@ async def h_playlist_items(ctx: Ctx) -> web.StreamResponse:
 
 
 async def h_create_play_queue(ctx: Ctx) -> web.StreamResponse:
-    """`POST /playQueues?uri=server://<id>/com.plexapp.plugins.library/library/metadata/<key>`."""
+    """`POST /playQueues?uri=server://<id>/com.plexapp.plugins.library/library/metadata/<key>`.
+
+    As a real server: `playlistID=<id>` makes the queue from a playlist; `uri=` expands a show,
+    season, artist or album into its leaves; a `uri=` naming a playlist (or nothing) is HTTP 400.
+    `key=` selects the item to start at.
+    """
     sim = ctx.sim
     shuffle = ctx.flag("shuffle")
     start_key = ctx.query.get("key")

@@ -406,6 +406,9 @@ class PlexSimulator:
                 client.advance_if_finished()
                 if client.state == "playing" and client.is_active:
                     self._emit(client.notification())
+                    if client.stream_decision != "directplay":
+                        # PMS reports a running transcode's progress this often too.
+                        self._emit(client.transcode_notification())
 
     def add_websocket(self, ws: web.WebSocketResponse, token: str) -> None:
         """Register a connected notification websocket."""

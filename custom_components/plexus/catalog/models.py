@@ -122,6 +122,8 @@ class CatalogItem:
     updated_at: int | None
     guids: tuple[GuidRef, ...] = ()
     files: tuple[MediaFileInfo, ...] = ()
+    # The season's show, the episode's season, the album's artist, the track's album.
+    parent_title: str | None = None
 
     @property
     def local_path(self) -> str | None:
