@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from .context import EngineContext
 from .interfaces import MediaRef, MemberPlayer, PlayerSnapshot, Unsubscribe
-from .latency import LatencyTracker, PositionFix, PositionGrain
+from .latency import LatencyTracker, PositionFix, PositionGrain, near
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class MemberDriver:
         """
         grain = member.grain.proven_ms  # (what it surely shows: a sample must be right)
         if snapshot.state != "playing":
-            return 0.0 <= target - snapshot.position_ms + SEEK_MATCH_MS < grain + 2 * SEEK_MATCH_MS
+            return near(snapshot.position_ms, target, SEEK_MATCH_MS, grain)
         past = snapshot.position_ms - target
         return -grain - SEEK_MATCH_MS <= past <= (snapshot.at - sent) * 1000.0 + SEEK_MATCH_MS
 
@@ -426,6 +426,13 @@ class MemberDriver:
             if self.ready(member, position):
                 await self.command(member, "play")
                 return
+        _LOGGER.debug(
+            "Sync group %s: %s not ready at its instant (%s, %.0f ms late), catching up",
+            self._ctx.config.group,
+            member.player.name,
+            member.player.snapshot,
+            (self._ctx.clock.monotonic() - fire) * 1000.0,
+        )
         await self.catch_up(member)  # not ready in time: join where the group is
 
     async def catch_up(self, member: LocalMember) -> None:

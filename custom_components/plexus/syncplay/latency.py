@@ -149,8 +149,16 @@ class PositionGrain:
 
     def near(self, reported_ms: float, target_ms: float, tolerance_ms: float) -> bool:
         """Whether a reported position can be `target_ms`, truncated to the granularity."""
-        below = target_ms - reported_ms
-        return -tolerance_ms <= below < self.plausible_ms + tolerance_ms
+        return near(reported_ms, target_ms, tolerance_ms, self.plausible_ms)
+
+
+def near(reported_ms: float, target_ms: float, tolerance_ms: float, grain_ms: float) -> bool:
+    """Whether a position reported truncated to `grain_ms` can be `target_ms`.
+
+    Truncated, it is at most one grain below (never above); exact, within the tolerance.
+    """
+    below = target_ms - reported_ms
+    return -tolerance_ms <= below < max(grain_ms, tolerance_ms + 1.0)
 
 
 # Two playing reports more than this apart from one trajectory: the player jumped (a seek, a
