@@ -324,6 +324,7 @@ def _members_attrs(state: GroupState) -> dict[str, Any]:
                 "latency_ms": m.latency_ms,
                 "clock_offset_ms": m.clock_offset_ms,
                 "drift_ms": m.drift_ms,
+                "expected_precision_ms": m.expected_precision_ms,
             }
             for m in state.members
         ],

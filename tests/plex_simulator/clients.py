@@ -12,10 +12,12 @@ import asyncio
 from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass, field
+import random
 import time
 from typing import Any, Final, Literal, Protocol
 
 from .library import LEAF_TYPES, Item, Library
+from .presets import ClientBehaviour
 
 type PlayerState = Literal["stopped", "buffering", "playing", "paused"]
 type StreamDecision = Literal["directplay", "copy", "transcode"]
@@ -134,6 +136,8 @@ class SimulatedClient:
     foreground: bool = True
     # (low, high) command delay in ms for this player (None: the server's); fast commands /3.
     latency_ms: tuple[int, int] | None = None
+    # How a real kind of player behaves (presets.py); None: the simple model above.
+    behaviour: ClientBehaviour | None = None
     state: PlayerState = "stopped"
     rating_key: str | None = None
     volume: int = 100
@@ -151,6 +155,7 @@ class SimulatedClient:
     _queue: asyncio.Queue[tuple[str, dict[str, str]]] | None = field(default=None, repr=False)
     _worker: asyncio.Task[None] | None = field(default=None, repr=False)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     # ------------------------------------------------------------------ derived state
 
@@ -324,7 +329,12 @@ class SimulatedClient:
             await self._execute(command, params)
 
     async def _execute(self, command: str, params: dict[str, str]) -> None:
-        delay = self.host.command_delay(fast=command in FAST_COMMANDS, latency_ms=self.latency_ms)
+        if self.behaviour is not None:
+            delay = self.behaviour.command_delay(command, self._rng)
+        else:
+            delay = self.host.command_delay(
+                fast=command in FAST_COMMANDS, latency_ms=self.latency_ms
+            )
         if command in ("playMedia", "createPlayQueue"):
             await self._start_from_command(command, params, delay)
             return
@@ -515,6 +525,12 @@ class SimulatedClient:
 
     # ------------------------------------------------------------------ notifications
 
+    @property
+    def reported_position_ms(self) -> int:
+        """The position as the player reports it (its behaviour's granularity)."""
+        position = self.position_ms
+        return position if self.behaviour is None else self.behaviour.reported_position(position)
+
     def notification(self) -> dict[str, Any]:
         """The `playing` websocket notification for the current state."""
         rating_key = self.rating_key or (self.record[-1].rating_key if self.record else "") or ""
@@ -525,7 +541,7 @@ class SimulatedClient:
             "ratingKey": rating_key,
             "url": "",
             "key": f"/library/metadata/{rating_key}",
-            "viewOffset": self.position_ms,
+            "viewOffset": self.reported_position_ms,
             "playQueueItemID": self.play_queue_item_id or 0,
             "playQueueID": self.play_queue.id if self.play_queue else 0,
             "state": self.state,
