@@ -363,6 +363,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
                 session.decision, session.decision
             ),
             "quality": session.video_resolution or None,
+            "video_resolution": session.video_resolution or None,
+            "transcode_reasons": list(session.transcode_reasons),
             "progress": progress,
             "bandwidth_kbps": session.bandwidth_kbps,
             "location": session.location,

@@ -386,6 +386,9 @@ async def _scan_clients(call: ServiceCall) -> None:
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
+    from .services_stream import async_setup_stream_services  # noqa: PLC0415 (uses _entry)
+
+    async_setup_stream_services(hass)
     hass.services.async_register(
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA
     )

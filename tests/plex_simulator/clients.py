@@ -150,6 +150,9 @@ class SimulatedClient:
     play_queue: PlayQueue | None = None
     play_queue_item_id: int | None = None
     last_command_id: int = 0
+    # Streams chosen with setStreams (None: the item's default audio / no subtitles).
+    audio_stream_id: int | None = None
+    subtitle_stream_id: int | None = None
     _position_base: int = field(default=0, repr=False)
     _position_since: float = field(default=0.0, repr=False)
     _queue: asyncio.Queue[tuple[str, dict[str, str]]] | None = field(default=None, repr=False)
@@ -255,6 +258,8 @@ class SimulatedClient:
             elif position > 60_000:
                 library.set_progress(item.rating_key, position)
         self.rating_key = None
+        self.audio_stream_id = None
+        self.subtitle_stream_id = None
         self.play_queue = None
         self.play_queue_item_id = None
         self._position_base = 0
@@ -428,6 +433,15 @@ class SimulatedClient:
             self.muted = self.volume == 0
             self._apply("setParameters")
 
+    def _cmd_set_streams(self, params: Mapping[str, str]) -> None:
+        """Switch the audio track or the subtitles (`subtitleStreamID=0`: none)."""
+        audio = params.get("audioStreamID", "")
+        subtitles = params.get("subtitleStreamID", "")
+        if audio.isdigit():
+            self.audio_stream_id = int(audio)
+        if subtitles.isdigit():
+            self.subtitle_stream_id = int(subtitles) or None
+
     # ------------------------------------------------------------------ local (on the device)
 
     async def local_start(self, rating_key: str | int, offset_ms: int = 0) -> StateChange:
@@ -595,4 +609,5 @@ _COMMANDS: Final[dict[str, Callable[[SimulatedClient, Mapping[str, str]], None]]
     "skipPrevious": lambda c, p: c._cmd_skip("skipPrevious", -1),
     "skipTo": SimulatedClient._cmd_skip_to,
     "setParameters": SimulatedClient._cmd_set_parameters,
+    "setStreams": SimulatedClient._cmd_set_streams,
 }

@@ -184,6 +184,8 @@ class PlexSimulator:
         self.platform = platform
         self.platform_version = platform_version
         self.my_plex_username = my_plex_username
+        # The owner has Plex Pass: stream control (terminating sessions) is allowed.
+        self.plex_pass = True
         self.latency_ms = latency_ms
         # A real player reports an effect through its next timeline, a moment after it happened;
         # the server's `playing` notification follows that report (in order per player).
