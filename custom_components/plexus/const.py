@@ -85,3 +85,14 @@ TRANSFER_COPIER: Final = "auto"
 # Seconds between destination free-space readings (also read after every finished transfer).
 TRANSFER_FREE_SPACE_INTERVAL: Final = timedelta(minutes=5)
 TRANSFER_EVENT_PREFIX: Final = "plexus_transfer_"
+# Watch tracking (webhooks, watch history, Up Next).
+CONF_WEBHOOK_LOCAL_ONLY: Final = "webhook_local_only"
+CONF_WATCHED_THRESHOLD: Final = "watched_threshold"
+CONF_AUTO_MAP_THRESHOLD: Final = "auto_map_threshold"
+CONF_MARK_WATCHED_IN_PLEX: Final = "mark_watched_in_plex"
+CONF_CROSS_SERVER: Final = "cross_server_watched"
+DEFAULT_WATCHED_THRESHOLD: Final = 90
+DEFAULT_AUTO_MAP_THRESHOLD: Final = 0.90
+EVENT_PLEXUS_WEBHOOK: Final = "plexus_webhook"
+# Webhook events that can become a watch (held while the catalog database is not open).
+WATCH_EVENTS: Final = frozenset({"media.scrobble", "media.stop"})
