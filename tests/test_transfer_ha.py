@@ -3,6 +3,7 @@
 # ruff: noqa: ASYNC240  (temp files read directly in tests)
 
 import asyncio
+from datetime import timedelta
 import errno
 import hashlib
 import os
@@ -14,8 +15,9 @@ from homeassistant.core import Event, HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.plexus.browse_media import KIND_ITEM, BrowsePath, media_id
 from custom_components.plexus.const import (
@@ -638,3 +640,40 @@ async def test_queue_services_bad_input(
     with pytest.raises(ServiceValidationError) as info:
         await sync_media(hass, title="Anything")
     assert info.value.translation_key == "transfer_no_profile"
+
+
+async def test_profile_waits_for_the_catalog_database_then_starts(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path], catalog_in_tmp: Path
+) -> None:
+    """A catalog database that cannot be opened: unavailable entities; it opens: the queue runs."""
+    catalog_in_tmp.mkdir()  # a folder where the SQLite file should be
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        subentries_data=[
+            ConfigSubentryData(
+                data=profile_data(dirs),
+                subentry_type=SUBENTRY_TRANSFER,
+                title="Laptop",
+                unique_id=None,
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert state(hass, "sensor.laptop_queue").state == "unavailable"
+    assert state(hass, "binary_sensor.laptop_transferring").state == "unavailable"
+    with pytest.raises(HomeAssistantError) as info:
+        await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    assert info.value.translation_key == "transfer_unavailable"
+    assert info.value.translation_placeholders == {"profile": "Laptop"}
+
+    catalog_in_tmp.rmdir()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=31))  # the catalog retries
+    await hass.async_block_till_done()
+    await wait_until(lambda: state(hass, "sensor.laptop_queue").state == "0")
+    assert manager(entry).copier_name in ("rsync", "builtin")
+    assert state(hass, "binary_sensor.laptop_transferring").state == "off"
