@@ -109,6 +109,10 @@ async def test_root_lists_folders_and_libraries(
     assert children["TV Shows"].children_media_class == MediaClass.TV_SHOW
     assert children["Music"].children_media_class == MediaClass.ARTIST
     assert children["On Deck"].media_content_id == f"plexus://{sid}/on_deck"
+    # On Deck and Recently Added both hold videos (and albums): the same fitting class, not a
+    # video camera for one and a plain folder for the other.
+    assert children["On Deck"].children_media_class == MediaClass.MOVIE
+    assert children["Recently Added"].children_media_class == MediaClass.MOVIE
     assert all(not c.can_play and c.can_expand for c in root.children or [])
     # The same root for the media-source form and for an explicit server id.
     assert child_ids(await browse(hass, coordinator, f"plexus://{sid}")) == child_ids(root)

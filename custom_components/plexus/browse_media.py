@@ -91,6 +91,9 @@ SECTION_CHILDREN: Final[dict[str, MediaClass]] = {
     "show": MediaClass.TV_SHOW,
     "artist": MediaClass.ARTIST,
 }
+# On Deck and Recently Added hold movies, episodes, shows and albums: a poster grid with a film
+# icon for both (the frontend shows a folder's children class as its icon).
+FOLDER_CHILDREN: Final = MediaClass.MOVIE
 # Folder titles; the user's language comes from `common` in translations/<lang>.json.
 DEFAULT_TITLES: Final[dict[str, str]] = {
     "on_deck": "On Deck",
@@ -384,8 +387,8 @@ class _Tree[T: BrowseMedia]:
         titles = self.titles
         if path.kind == KIND_SERVER:
             folders = [
-                self._folder(KIND_ON_DECK, titles["on_deck"], MediaClass.VIDEO),
-                self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], MediaClass.DIRECTORY),
+                self._folder(KIND_ON_DECK, titles["on_deck"], FOLDER_CHILDREN),
+                self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], FOLDER_CHILDREN),
             ]
             folders += [
                 node
@@ -401,10 +404,10 @@ class _Tree[T: BrowseMedia]:
             items, total = await self.library.section_items(path.key, start=start, size=PAGE_SIZE)
             return self._page(_at(section, path), items, total)
         if path.kind == KIND_ON_DECK:
-            node = self._folder(KIND_ON_DECK, titles["on_deck"], MediaClass.VIDEO)
+            node = self._folder(KIND_ON_DECK, titles["on_deck"], FOLDER_CHILDREN)
             return self.make(node, self._children(await self.library.on_deck(), in_parent=False))
         if path.kind == KIND_RECENTLY_ADDED:
-            node = self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], MediaClass.DIRECTORY)
+            node = self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], FOLDER_CHILDREN)
             items = await self.library.recently_added()
             return self.make(node, self._children(items, in_parent=False))
         if path.kind == KIND_PLAYLISTS:
