@@ -114,6 +114,7 @@ SERVER_SENSORS: tuple[PlexusSensorEntityDescription, ...] = (
     PlexusSensorEntityDescription(
         key="libraries",
         translation_key="libraries",
+        state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: len(data.sections),
     ),
@@ -368,7 +369,8 @@ SYNC_SENSORS: tuple[SyncSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.DURATION,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: (
-            round(state.clock_offset_ms, 1) if state.clock_offset_ms is not None else None
+            # + 0.0 turns a rounded -0.0 into 0.0.
+            round(state.clock_offset_ms, 1) + 0.0 if state.clock_offset_ms is not None else None
         ),
     ),
 )
