@@ -9,6 +9,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from sqlalchemy.exc import OperationalError
 
 from custom_components.plexus.catalog import PathMapping
+from custom_components.plexus.catalog.errors import _MAX_CAUSE
 from custom_components.plexus.catalog_manager import (
     _describe,
     format_path_mappings,
@@ -109,8 +110,9 @@ def test_path_mapping_text_round_trip() -> None:
 
 
 def test_describe_keeps_the_driver_cause_short() -> None:
-    """A SQLAlchemy error is described by its driver's first line, without SQL; empty by type."""
+    """A SQLAlchemy error is described by its driver's first line (with the driver error's type),
+    without SQL; empty by type; long ones cut."""
     err = OperationalError("SELECT 1", {}, Exception("could not connect\nDETAIL: refused"))
-    assert _describe(err) == "could not connect"
+    assert _describe(err) == "Exception: could not connect"
     assert _describe(OSError()) == "OSError"
-    assert len(_describe(ValueError("x" * 1000))) == 300
+    assert len(_describe(ValueError("x" * 1000))) == _MAX_CAUSE
