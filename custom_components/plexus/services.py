@@ -14,7 +14,7 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 import probatio as vol
 
@@ -26,6 +26,8 @@ from .plex import PlexError
 from .plex.resolve import MediaNotFoundError
 from .plex.search_query import BadMediaIdError
 from .runtime import PlexusConfigEntry
+from .service_entry import ENTRY_SCHEMA, _entry
+from .services_stream import async_setup_stream_services
 from .services_transfer import async_setup_transfer_services
 from .sync import SyncGroup, media_ref
 from .syncplay import (
@@ -37,7 +39,6 @@ from .syncplay import (
 )
 from .validation import POSITION, whole
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
 SERVICE_REFRESH_LIBRARY = "refresh_library"
 SERVICE_SCAN_CLIENTS = "scan_clients"
@@ -51,7 +52,6 @@ ATTR_YEAR = "year"
 ATTR_LIMIT = "limit"
 ITEM_TYPES = ["movie", "show", "season", "episode", "artist", "album", "track"]
 
-ENTRY_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 REFRESH_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_LIBRARY_NAME): cv.string})
 IMPORT_SCHEMA = ENTRY_SCHEMA.extend(
     {
@@ -67,40 +67,6 @@ SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
         vol.Optional(ATTR_LIMIT, default=10): vol.All(whole, vol.Range(min=1, max=100)),
     }
 )
-
-
-def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
-    """The loaded entry the call targets (the only one when none is named).
-
-    HA's own lookup finds it; its refusals are said in Plexus's words: no server set up, an id
-    that is not a Plexus server entry, a server that is not loaded, several servers and none named.
-    """
-    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
-    try:
-        entry: PlexusConfigEntry = service.async_get_config_entry(hass, DOMAIN, entry_id)
-    except ServiceValidationError as err:
-        shown = entry_id or "-"
-        match err.translation_key:
-            case "service_config_entry_not_found" | "service_config_entry_wrong_domain":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="not_a_server_entry",
-                    translation_placeholders={"entry_id": shown},
-                ) from err
-            case "service_config_entry_not_loaded":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="entry_not_loaded",
-                    translation_placeholders={"entry_id": shown},
-                ) from err
-            case "service_found_multiple_config_entry_for_domain":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN, translation_key="server_required"
-                ) from err
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="no_server"
-        ) from err
-    return entry
 
 
 async def _refresh_library(call: ServiceCall) -> None:
@@ -386,8 +352,6 @@ async def _scan_clients(call: ServiceCall) -> None:
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
-    from .services_stream import async_setup_stream_services  # noqa: PLC0415 (uses _entry)
-
     async_setup_stream_services(hass)
     hass.services.async_register(
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA

@@ -34,7 +34,7 @@ from .plex.resolve import MediaNotFoundError
 from .plex.search_query import BadMediaIdError
 from .plex.sessions import terminate_player_session, terminate_session
 from .runtime import PlexusConfigEntry
-from .services import ATTR_CONFIG_ENTRY_ID, ENTRY_SCHEMA, _entry
+from .service_entry import ATTR_CONFIG_ENTRY_ID, ENTRY_SCHEMA, _entry
 
 ATTR_SESSION_ID = "session_id"
 ATTR_MESSAGE = "message"
