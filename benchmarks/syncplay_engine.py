@@ -25,10 +25,21 @@ engine heard of the starts. ``jitter_skew_ms_p50``/``_p99``: the skew each start
 with its jitter as the only error (latency minus the client's mean latency over the run), the
 floor for this very run. Jitter alone (four independent uniform +-15 ms) gives a start skew
 whose median is ~18.4 ms and whose maximum is 30 ms: no open-loop timing can do better.
+
+``--preset NAME`` (or ``all``) runs the same starts and resumes with players that behave like
+real ones (``tests/plex_simulator/presets.py``): ``fast`` (as above), ``late`` (state changes
+reported 50-250 ms late), ``sparse`` (+ a timeline only every 5 s), ``coarse`` (+ positions in
+whole seconds), ``slow`` (1, 1.7, 2.3, 3 s per command, 3-9 s loads, late, sparse, coarse).
+Per preset: start and resume skew p50/p99/max (the simulators' records), the run's jitter
+floor, correcting seeks per minute of ``--steady-s`` seconds of steady play (and the largest
+true spread meanwhile), members started late (a catch-up) and members not started. One
+warm-up start per preset (not counted) lets the engine measure the players first, as the
+first start of a real group does. The last line: ``{"presets": {...}}``.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
@@ -55,7 +66,7 @@ from custom_components.plexus.syncplay import (
     SyncEngine,
 )
 from custom_components.plexus.syncplay.interfaces import MessageCallback
-from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.plex_simulator import ClientBehaviour, LibraryConfig, PlexSimulator
 from tests.plex_simulator.clients import SimulatedClient
 from tests.test_syncplay_engine import OffsetClock, PahoTransport
 
@@ -64,6 +75,28 @@ LATENCIES_MS = ((60, 120), (180, 250))
 JITTER_MS = 15
 OFFSETS_S = (2.0, -2.0)
 LIBRARY = LibraryConfig(movies=5, shows=1, seasons_per_show=1, episodes_per_season=2, artists=0)
+PRESET_NAMES = ("fast", "late", "sparse", "coarse", "slow")
+SLOW_LATENCIES_MS = ((1000, 1700), (2300, 3000))
+
+
+def preset_behaviour(preset: str, latency_ms: float) -> ClientBehaviour | None:
+    """How a benchmark player of `preset` behaves (None: the simulator's plain model)."""
+    if preset == "fast":
+        return None
+    late = {"report_delay_ms": (50.0, 250.0), "jitter_ms": float(JITTER_MS)}
+    sparse = {"timeline_interval_s": 5.0} if preset != "late" else {}
+    coarse = {"granularity_ms": 1000} if preset in ("coarse", "slow") else {}
+    load = {"load_ms": (3000.0, 9000.0)} if preset == "slow" else {}
+    return ClientBehaviour(
+        play_ms=latency_ms,
+        pause_ms=latency_ms,
+        seek_ms=latency_ms,
+        stop_ms=latency_ms,
+        **late,  # type: ignore[arg-type]
+        **sparse,  # type: ignore[arg-type]
+        **coarse,  # type: ignore[arg-type]
+        **load,  # type: ignore[arg-type]
+    )
 
 
 class TimedPlayer(PlexMemberPlayer):
@@ -193,8 +226,10 @@ class DelayingTransport:
 
 
 class BenchHome:
-    def __init__(self, index: int, topic: str, rng: random.Random) -> None:
+    def __init__(self, index: int, topic: str, rng: random.Random, preset: str = "fast") -> None:
         self.index = index
+        self.preset = preset
+        self.late_starts = 0
         self.topic = topic
         self.rng = rng
         self.sims: list[PlexSimulator] = []
@@ -214,11 +249,13 @@ class BenchHome:
             DelayingTransport(self.transport, self.rng),
             on_event=self._event,
         )
-        for n, latency in enumerate(LATENCIES_MS[self.index]):
+        latencies = SLOW_LATENCIES_MS if self.preset == "slow" else LATENCIES_MS
+        for n, latency in enumerate(latencies[self.index]):
             low, high = 3 * (latency - JITTER_MS), 3 * (latency + JITTER_MS)
             sim = PlexSimulator(
                 clients=1, seed=10 * self.index + n + 1, library=LIBRARY, latency_ms=(low, high)
             )
+            next(iter(sim.clients.values())).behaviour = preset_behaviour(self.preset, latency)
             await sim.start()
             self.sims.append(sim)
             control = PlayerControl(
@@ -246,6 +283,8 @@ class BenchHome:
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         if DEBUG and kind in ("member_resynced", "member_failed", "drift_corrected", "waiting"):
             print("  event", self.index, kind, data.get("name"), data.get("error", ""))
+        if kind == "member_resynced":
+            self.late_starts += 1
         if kind in ("started", "resumed"):
             cid = str(data["command_id"])
             # the instant as this home placed it, on the (shared) monotonic clock
@@ -370,8 +409,137 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def seeks(clients: list[SimulatedClient]) -> int:
+    """Seek commands the players have received so far."""
+    return sum(1 for c in clients for command, _ in c.commands if command == "seekTo")
+
+
+async def started(
+    clients: list[SimulatedClient], since: float, limit: float
+) -> tuple[list[float], int]:
+    """The players' start instants after `since` (waiting up to `limit` s) and how many missed."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if all(first_start(c, since, "play") is not None for c in clients):
+            break
+        await asyncio.sleep(0.02)
+    starts = [t for c in clients if (t := first_start(c, since, "play")) is not None]
+    return starts, len(clients) - len(starts)
+
+
+async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
+    """Starts and resumes with players of one preset; its figures."""
+    global DECOMPOSITION  # noqa: PLW0603
+    DECOMPOSITION = Decomposition()
+    rng = random.Random(args.seed)
+    topic = f"plexus-bench/{uuid.uuid4().hex}"
+    homes = [BenchHome(0, topic, rng, preset), BenchHome(1, topic, rng, preset)]
+    session = aiohttp.ClientSession()
+    starts: list[float] = []
+    resumes: list[float] = []
+    not_started = 0
+    limit = 40.0 if preset == "slow" else 15.0
+    failed: dict[str, int] = {}
+    try:
+        for home in homes:
+            await home.start(session)
+        await wait_for(lambda: all(h.engine.state.homes == 2 for h in homes))
+        await wait_for(lambda: all(h.engine.clock_offset(f"home{1 - h.index}") for h in homes))
+        clients = [c for h in homes for c in h.clients]
+        key = homes[0].sims[0].library.movies()[0].rating_key
+
+        async def stop(leader: SyncEngine) -> None:
+            await leader.stop()
+            await wait_for(lambda: all(c.state == "stopped" for c in clients), limit)
+            await wait_for(lambda: all(h.engine.state.state == "idle" for h in homes), limit)
+            await asyncio.sleep(0.3)  # (the last, late reports)
+
+        # warm-up: the engine measures the players (not counted)
+        await homes[0].engine.play(MediaRef(key), 30_000.0)
+        await started(clients, time.monotonic() - 60.0, limit)
+        await stop(homes[0].engine)
+        late_before = sum(h.late_starts for h in homes)
+        for round_ in range(args.rounds):
+            leader = homes[round_ % 2].engine
+            since = time.monotonic()
+            result = await leader.play(MediaRef(key), 60_000.0 + 1000 * round_)
+            for member in result.failed.values():
+                failed[member] = failed.get(member, 0) + 1
+            instants, missing = await started(clients, since, limit)
+            not_started += missing
+            if len(instants) > 1:
+                starts.append((max(instants) - min(instants)) * 1000.0)
+            if not missing:
+                await measure_start(homes, since, result.command_id)
+            await asyncio.sleep(0.5)
+            await leader.pause()
+            await wait_for(lambda: all(h.engine.state.state == "paused" for h in homes))
+            with contextlib.suppress(TimeoutError):
+                await wait_for(lambda: spread(clients) <= 2, limit)
+            await asyncio.sleep(0.3 if preset == "fast" else 1.0)
+            since = time.monotonic()
+            result = await homes[1 - round_ % 2].engine.resume()
+            instants, missing = await started(clients, since, limit)
+            not_started += missing
+            if len(instants) > 1:
+                resumes.append((max(instants) - min(instants)) * 1000.0)
+            if not missing:
+                await measure_start(homes, since, result.command_id)
+            await asyncio.sleep(0.3)
+            await stop(leader)
+            print(f"{preset} round {round_ + 1}: starts {starts[-1:]}, resumes {resumes[-1:]}")
+        late = sum(h.late_starts for h in homes) - late_before
+
+        # steady play: correcting seeks while nothing disturbs the players
+        await homes[0].engine.play(MediaRef(key), 120_000.0)
+        await started(clients, time.monotonic() - 60.0, limit)
+        await asyncio.sleep(2.0)
+        before = seeks(clients)
+        largest = 0.0
+        deadline = time.monotonic() + args.steady_s
+        while time.monotonic() < deadline:
+            largest = max(largest, spread(clients))
+            await asyncio.sleep(0.1)
+        false_seeks = seeks(clients) - before
+    finally:
+        for home in homes:
+            await home.close()
+        await session.close()
+    jitter_skews = DECOMPOSITION.jitter_skews()
+    return {
+        "rounds": args.rounds,
+        "start_p50_ms": pct(starts, 0.5) if starts else None,
+        "start_p99_ms": pct(starts, 0.99) if starts else None,
+        "start_max_ms": round(max(starts), 1) if starts else None,
+        "resume_p50_ms": pct(resumes, 0.5) if resumes else None,
+        "resume_p99_ms": pct(resumes, 0.99) if resumes else None,
+        "resume_max_ms": round(max(resumes), 1) if resumes else None,
+        "jitter_floor_p50_ms": pct(jitter_skews, 0.5) if jitter_skews else None,
+        "jitter_floor_p99_ms": pct(jitter_skews, 0.99) if jitter_skews else None,
+        "false_seeks_per_min": round(false_seeks * 60.0 / args.steady_s, 2),
+        "steady_spread_max_ms": round(largest, 1),
+        "members_started_late": late,
+        "members_not_started": not_started,
+        "members_failed": failed,
+    }
+
+
+async def run_presets(args: argparse.Namespace) -> dict[str, Any]:
+    """Every preset asked for, one after the other."""
+    names = PRESET_NAMES if args.preset == "all" else (args.preset,)
+    results: dict[str, Any] = {}
+    for name in names:
+        results[name] = await run_preset(args, name)
+        print(name, json.dumps(results[name]), flush=True)
+    return {"presets": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--preset", choices=(*PRESET_NAMES, "all"), help="players like real ones (see above)"
+    )
+    parser.add_argument("--steady-s", type=float, default=30.0, help="steady play per preset")
     parser.add_argument("--rounds", type=int, default=30, help="starts (and resumes)")
     parser.add_argument("--baseline-rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
@@ -379,6 +547,9 @@ def main() -> None:
     args = parser.parse_args()
     global DEBUG  # noqa: PLW0603
     DEBUG = args.verbose
+    if args.preset:
+        print(json.dumps(asyncio.run(run_presets(args))))
+        return
     print(json.dumps(asyncio.run(run(args))))
 
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import os
 from pathlib import Path
 from typing import Any
+from unittest.mock import PropertyMock, patch
 import uuid
 
 from aiohttp import ClientSession
@@ -12,6 +13,8 @@ from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.catalog.db import Catalog, sqlite_url
 from custom_components.plexus.const import (
@@ -34,6 +37,23 @@ def catalog_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "plexus_catalog.db"
     monkeypatch.setattr("custom_components.plexus.catalog_manager.CATALOG_FILE", str(path))
     return path
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Syrupy with HA's serializer (registry entries and states without ids and times)."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create every entity enabled, also those disabled by default (as HA core's fixture)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 @pytest.fixture

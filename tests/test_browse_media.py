@@ -109,6 +109,10 @@ async def test_root_lists_folders_and_libraries(
     assert children["TV Shows"].children_media_class == MediaClass.TV_SHOW
     assert children["Music"].children_media_class == MediaClass.ARTIST
     assert children["On Deck"].media_content_id == f"plexus://{sid}/on_deck"
+    # On Deck and Recently Added both hold videos (and albums): the same fitting class, not a
+    # video camera for one and a plain folder for the other.
+    assert children["On Deck"].children_media_class == MediaClass.MOVIE
+    assert children["Recently Added"].children_media_class == MediaClass.MOVIE
     assert all(not c.can_play and c.can_expand for c in root.children or [])
     # The same root for the media-source form and for an explicit server id.
     assert child_ids(await browse(hass, coordinator, f"plexus://{sid}")) == child_ids(root)
@@ -387,7 +391,7 @@ async def test_server_error_while_browsing(
     with pytest.raises(BrowseError) as err:
         await browse(hass, coordinator, f"plexus://{simulator.machine_identifier}/on_deck")
     simulator.set_error(None)
-    assert err.value.translation_key == "browse_failed"
+    assert err.value.translation_key == "listing_failed"
     assert err.value.translation_placeholders is not None
     assert err.value.translation_placeholders["server"] == "Plexus Simulator"
     assert "HTTP 500" in err.value.translation_placeholders["error"]
@@ -474,3 +478,25 @@ async def test_browse_through_a_player_entity(
     resp = await client.get(thumbnail)
     assert resp.status == 200
     assert await resp.read() == PNG
+
+
+async def test_failed_listing_says_it_failed_not_deleted(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    coordinator: PlexusCoordinator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A show that exists but whose episodes list fails to load (404 from a proxy or a server
+    mid-update) says the listing failed, naming the show, not that the item was deleted."""
+
+    async def refuse(ctx: handlers.Ctx) -> web.StreamResponse:
+        return handlers.error_response(404)
+
+    route = handlers._route("GET", r"/library/metadata/(?P<key>\d+)/children", refuse)
+    monkeypatch.setattr(handlers, "ROUTES", (route, *handlers.ROUTES))
+    show = simulator.library.shows()[0]
+    with pytest.raises(BrowseError) as err:
+        await browse(hass, coordinator, f"plexus://{simulator.machine_identifier}/item/{show.id}")
+    assert err.value.translation_key == "listing_failed"
+    assert err.value.translation_placeholders is not None
+    assert err.value.translation_placeholders["title"] == show.title

@@ -9,10 +9,12 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from syrupy.assertion import SnapshotAssertion
+from syrupy.filters import props
 
 from custom_components.plexus.const import DOMAIN
 from custom_components.plexus.diagnostics import redact_url
-from tests.conftest import entry_data
+from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import PlexSimulator
 
 
@@ -54,3 +56,17 @@ def test_redact_url_forms() -> None:
         "https://plex.example:32400/x"
     )
     assert redact_url("http://10.0.0.2") == "http://10.0.0.2"
+
+
+async def test_diagnostics_snapshot(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """The whole download of an idle server (what changes from run to run left out)."""
+    await wait_until(lambda: loaded.runtime_data.coordinator.listener.connected)
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
+    assert simulator.token not in json.dumps(diag)
+    assert diag == snapshot(exclude=props("url", "websocket_messages"))

@@ -4,11 +4,14 @@ Every control test checks the effect in the simulated client's own record (the i
 took effect on the "device"), not just that a request was sent.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 import json
+import logging
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
@@ -33,6 +36,7 @@ from homeassistant.const import (
     SERVICE_VOLUME_MUTE,
     SERVICE_VOLUME_SET,
     STATE_UNAVAILABLE,
+    Platform,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import (
@@ -41,12 +45,16 @@ from homeassistant.exceptions import (
     ServiceValidationError,
 )
 from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
+from custom_components.plexus.ids import signal_notification
 from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator, SimulatedClient
 
@@ -452,3 +460,316 @@ async def test_plex_tv_players_appear_without_controls(
     )
     user_calls = [r for r in requests_mock.request_history if r.url.endswith("/api/v2/user")]
     assert user_calls[0].headers["X-Plex-Token"] == "account-token"
+
+
+# --- the entity set (snapshot) -----------------------------------------------------------------
+
+
+async def test_all_entities(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """One player per client, registry entries and idle states."""
+    config_entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=sim.machine_identifier,
+        data=entry_data(sim),
+    )
+    config_entry.add_to_hass(hass)
+    with patch("custom_components.plexus.PLATFORMS", [Platform.MEDIA_PLAYER]):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+    await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)
+
+
+async def play(hass: HomeAssistant, entity_id: str, media_id: str, media_type: str = "") -> None:
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: media_id, ATTR_MEDIA_CONTENT_TYPE: media_type or "video"},
+    )
+
+
+async def test_playlist_plays_from_browser_by_name_and_by_key(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A playlist is queued from the playlist itself (`playlistID=`) and its first item plays:
+    picked in the media browser, by name (the README's example) and by rating key."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    road_trip = next(p for p in sim.library.playlists.values() if p.title == "Road Trip")
+    movie_night = next(p for p in sim.library.playlists.values() if p.title == "Movie Night")
+    sid = sim.machine_identifier
+    for media_id, playlist in (
+        (f"plexus://{sid}/playlist/{movie_night.rating_key}", movie_night),
+        ('{"playlist_name": "Road trip"}', road_trip),
+        (movie_night.rating_key, movie_night),
+    ):
+        await play(hass, entity_id, media_id, "playlist")
+        await client.wait_for_state("playing", rating_key=playlist.items[0])
+        assert client.play_queue is not None
+        assert [key for _, key in client.play_queue.items] == [str(i) for i in playlist.items]
+        assert client.commands[-1][1]["type"] == (
+            "music" if playlist.playlist_type == "audio" else "video"
+        )
+    queue_posts = [r for r in sim.requests if r[1] == "/playQueues"]
+    assert all("playlistID" in query and "uri" not in query for _m, _p, query in queue_posts)
+
+
+async def test_simulator_answers_playlist_uri_with_400_like_a_real_server(
+    sim: PlexSimulator, session: Any
+) -> None:
+    """`uri=` naming a playlist's metadata is HTTP 400 on a real server; `playlistID=` works."""
+    playlist = next(iter(sim.library.playlists.values()))
+    uri = (
+        f"server://{sim.machine_identifier}/com.plexapp.plugins.library"
+        f"/library/metadata/{playlist.rating_key}"
+    )
+    headers = {"X-Plex-Token": sim.token}
+    async with session.post(
+        sim.url + "/playQueues", params={"uri": uri, "type": "video"}, headers=headers
+    ) as resp:
+        assert resp.status == 400
+    async with session.post(
+        sim.url + "/playQueues",
+        params={"playlistID": playlist.rating_key, "type": "video"},
+        headers=headers,
+    ) as resp:
+        assert resp.status == 200
+
+
+async def test_containers_play_their_leaves(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A show resumes at its On Deck episode, a season at its first unwatched one, an artist
+    at its first track, an album shuffled when asked: always a queue of the leaves."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    lib = sim.library
+    show = lib.shows()[1]
+    episodes = show.leaves()
+    lib.mark_watched(episodes[0].rating_key)
+    lib.set_progress(episodes[2].rating_key, 300_000)
+    await play(hass, entity_id, show.rating_key, "tvshow")
+    change = await client.wait_for_state("playing", rating_key=episodes[2].rating_key)
+    assert change.position_ms >= 300_000
+    assert client.play_queue is not None
+    assert [key for _, key in client.play_queue.items] == [e.rating_key for e in episodes]
+
+    season = lib.shows()[2].children[1]
+    lib.mark_watched(season.children[0].rating_key)
+    await play(hass, entity_id, f"plexus://{sim.machine_identifier}/item/{season.rating_key}")
+    await client.wait_for_state("playing", rating_key=season.children[1].rating_key)
+
+    artist = lib.artists()[0]
+    await play(hass, entity_id, artist.rating_key, "artist")
+    await client.wait_for_state("playing", rating_key=artist.leaves()[0].rating_key)
+    assert client.commands[-1][1]["type"] == "music"
+
+    album = lib.artists()[1].children[0]
+    search = {
+        "library_name": "Music",
+        "artist_name": album.parent.title if album.parent else "",
+        "album_name": album.title,
+        "shuffle": True,
+    }
+    await play(hass, entity_id, json.dumps(search), "album")
+    tracks = {t.rating_key for t in album.leaves()}
+    await client.wait_for(lambda: client.state == "playing" and client.rating_key in tracks)
+    assert client.play_queue is not None
+    assert client.play_queue.shuffled
+    assert {key for _, key in client.play_queue.items} == tracks
+    # The session names the leaf that plays, never the container.
+    await wait_until(
+        lambda: hass.states.get(entity_id).attributes.get("media_content_id") in tracks
+    )
+
+
+async def test_command_without_effect_is_an_error(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that accepts playMedia but starts nothing (Plex in the background) makes
+    play_media fail, and Assist does not answer "Playing media"."""
+    monkeypatch.setattr("custom_components.plexus.media_player.PLAY_START_TIMEOUT", 1.0)
+    client = first_client(sim)
+    client.foreground = False
+    entity_id = player_entity(hass, sim, client)
+    movie = sim.library.add_movie("The Mattress Affair", year=2011)
+    with pytest.raises(HomeAssistantError) as err:
+        await play(hass, entity_id, movie.rating_key, "movie")
+    assert err.value.translation_key == "play_not_started"
+    assert err.value.translation_placeholders["client"] == client.name
+    assert client.state == "stopped"
+
+    assert await async_setup_component(hass, "homeassistant", {})
+    assert await async_setup_component(hass, "conversation", {})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, "conversation", entity_id, True)
+    result = await hass.services.async_call(
+        "conversation",
+        "process",
+        {"text": f"play the mattress affair on the {client.name.lower()}"},
+        blocking=True,
+        return_response=True,
+    )
+    assert result["response"]["response_type"] == "error", result
+
+
+async def test_external_ids_resolve_through_the_catalog(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """imdb:// / tmdb:// ids are found through the catalog (a real server's `guid=` matches
+    only an item's own GUID); before the catalog knows them, nothing is guessed."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    movie = next(
+        m
+        for m in sim.library.movies()
+        if m.guid.startswith("plex://") and any(g.startswith("imdb://") for g in m.ext_guids)
+    )
+    imdb = next(g for g in movie.ext_guids if g.startswith("imdb://"))
+    with pytest.raises(ServiceValidationError):
+        await play(hass, entity_id, imdb, "movie")
+    await entry.runtime_data.catalog.async_import("full")
+    await play(hass, entity_id, imdb, "movie")
+    await client.wait_for_state("playing", rating_key=movie.rating_key)
+    # plex:// GUIDs still work (the catalog first, the server's own-GUID filter after).
+    other = next(m for m in sim.library.movies()[10:] if m.guid.startswith("plex://"))
+    await play(hass, entity_id, other.guid, "movie")
+    await client.wait_for_state("playing", rating_key=other.rating_key)
+
+
+async def test_search_service_names_music_fields_as_music(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """`plexus.search` answers a track with artist/album/track and an episode with
+    show/season/episode (not music under TV field names)."""
+    await entry.runtime_data.catalog.async_import("full")
+    track = sim.library.tracks()[3]
+    album = track.parent
+    assert album is not None
+    assert album.parent is not None
+    episode = sim.library.episodes()[2]
+
+    async def search(query: str, kind: str) -> dict[str, Any]:
+        response = await hass.services.async_call(
+            DOMAIN,
+            "search",
+            {"query": query, "type": [kind]},
+            blocking=True,
+            return_response=True,
+        )
+        results = response["results"]
+        assert isinstance(results, list)
+        return next(r for r in results if r["rating_key"] in (track.rating_key, episode.rating_key))
+
+    found = await search(track.title, "track")
+    assert found["artist"] == album.parent.title
+    assert found["album"] == album.title
+    assert found["track"] == track.index
+    assert not {"show", "season", "episode"} & set(found)
+    found = await search(episode.title, "episode")
+    assert episode.grandparent is not None
+    assert found["show"] == episode.grandparent.title
+    assert found["episode"] == episode.index
+    assert "artist" not in found
+
+
+async def test_volume_is_unknown_until_set(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """Plex reports no volume: no volume level (not 0, not a made-up 100 %) until Plexus sets
+    one; muting an unknown volume says muted without inventing a level."""
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    attrs = hass.states.get(entity_id).attributes
+    assert "volume_level" not in attrs
+    assert "is_volume_muted" not in attrs
+    await call(hass, SERVICE_VOLUME_MUTE, entity_id, **{ATTR_MEDIA_VOLUME_MUTED: True})
+    await wait_until(lambda: client.volume == 0)
+    attrs = hass.states.get(entity_id).attributes
+    assert attrs["is_volume_muted"] is True
+    assert "volume_level" not in attrs
+    await call(hass, SERVICE_VOLUME_SET, entity_id, **{ATTR_MEDIA_VOLUME_LEVEL: 0.3})
+    attrs = hass.states.get(entity_id).attributes
+    assert attrs["volume_level"] == 0.3
+    assert attrs["is_volume_muted"] is False
+
+
+async def test_steady_play_writes_no_state_but_a_seek_does(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """While a player plays steadily (a `playing` notification every 0.2 s), its state is not
+    rewritten (the frontend extrapolates from media_position_updated_at); a seek on the device
+    shows up at once; the extrapolated position stays right."""
+    sim.timeline_interval_s = 0.2
+    client = first_client(sim)
+    entity_id = player_entity(hass, sim, client)
+    await client.local_start(sim.library.movies()[0].id, offset_ms=60_000)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    await wait_until(lambda: entity_id in {s.entity_id for s in hass.states.async_all()})
+    writes: list[Any] = []
+    hass.bus.async_listen(
+        "state_changed",
+        lambda event: writes.append(event) if event.data["entity_id"] == entity_id else None,
+    )
+    notifications_before = entry.runtime_data.coordinator.notifications
+    await asyncio.sleep(3)
+    assert entry.runtime_data.coordinator.notifications - notifications_before >= 10
+    assert len(writes) <= 1  # at most the session arriving after the start
+    attrs = hass.states.get(entity_id).attributes
+    extrapolated = (
+        attrs["media_position"]
+        + (dt_util.utcnow() - attrs["media_position_updated_at"]).total_seconds()
+    )
+    assert abs(extrapolated - client.position_ms / 1000) < 1.5
+
+    writes.clear()
+    await client.local_seek(1_800_000)
+    await wait_until(lambda: hass.states.get(entity_id).attributes["media_position"] >= 1800, 2)
+    assert len(writes) == 1
+
+
+async def test_steady_play_does_not_refresh_the_coordinator(
+    hass: HomeAssistant,
+    sim: PlexSimulator,
+    entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Steady play of a transcoded stream (`playing` and `transcodeSession.update` every 0.2 s)
+    reads nothing from the server ("Finished fetching" stays silent); an item added to a
+    library (a `timeline` entry "created") does."""
+    sim.timeline_interval_s = 0.2
+    client = first_client(sim)
+    client.stream_decision = "transcode"
+    entity_id = player_entity(hass, sim, client)
+    await client.local_start(sim.library.movies()[0].id)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    await asyncio.sleep(0.5)  # the refresh for the new session
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus")
+    caplog.clear()
+    kinds: list[str] = []
+    coordinator = entry.runtime_data.coordinator
+    async_dispatcher_connect(
+        hass,
+        signal_notification(coordinator.server_identifier),
+        lambda kind, _container: kinds.append(kind),
+    )
+
+    def fetches() -> int:
+        return sum("Finished fetching" in r.getMessage() for r in caplog.records)
+
+    await asyncio.sleep(3)
+    assert kinds.count("transcodeSession.update") >= 10
+    assert kinds.count("playing") >= 10
+    assert fetches() == 0
+
+    sim.library.add_movie("Brand New", year=2026)
+    await wait_until(lambda: fetches() >= 1)

@@ -195,24 +195,32 @@ async def test_resolve_containers_are_not_playable(
         assert err.value.translation_key == "not_playable"
 
 
-async def test_resolve_falls_back_to_the_account_token(
+async def test_resolve_without_a_stream_token_fails_without_the_account_token(
     hass: HomeAssistant,
     simulator: PlexSimulator,
     loaded: MockConfigEntry,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A server that issues no transient token still gets a working URL."""
+    """A server that refuses a transient token (403) or answers without one: a clear error, and
+    the account token never goes into a URL."""
+    answer: dict[str, web.Response] = {}
 
     async def refuse(ctx: handlers.Ctx) -> web.StreamResponse:
-        return web.Response(status=403)
+        return answer["response"]
 
     route = handlers._route("GET", r"/security/token", refuse)
     monkeypatch.setattr(handlers, "ROUTES", (route, *handlers.ROUTES))
     movie = simulator.library.movies()[0]
-    resolved = await media_source.async_resolve_media(
-        hass, f"media-source://plexus/{simulator.machine_identifier}/item/{movie.rating_key}", None
-    )
-    assert URL(resolved.url).query["X-Plex-Token"] == simulator.token
+    media_id = f"media-source://plexus/{simulator.machine_identifier}/item/{movie.rating_key}"
+    for response in (
+        web.Response(status=403),
+        web.Response(body=b'<MediaContainer size="0"/>', content_type="text/xml"),
+    ):
+        answer["response"] = response
+        with pytest.raises(media_source.Unresolvable) as err:
+            await media_source.async_resolve_media(hass, media_id, None)
+        assert err.value.translation_key == "no_stream_token"
+        assert simulator.token not in str(err.value)
 
 
 async def test_thumbnail_view(

@@ -67,3 +67,19 @@ def test_parse_first_part() -> None:
         parse_first_part('<MediaContainer><Directory ratingKey="1" type="show"/></MediaContainer>')
         is None
     )
+
+
+def test_parse_first_part_beside_media() -> None:
+    """A Part listed beside its Media (not inside it) is read too, as the catalog does."""
+    body = (
+        '<MediaContainer size="1"><Track ratingKey="9" type="track">'
+        '<Media container="flac" /><Part key="/library/parts/3/1/file.flac" />'
+        "</Track></MediaContainer>"
+    )
+    part = parse_first_part(body)
+    assert part is not None
+    assert (part.key, part.container, part.mime_type) == (
+        "/library/parts/3/1/file.flac",
+        "flac",
+        "audio/flac",
+    )

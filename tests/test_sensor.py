@@ -1,10 +1,16 @@
 """Server sensors: the entity set (snapshot), session counts, bandwidth and library counts."""
 
+from types import SimpleNamespace
+from unittest.mock import patch
+
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.plexus.sensor import SYNC_SENSORS
 from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
 
@@ -130,3 +136,40 @@ async def test_library_counts_follow_a_scan(
         lambda: hass.states.get(entity_id).attributes.get("last_added") == "Brand New Film"
     )
     assert hass.states.get(entity_id).state == str(len(simulator.library.movies()))
+
+
+# --- the sensor platform alone (snapshot) ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")
+async def test_all_entities(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Every server and catalog sensor (library sensors enabled), registry entries and states."""
+    config_entry.add_to_hass(hass)
+    with patch("custom_components.plexus.PLATFORMS", [Platform.SENSOR]):
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await hass.async_block_till_done()
+    await snapshot_platform(hass, entity_registry, snapshot, config_entry.entry_id)
+
+
+def test_clock_offset_never_shows_minus_zero() -> None:
+    """A tiny negative clock offset rounds to 0.0, not -0.0."""
+    offset = next(d for d in SYNC_SENSORS if d.key == "sync_clock_offset")
+    for raw, shown in ((-0.04, "0.0"), (-0.0, "0.0"), (-1.26, "-1.3"), (2.0, "2.0")):
+        value = offset.value_fn(SimpleNamespace(clock_offset_ms=raw))  # type: ignore[arg-type]
+        assert str(value) == shown, raw
+
+
+async def test_libraries_sensor_has_a_unit(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """ "Libraries" counts with a unit, like "Clients"."""
+    state = hass.states.get("sensor.plexus_simulator_libraries")
+    assert state is not None
+    assert state.attributes["unit_of_measurement"] == "libraries"
+    assert state.attributes["state_class"] == "measurement"

@@ -192,9 +192,17 @@ async def test_members_find_the_item_in_the_catalog(
         "999999", guid="plex://movie/0123456789abcdef", server="another-server", guids=(imdb,)
     )
     assert MediaRef.from_dict(remote.as_dict()) == remote  # what travels between homes
+    # A real server's guid= filter matches only an item's own GUID: before the catalog knows the
+    # item, its imdb:// id finds nothing on the server.
     before = guid_searches()
-    assert await group.resolve_media(remote) == movie.rating_key  # asked the server
+    # Before the import only the server can answer, and a real server matches `guid=` only against
+    # an item's own (plex://) GUID: asked, it finds nothing; the IMDb id waits for the catalog.
+    assert await group.resolve_media(remote) is None
     assert guid_searches() > before
+    # The item's own plex:// GUID is found on the server.
+    assert await group.resolve_media(
+        MediaRef("999999", guid=movie.guid, server="another-server")
+    ) == (movie.rating_key)
     await hass.services.async_call(
         DOMAIN, "import_library", {"mode": "full"}, blocking=True, return_response=True
     )

@@ -1,6 +1,7 @@
 """Plexus: Plex as a first-class part of Home Assistant."""
 
-from homeassistant.const import Platform
+from homeassistant.components.webhook import async_generate_id
+from homeassistant.const import CONF_WEBHOOK_ID, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.device_registry import DeviceEntry
@@ -13,11 +14,15 @@ from .ids import client_id_from
 from .runtime import PlexusConfigEntry, PlexusData
 from .services import async_setup_services
 from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
+from .tracking_manager import TrackingManager
+from .transfers import TransferManager
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.MEDIA_PLAYER,
+    Platform.SELECT,
     Platform.SENSOR,
 ]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -48,9 +53,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     entry.async_on_unload(catalog.async_stop)
     sync_groups = await async_create_sync_groups(hass, entry, coordinator, catalog)
     entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
+    transfers = TransferManager(hass, entry, catalog, coordinator.server_identifier)
+    entry.async_on_unload(transfers.async_stop)  # popped first: stops before the catalog closes
+    tracking = TrackingManager(hass, entry, coordinator, catalog)
     entry.runtime_data = PlexusData(
-        coordinator=coordinator, catalog=catalog, sync_groups=sync_groups
+        coordinator=coordinator,
+        catalog=catalog,
+        sync_groups=sync_groups,
+        tracking=tracking,
+        transfers=transfers,
     )
+    await tracking.async_start()
+    entry.async_on_unload(tracking.async_stop)  # also when a later step of the setup fails
 
     info = coordinator.data.info
     dr.async_get(hass).async_get_or_create(
@@ -65,11 +79,30 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     await async_start_sync_groups(hass, coordinator, sync_groups)
     coordinator.async_start_push()
+    await transfers.async_start()
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
+    """Bring an entry to the current version (1.2: every server entry owns a webhook id)."""
+    if entry.version > 1:
+        return False  # made by a newer Plexus: leave it alone
+    if entry.minor_version < 2:
+        data = dict(entry.data)
+        data.setdefault(CONF_WEBHOOK_ID, async_generate_id())
+        hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
-    """Unload a server entry (the websocket stops through async_on_unload)."""
+    """Unload a server entry (the websocket stops through async_on_unload).
+
+    Transfers stop and queued webhooks are recorded first, while the catalog database is still open
+    (the on-unload callbacks run concurrently, and background tasks are cancelled).
+    """
+    if entry.runtime_data.transfers is not None:
+        await entry.runtime_data.transfers.async_stop()
+    await entry.runtime_data.tracking.async_stop()
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 

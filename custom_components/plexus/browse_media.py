@@ -29,7 +29,7 @@ translation key, ids that are not ours give None.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 import re
 from typing import Final
@@ -91,6 +91,9 @@ SECTION_CHILDREN: Final[dict[str, MediaClass]] = {
     "show": MediaClass.TV_SHOW,
     "artist": MediaClass.ARTIST,
 }
+# On Deck and Recently Added hold movies, episodes, shows and albums: a poster grid with a film
+# icon for both (the frontend shows a folder's children class as its icon).
+FOLDER_CHILDREN: Final = MediaClass.MOVIE
 # Folder titles; the user's language comes from `common` in translations/<lang>.json.
 DEFAULT_TITLES: Final[dict[str, str]] = {
     "on_deck": "On Deck",
@@ -380,12 +383,27 @@ class _Tree[T: BrowseMedia]:
                 raise _not_found(path) from err
             raise _browse_failed(self.coordinator, err) from err
 
+    async def _listing[R](self, node: Node, read: Awaitable[R]) -> R:
+        """Read a node's children: a failure says the listing failed, not that it is gone."""
+        try:
+            return await read
+        except PlexError as err:
+            raise BrowseError(
+                translation_domain=DOMAIN,
+                translation_key="listing_failed",
+                translation_placeholders={
+                    "title": node.title,
+                    "server": self.coordinator.config_entry.title,
+                    "error": str(err),
+                },
+            ) from err
+
     async def _build(self, path: BrowsePath) -> T:
         titles = self.titles
         if path.kind == KIND_SERVER:
             folders = [
-                self._folder(KIND_ON_DECK, titles["on_deck"], MediaClass.VIDEO),
-                self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], MediaClass.DIRECTORY),
+                self._folder(KIND_ON_DECK, titles["on_deck"], FOLDER_CHILDREN),
+                self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], FOLDER_CHILDREN),
             ]
             folders += [
                 node
@@ -398,23 +416,27 @@ class _Tree[T: BrowseMedia]:
             if (section := self._section_node(path.key)) is None:
                 raise _not_found(path)
             start = (path.page - 1) * PAGE_SIZE
-            items, total = await self.library.section_items(path.key, start=start, size=PAGE_SIZE)
+            items, total = await self._listing(
+                section, self.library.section_items(path.key, start=start, size=PAGE_SIZE)
+            )
             return self._page(_at(section, path), items, total)
         if path.kind == KIND_ON_DECK:
-            node = self._folder(KIND_ON_DECK, titles["on_deck"], MediaClass.VIDEO)
-            return self.make(node, self._children(await self.library.on_deck(), in_parent=False))
+            node = self._folder(KIND_ON_DECK, titles["on_deck"], FOLDER_CHILDREN)
+            items = await self._listing(node, self.library.on_deck())
+            return self.make(node, self._children(items, in_parent=False))
         if path.kind == KIND_RECENTLY_ADDED:
-            node = self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], MediaClass.DIRECTORY)
-            items = await self.library.recently_added()
+            node = self._folder(KIND_RECENTLY_ADDED, titles["recently_added"], FOLDER_CHILDREN)
+            items = await self._listing(node, self.library.recently_added())
             return self.make(node, self._children(items, in_parent=False))
         if path.kind == KIND_PLAYLISTS:
             node = self._folder(KIND_PLAYLISTS, titles["playlists"], MediaClass.PLAYLIST)
-            return self.make(node, self._children(await self.library.playlists(), in_parent=False))
+            items = await self._listing(node, self.library.playlists())
+            return self.make(node, self._children(items, in_parent=False))
         if path.kind == KIND_PLAYLIST:
             playlist = await read_playlist(self.coordinator.api, path.key)
             if playlist is None or (node := self.item_node(playlist)) is None:
                 raise _not_found(path)
-            items = await self.library.playlist_items(path.key)
+            items = await self._listing(node, self.library.playlist_items(path.key))
             return self._sliced(_at(node, path), [i for i in items if i.type in ITEM_CLASSES])
         # KIND_ITEM
         item = await self.library.metadata(path.key)
@@ -424,7 +446,7 @@ class _Tree[T: BrowseMedia]:
             return self.make(node, None)
         if item.type == "playlist":  # a playlist's rating key used as an item id
             return await self._build(BrowsePath(path.server_id, KIND_PLAYLIST, path.key, path.page))
-        children = await self.library.children(path.key)
+        children = await self._listing(node, self.library.children(path.key))
         return self._sliced(_at(node, path), children)
 
 

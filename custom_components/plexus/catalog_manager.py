@@ -45,6 +45,8 @@ from .catalog import (
 )
 from .catalog.errors import CatalogUnavailableError, short_cause
 from .catalog.guids import LOCAL, UNKNOWN, parse_guid
+from .catalog.matcher import MediaMatcher, ServerFindGuid, ServerSearch
+from .catalog.models import TitleHit
 from .const import (
     CATALOG_FILE,
     CONF_DB_URL,
@@ -379,6 +381,10 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
             self._failure_logged = False
         self.last_result = result
         await self.async_refresh()
+        # Build the search index now (off the loop) so the first search after an import is fast;
+        # later imports update it in place.
+        with contextlib.suppress(*DATABASE_ERRORS):
+            await self.hass.async_add_executor_job(_catalog.search_index)
         return result
 
     async def _async_read(self, read: Callable[[Catalog], Any]) -> Any:
@@ -450,8 +456,13 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
         if self.last_run is None and not self.counts:
             with contextlib.suppress(HomeAssistantError):
                 await self.async_import("incremental")
-        hits = await self.async_search(
-            text, types=sorted(types) if types else None, year=None, limit=max(limit * 4, 20)
+        hits: list[tuple[TitleHit, float]] = await self._async_read(
+            lambda catalog: catalog.search_titles(
+                text,
+                machine_identifier=self.server_id,
+                types=sorted(types) if types else None,
+                limit=max(limit * 4, 20),
+            )
         )
         return rank_like_a_person(
             text,
@@ -459,17 +470,36 @@ class CatalogCoordinator(DataUpdateCoordinator[CatalogState]):
             [
                 (
                     MediaItem(
-                        rating_key=hit.item.rating_key,
-                        type=hit.item.type,
-                        title=hit.item.title,
-                        year=hit.item.year,
-                        grandparent_title=hit.item.grandparent_title or "",
+                        rating_key=hit.rating_key,
+                        type=hit.type,
+                        title=hit.title,
+                        year=hit.year,
+                        grandparent_title=hit.grandparent_title,
                     ),
-                    hit.score,
+                    score,
                 )
-                for hit in hits
+                for hit, score in hits
             ],
             limit,
+        )
+
+    def matcher(
+        self,
+        *,
+        server_find_guid: ServerFindGuid | None = None,
+        server_search: ServerSearch | None = None,
+    ) -> MediaMatcher:
+        """The shared "find this item on this server" matcher over this catalog.
+
+        It reads the catalog while its database is open and asks the server (through the given
+        callables) where the catalog cannot answer.
+        """
+        return MediaMatcher(
+            self.server_id,
+            lambda: self.catalog,
+            self.hass.async_add_executor_job,
+            server_find_guid=server_find_guid,
+            server_search=server_search,
         )
 
     async def async_stats(self) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import uuid
 
 import aiohttp
+from homeassistant.components.webhook import async_generate_id
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
@@ -16,7 +17,7 @@ from homeassistant.config_entries import (
     ConfigSubentryFlow,
     OptionsFlowWithReload,
 )
-from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL, CONF_WEBHOOK_ID
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
@@ -37,6 +38,7 @@ from .const import (
     PIN_POLL_INTERVAL,
     PIN_TIMEOUT,
     SUBENTRY_SYNC_GROUP,
+    SUBENTRY_TRANSFER,
 )
 from .flow_schemas import (
     CONF_SERVER,
@@ -47,6 +49,7 @@ from .flow_schemas import (
     token_schema,
 )
 from .flow_sync_group import SyncGroupSubentryFlow
+from .flow_transfer import TransferProfileSubentryFlow
 from .flow_validate import (
     InvalidURLError,
     error_key,
@@ -58,12 +61,15 @@ from .plex import PlexError, ServerInfo, ServerResource
 from .plex.account import account_servers
 from .plex.api import first_reachable
 from .runtime import PlexusConfigEntry
+from .tracking_manager import webhook_urls
 
 
 class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a Plex server."""
 
     VERSION = 1
+    # 1.2: every server entry owns a webhook id (watch tracking).
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Start with nothing known."""
@@ -99,8 +105,15 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         await self.async_set_unique_id(info.machine_identifier)
         self._abort_if_unique_id_configured()
+        webhook_id = async_generate_id()
+        urls = webhook_urls(self.hass, webhook_id)
         return self.async_create_entry(
             title=info.friendly_name,
+            description="default",  # config.create_entry.default: where to paste the webhook URL
+            description_placeholders={
+                "webhook_local": urls["local"] or "-",
+                "webhook_external": urls["external"] or "-",
+            },
             data={
                 CONF_URL: url,
                 CONF_TOKEN: token,
@@ -108,6 +121,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_SERVER_IDENTIFIER: info.machine_identifier,
                 CONF_SERVER_NAME: info.friendly_name,
                 CONF_CLIENT_IDENTIFIER: self._client_identifier,
+                CONF_WEBHOOK_ID: webhook_id,
             }
             | (extra or {}),
         )
@@ -335,8 +349,11 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """Sync-play groups are subentries of a server."""
-        return {SUBENTRY_SYNC_GROUP: SyncGroupSubentryFlow}
+        """Sync-play groups and transfer profiles are subentries of a server."""
+        return {
+            SUBENTRY_SYNC_GROUP: SyncGroupSubentryFlow,
+            SUBENTRY_TRANSFER: TransferProfileSubentryFlow,
+        }
 
     @staticmethod
     @callback
@@ -382,13 +399,19 @@ class PlexusOptionsFlow(OptionsFlowWithReload):
         clients = {cid: cid for cid in options.get(CONF_IGNORED_CLIENTS, [])}
         clients.update(_known_clients(entry))
         users = set(options.get(CONF_MONITORED_USERS, [])) | await _known_users(entry)
+        webhook_id = entry.data.get(CONF_WEBHOOK_ID)
+        urls = webhook_urls(self.hass, webhook_id) if webhook_id else {}
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
                 options_schema(clients, users), user_input or dict(options)
             ),
             errors=errors,
-            description_placeholders={"suggestions": self._mapping_suggestions()},
+            description_placeholders={
+                "suggestions": self._mapping_suggestions(),
+                "webhook_local": urls.get("local") or "-",
+                "webhook_external": urls.get("external") or "-",
+            },
         )
 
     def _mapping_suggestions(self) -> str:

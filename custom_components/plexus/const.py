@@ -54,3 +54,45 @@ PIN_TIMEOUT: Final = 300.0
 PIN_POLL_INTERVAL: Final = 2.0
 
 MANUFACTURER: Final = "Plex"
+
+# File sync: transfer profiles (config subentries of a server entry).
+SUBENTRY_TRANSFER: Final = "transfer_profile"
+CONF_PROFILE_NAME: Final = "name"
+CONF_SOURCE_MODE: Final = "source_mode"
+SOURCE_MODE_FOLDERS: Final = "folders"
+SOURCE_MODE_CATALOG: Final = "catalog"
+CONF_MOVIE_SOURCES: Final = "movie_sources"
+CONF_TV_SOURCES: Final = "tv_sources"
+CONF_MOVIE_DESTINATION: Final = "movie_destination"
+CONF_TV_DESTINATION: Final = "tv_destination"
+CONF_LAYOUT: Final = "layout"
+CONF_BANDWIDTH_LIMIT: Final = "bandwidth_limit_kib"
+CONF_VERIFY: Final = "verify"
+CONF_RETRIES: Final = "retries"
+CONF_BACKOFF_BASE: Final = "backoff_base_s"
+CONF_BACKOFF_CAP: Final = "backoff_cap_s"
+CONF_CONCURRENCY: Final = "concurrency"
+CONF_FREE_SPACE_RESERVE: Final = "free_space_reserve_mib"
+DEFAULT_LAYOUT: Final = "plex"
+DEFAULT_VERIFY: Final = "sha256"
+DEFAULT_RETRIES: Final = 5
+DEFAULT_BACKOFF_BASE: Final = 2.0
+DEFAULT_BACKOFF_CAP: Final = 60.0
+DEFAULT_CONCURRENCY: Final = 1
+DEFAULT_FREE_SPACE_RESERVE: Final = 1024
+# Which copier runs: "auto" (rsync when installed, else the built-in one).
+TRANSFER_COPIER: Final = "auto"
+# Seconds between destination free-space readings (also read after every finished transfer).
+TRANSFER_FREE_SPACE_INTERVAL: Final = timedelta(minutes=5)
+TRANSFER_EVENT_PREFIX: Final = "plexus_transfer_"
+# Watch tracking (webhooks, watch history, Up Next).
+CONF_WEBHOOK_LOCAL_ONLY: Final = "webhook_local_only"
+CONF_WATCHED_THRESHOLD: Final = "watched_threshold"
+CONF_AUTO_MAP_THRESHOLD: Final = "auto_map_threshold"
+CONF_MARK_WATCHED_IN_PLEX: Final = "mark_watched_in_plex"
+CONF_CROSS_SERVER: Final = "cross_server_watched"
+DEFAULT_WATCHED_THRESHOLD: Final = 90
+DEFAULT_AUTO_MAP_THRESHOLD: Final = 0.90
+EVENT_PLEXUS_WEBHOOK: Final = "plexus_webhook"
+# Webhook events that can become a watch (held while the catalog database is not open).
+WATCH_EVENTS: Final = frozenset({"media.scrobble", "media.stop"})

@@ -60,8 +60,26 @@ from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
 from .plex.resolve import MediaResolver
 from .plex.state import ServerState, finished_activity
 
-# Notification types that mean sessions, clients or libraries changed.
-REFRESH_NOTIFICATIONS = frozenset({"timeline", "activity", "status", "transcodeSession.update"})
+# Notification types that mean sessions, clients or libraries changed. Not among them:
+# `transcodeSession.update` (progress of a running transcode, every second or so while one
+# runs) and `timeline` entries other than an item created or deleted (see `_library_changed`).
+REFRESH_NOTIFICATIONS = frozenset(
+    {"activity", "status", "transcodeSession.start", "transcodeSession.end"}
+)
+# `timeline` entry states: 9 = deleted; metadataState "created" = a new item.
+TIMELINE_DELETED = 9
+
+
+def _library_changed(container: Any) -> bool:
+    """True when a `timeline` notification reports an item created or deleted."""
+    entries = container.get("TimelineEntry") if isinstance(container, dict) else None
+    if not isinstance(entries, list):
+        return False
+    return any(
+        isinstance(e, dict)
+        and (e.get("state") == TIMELINE_DELETED or e.get("metadataState") == "created")
+        for e in entries
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +325,10 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                     )
                 return
             # A new or ended session: the refresh below updates every player together.
+        elif kind == "timeline":
+            if not _library_changed(container):
+                return
+            self._library_stats_stale = True
         elif kind not in REFRESH_NOTIFICATIONS:
             return
         elif kind == "activity" and finished_activity(container):

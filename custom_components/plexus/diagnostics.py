@@ -5,7 +5,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_TOKEN, CONF_URL
+from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_CLIENT_IDENTIFIER, CONF_DB_URL, CONF_PATH_MAPPINGS, CONF_PLEX_TV_TOKEN
@@ -15,6 +15,7 @@ TO_REDACT = {
     CONF_TOKEN,
     CONF_PLEX_TV_TOKEN,
     CONF_CLIENT_IDENTIFIER,
+    CONF_WEBHOOK_ID,
     "my_plex_username",
     "access_token",
     "user_id",
@@ -40,8 +41,14 @@ async def async_get_config_entry_diagnostics(
         entry_data[CONF_URL] = redact_url(entry_data[CONF_URL])
     catalog = entry.runtime_data.catalog
     catalog_stats = await catalog.async_stats()
+    # File sync: which copier runs, each profile's queue counts.
+    transfers = entry.runtime_data.transfers
+    transfer_info = await transfers.async_diagnostics() if transfers is not None else None
     return {
+        "transfers": transfer_info,
         "catalog": catalog_stats,
+        # Watch tracking: the webhook path without its id (a webhook's only secret).
+        "tracking": entry.runtime_data.tracking.diagnostics(),
         "entry": {
             "data": async_redact_data(entry_data, TO_REDACT),
             "options": async_redact_data(dict(entry.options), {CONF_DB_URL, CONF_PATH_MAPPINGS}),

@@ -21,6 +21,8 @@ from homeassistant.helpers.selector import (
 import probatio as vol
 
 from .const import (
+    CONF_AUTO_MAP_THRESHOLD,
+    CONF_CROSS_SERVER,
     CONF_DB_URL,
     CONF_DRIFT_THRESHOLD,
     CONF_FOLLOW,
@@ -28,6 +30,7 @@ from .const import (
     CONF_GROUP_NAME,
     CONF_IGNORED_CLIENTS,
     CONF_INCREMENTAL_MINUTES,
+    CONF_MARK_WATCHED_IN_PLEX,
     CONF_MEMBERS,
     CONF_MONITORED_USERS,
     CONF_PATH_MAPPINGS,
@@ -36,9 +39,13 @@ from .const import (
     CONF_STALE_MINUTES,
     CONF_TOPIC,
     CONF_WAIT_FOR_BUFFERING,
+    CONF_WATCHED_THRESHOLD,
+    CONF_WEBHOOK_LOCAL_ONLY,
+    DEFAULT_AUTO_MAP_THRESHOLD,
     DEFAULT_FULL_HOURS,
     DEFAULT_INCREMENTAL_MINUTES,
     DEFAULT_STALE_MINUTES,
+    DEFAULT_WATCHED_THRESHOLD,
     DOMAIN,
 )
 
@@ -102,6 +109,21 @@ CATALOG_OPTIONS = {
 }
 
 
+# Watch tracking: thresholds in percent / as a fraction, switches.
+TRACKING_OPTIONS = {
+    vol.Optional(CONF_WATCHED_THRESHOLD, default=DEFAULT_WATCHED_THRESHOLD): _number(50, 100, "%"),
+    vol.Optional(CONF_AUTO_MAP_THRESHOLD, default=DEFAULT_AUTO_MAP_THRESHOLD): vol.All(
+        NumberSelector(
+            NumberSelectorConfig(min=0.5, max=1.0, step=0.01, mode=NumberSelectorMode.BOX)
+        ),
+        vol.Coerce(float),
+    ),
+    vol.Optional(CONF_MARK_WATCHED_IN_PLEX, default=False): bool,
+    vol.Optional(CONF_CROSS_SERVER, default=False): bool,
+    vol.Optional(CONF_WEBHOOK_LOCAL_ONLY, default=True): bool,
+}
+
+
 def options_schema(clients: Mapping[str, str], users: Iterable[str]) -> vol.Schema:
     """Players (clients id -> label to ignore, users to monitor, stale time) and the catalog."""
     return vol.Schema(
@@ -125,7 +147,7 @@ def options_schema(clients: Mapping[str, str], users: Iterable[str]) -> vol.Sche
                 1, 60 * 24 * 30, "min"
             ),
         }
-    ).extend(CATALOG_OPTIONS)
+    ).extend(CATALOG_OPTIONS | TRACKING_OPTIONS)
 
 
 def group_schema() -> vol.Schema:

@@ -41,3 +41,28 @@ def signal_library_changed(server_id: str) -> str:
 def signal_sync_group(subentry_id: str) -> str:
     """Sent when a sync-play group's state changed."""
     return f"{DOMAIN}_sync_group_{subentry_id}"
+
+
+def signal_transfer_profile(subentry_id: str) -> str:
+    """Sent when a transfer profile's queue, current transfer or scan changed."""
+    return f"{DOMAIN}_transfer_{subentry_id}"
+
+
+def user_device_identifier(server_id: str, user: str) -> tuple[str, str]:
+    """Device identifier of a Plex user whose watches are tracked (scoped by server)."""
+    return (DOMAIN, f"{server_id}-user-{user}")
+
+
+def signal_webhook(server_id: str) -> str:
+    """Sent with the `WebhookEvent` of every accepted webhook of a server."""
+    return f"{DOMAIN}_{server_id}_webhook"
+
+
+def signal_watches_changed(server_id: str) -> str:
+    """Sent when the watch history of a server changed (a watch recorded, removed or applied)."""
+    return f"{DOMAIN}_{server_id}_watches"
+
+
+def signal_tracked_users(server_id: str) -> str:
+    """Sent when a new tracked user appeared (entities for them are added)."""
+    return f"{DOMAIN}_{server_id}_tracked_users"

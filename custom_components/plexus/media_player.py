@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from homeassistant.components.media_player import (
     BrowseMedia,
@@ -18,6 +19,7 @@ from homeassistant.components.media_player.browse_media import (
     SearchMediaQuery,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
@@ -35,6 +37,13 @@ from .plex.resolve import PlayRequest
 from .runtime import PlexusConfigEntry
 
 PARALLEL_UPDATES = 0
+# How long a client may take to report the item it was told to play (buffering counts).
+PLAY_START_TIMEOUT: Final = 15.0
+# Once it plays, how long to wait for the session that describes it.
+SESSION_WAIT: Final = 3.0
+# A reported position this far (s) from the one extrapolated since the last write is a real
+# change (a seek on the device); closer, the frontend's own extrapolation is right (as Sonos).
+POSITION_TOLERANCE: Final = 1.5
 
 PLAYBACK_FEATURES = (
     MediaPlayerEntityFeature.PAUSE
@@ -143,19 +152,74 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
                 config_entry_id=coordinator.config_entry.entry_id,
             ),
         )
+        # What Plexus set (Plex reports no volume): None until then.
         self._volume: float | None = None
-        self._muted_volume: float | None = None
+        self._muted = False
+        self._volume_before_mute: float | None = None
+        # Set whenever new live or polled state arrived (play_media waits on it).
+        self._state_arrived = asyncio.Event()
+        # The position as last written, the instant it was valid, and what it belonged to
+        # (state, item, session): written again only on a real change.
+        self._position: int | None = None
+        self._position_at: datetime | None = None
+        self._position_basis: tuple[str, str, str] | None = None
 
     async def async_added_to_hass(self) -> None:
         """Follow the coordinator, and this client's own live updates."""
+        self._update_position()
         await super().async_added_to_hass()
         self.async_on_remove(
             async_dispatcher_connect(
                 self.hass,
                 signal_client_live(self.coordinator.server_identifier, self.client_id),
-                self.async_write_ha_state,
+                self._handle_live_update,
             )
         )
+
+    @callback
+    def _handle_live_update(self) -> None:
+        """A notification changed this client's play state or position.
+
+        Steady play (the position moving with the clock) writes nothing: HA's frontend advances
+        `media_position` from `media_position_updated_at` itself.
+        """
+        self._state_arrived.set()
+        if self._update_position():
+            self.async_write_ha_state()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        """A poll or a refresh read the server's clients and sessions."""
+        self._state_arrived.set()
+        self._update_position()
+        super()._handle_coordinator_update()
+
+    @callback
+    def _update_position(self) -> bool:
+        """Take the live position if it is a real change; True when something changed."""
+        live = self.coordinator.state.live.get(self.client_id)
+        if live is None:
+            changed = self._position_basis is not None
+            self._position = self._position_at = self._position_basis = None
+            return changed
+        basis = (live.state, live.rating_key, live.session_key)
+        if (
+            basis == self._position_basis
+            and self._position is not None
+            and self._position_at is not None
+        ):
+            elapsed = (
+                (live.updated_at - self._position_at).total_seconds()
+                if live.state == "playing"
+                else 0.0
+            )
+            if abs(live.position_ms / 1000 - (self._position + elapsed)) <= POSITION_TOLERANCE:
+                return False
+        self._position_basis = basis
+        self._position = live.position_ms // 1000
+        # The instant the whole second was valid, so extrapolating from it stays exact.
+        self._position_at = live.updated_at - timedelta(milliseconds=live.position_ms % 1000)
+        return True
 
     # ------------------------------------------------------------------ state
 
@@ -198,15 +262,13 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
 
     @property
     def media_position(self) -> int | None:
-        """Position in seconds when it was last reported."""
-        live = self.coordinator.state.live.get(self.client_id)
-        return None if live is None else live.position_ms // 1000
+        """Position in seconds at `media_position_updated_at` (changed only on a real change)."""
+        return self._position
 
     @property
     def media_position_updated_at(self) -> datetime | None:
         """When the position was valid (HA advances it while playing)."""
-        live = self.coordinator.state.live.get(self.client_id)
-        return None if live is None else live.updated_at
+        return self._position_at
 
     @property
     def media_duration(self) -> int | None:
@@ -273,13 +335,15 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
 
     @property
     def volume_level(self) -> float | None:
-        """The last volume Plexus set (Plex does not report it)."""
+        """The last volume Plexus set; None (unknown) until then: Plex does not report it."""
         return self._volume
 
     @property
     def is_volume_muted(self) -> bool | None:
-        """Muted through Plexus."""
-        return self._muted_volume is not None if self._volume is not None else None
+        """Muted through Plexus; None while nothing is known about the volume."""
+        if self._muted:
+            return True
+        return False if self._volume is not None else None
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
@@ -288,12 +352,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         if session is None:
             return {"product": self.client.product}
         progress = (
-            round(
-                100
-                * (self.coordinator.state.live[self.client_id].position_ms)
-                / session.duration_ms
-            )
-            if session.duration_ms and self.client_id in self.coordinator.state.live
+            round(100_000 * self._position / session.duration_ms)
+            if session.duration_ms and self._position is not None
             else None
         )
         return {
@@ -303,6 +363,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
                 session.decision, session.decision
             ),
             "quality": session.video_resolution or None,
+            "video_resolution": session.video_resolution or None,
+            "transcode_reasons": list(session.transcode_reasons),
             "progress": progress,
             "bandwidth_kbps": session.bandwidth_kbps,
             "location": session.location,
@@ -365,22 +427,22 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         """Set the volume (0..1)."""
         await self._control.set_volume(self.client_id, round(volume * 100))
         self._volume = volume
-        self._muted_volume = None
+        self._muted = False
         self.async_write_ha_state()
 
     @plex_command
     async def async_mute_volume(self, mute: bool) -> None:
-        """Plex has no mute: set the volume to 0 and back."""
+        """Plex has no mute: set the volume to 0, and back to what it was (full if unknown)."""
         if mute:
-            previous = self._volume if self._volume is not None else 1.0
             await self._control.set_volume(self.client_id, 0)
-            self._muted_volume = previous
-            self._volume = self._volume if self._volume is not None else 1.0
+            if not self._muted:
+                self._volume_before_mute = self._volume
+            self._muted = True
         else:
-            restore = self._muted_volume if self._muted_volume is not None else 1.0
+            restore = self._volume_before_mute if self._volume_before_mute is not None else 1.0
             await self._control.set_volume(self.client_id, round(restore * 100))
             self._volume = restore
-            self._muted_volume = None
+            self._muted = False
         self.async_write_ha_state()
 
     async def async_play_media(
@@ -392,20 +454,68 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
     @plex_command
     async def _play_media(self, media_id: str) -> None:
         request: PlayRequest | None = None
+        resolver = self.coordinator.resolver
         browsed = await resolve_media_id(self.hass, self.coordinator, media_id)
         if browsed is not None:
             request = PlayRequest(browsed)
         else:
-            request = await self.coordinator.resolver.resolve(
-                media_id, self.coordinator.data.sections
+            request = await resolver.resolve(
+                media_id,
+                self.coordinator.data.sections,
+                find_by_guids=self._catalog.async_find_by_guids,
             )
-        await self._control.play_media(
+        request = await resolver.starting_point(request)
+        queue = await self._control.play_media(
             self.client_id,
             request.item.rating_key,
             request.item.type,
             offset_ms=request.offset_ms,
             shuffle=request.shuffle,
+            start_key=request.start_key,
+            playlist_type=request.item.playlist_type,
         )
+        await self._confirm_playing(queue.selected_key, request.item.title)
+
+    def _plays(self, rating_key: str) -> bool:
+        live = self.coordinator.state.live.get(self.client_id)
+        return live is not None and live.rating_key == rating_key
+
+    def _described(self, rating_key: str) -> bool:
+        session = self.session
+        return self._plays(rating_key) and session is not None and session.rating_key == rating_key
+
+    async def _confirm_playing(self, rating_key: str, title: str) -> None:
+        """Wait until the client reports the item; a command without effect is an error.
+
+        Clients answer playMedia at once and act later (or never: an app in the background, an
+        item it cannot play). Live notifications usually confirm within a second; a refresh of
+        the sessions is the last check. Once it plays, the session (title, artwork) is awaited
+        briefly so the state written next describes it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PLAY_START_TIMEOUT
+        while not self._described(rating_key) and (remaining := deadline - loop.time()) > 0:
+            if self._plays(rating_key):
+                remaining = min(remaining, SESSION_WAIT)
+                deadline = loop.time() + remaining
+            self._state_arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._state_arrived.wait()
+            except TimeoutError:
+                break
+        if not self._plays(rating_key):
+            await self.coordinator.async_refresh()
+        if not self._plays(rating_key):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="play_not_started",
+                translation_placeholders={
+                    "client": self.client.name,
+                    "title": title,
+                    "seconds": str(round(PLAY_START_TIMEOUT)),
+                },
+            )
 
     # ------------------------------------------------------------------ browse & search
 

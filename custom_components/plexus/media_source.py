@@ -2,8 +2,9 @@
 
 Identifiers are the node paths of `browse_media` (``media-source://plexus/<server_id>/…``); the
 source's root lists every loaded server. A movie, episode or track resolves to the stream URL of
-its first file on the server. That URL carries a transient token the server issues for it
-(the account token only when the server refuses one), goes to the player and is never logged.
+its first file on the server. That URL carries a transient token the server issues for it, goes
+to the player and is never logged. When the server issues none, resolving fails with a clear
+error: the account token never goes into a URL (it would end up in players' logs and history).
 Thumbnails go through `PlexusThumbView`, which needs Home Assistant auth.
 """
 
@@ -72,6 +73,14 @@ def _unresolvable(key: str, identifier: str) -> Unresolvable:
     return Unresolvable(
         translation_domain=DOMAIN,
         translation_key=key,
+        translation_placeholders={"media_id": f"media-source://{DOMAIN}/{identifier}"},
+    )
+
+
+def _no_stream_token(identifier: str) -> Unresolvable:
+    return Unresolvable(
+        translation_domain=DOMAIN,
+        translation_key="no_stream_token",
         translation_placeholders={"media_id": f"media-source://{DOMAIN}/{identifier}"},
     )
 
@@ -146,11 +155,13 @@ class PlexusMediaSource(MediaSource):
             raise _unresolvable("media_not_found", identifier) from err
         if part is None:
             raise _unresolvable("not_playable", identifier)
-        # The URL goes to a player (or a browser): prefer a transient token to the account's.
+        # The URL goes to a player (or a browser): only a transient token may go into it.
         try:
-            token = await transient_token(api) or api.token
-        except PlexError:
-            token = api.token
+            token = await transient_token(api)
+        except PlexError as err:
+            raise _no_stream_token(identifier) from err
+        if not token:
+            raise _no_stream_token(identifier)
         url = URL(f"{api.url}{part.key}").update_query({"X-Plex-Token": token})
         return PlayMedia(str(url), part.mime_type)
 

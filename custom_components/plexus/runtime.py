@@ -9,6 +9,8 @@ from homeassistant.config_entries import ConfigEntry
 from .catalog_manager import CatalogCoordinator
 from .coordinator import PlexusCoordinator
 from .sync import SyncGroup
+from .tracking_manager import TrackingManager
+from .transfers import TransferManager
 
 type PlexusConfigEntry = ConfigEntry[PlexusData]
 
@@ -20,3 +22,5 @@ class PlexusData:
     coordinator: PlexusCoordinator
     catalog: CatalogCoordinator
     sync_groups: dict[str, SyncGroup]
+    tracking: TrackingManager
+    transfers: TransferManager | None = None

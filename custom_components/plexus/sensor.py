@@ -11,7 +11,13 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfDataRate, UnitOfTime
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfDataRate,
+    UnitOfInformation,
+    UnitOfTime,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -26,6 +32,8 @@ from .runtime import PlexusConfigEntry
 from .sync import SyncGroup
 from .sync_entity import SyncGroupEntity
 from .syncplay import GroupState
+from .transfer_entity import TransferProfileEntity
+from .transfers import TransferManager, TransferProfile
 
 PARALLEL_UPDATES = 0
 
@@ -106,6 +114,7 @@ SERVER_SENSORS: tuple[PlexusSensorEntityDescription, ...] = (
     PlexusSensorEntityDescription(
         key="libraries",
         translation_key="libraries",
+        state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda data: len(data.sections),
     ),
@@ -139,6 +148,12 @@ async def async_setup_entry(
             (SyncGroupSensor(group, description) for description in SYNC_SENSORS),
             config_subentry_id=group.subentry_id,
         )
+    if (transfers := entry.runtime_data.transfers) is not None:
+        for profile in transfers.profiles.values():
+            async_add_entities(
+                (TransferSensor(transfers, profile, desc) for desc in TRANSFER_SENSORS),
+                config_subentry_id=profile.subentry_id,
+            )
 
 
 class PlexusServerSensor(PlexusServerEntity, SensorEntity):
@@ -310,6 +325,7 @@ def _members_attrs(state: GroupState) -> dict[str, Any]:
                 "latency_ms": m.latency_ms,
                 "clock_offset_ms": m.clock_offset_ms,
                 "drift_ms": m.drift_ms,
+                "expected_precision_ms": m.expected_precision_ms,
             }
             for m in state.members
         ],
@@ -353,7 +369,8 @@ SYNC_SENSORS: tuple[SyncSensorEntityDescription, ...] = (
         device_class=SensorDeviceClass.DURATION,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: (
-            round(state.clock_offset_ms, 1) if state.clock_offset_ms is not None else None
+            # + 0.0 turns a rounded -0.0 into 0.0.
+            round(state.clock_offset_ms, 1) + 0.0 if state.clock_offset_ms is not None else None
         ),
     ),
 )
@@ -378,3 +395,111 @@ class SyncGroupSensor(SyncGroupEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return details."""
         return self.entity_description.attrs_fn(self.group_state)
+
+
+# --- File sync: sensors of a transfer profile ------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferSensorEntityDescription(SensorEntityDescription):
+    """A sensor of a transfer profile."""
+
+    value_fn: Callable[[TransferProfile], StateType]
+    attrs_fn: Callable[[TransferProfile], dict[str, Any]] = lambda _p: {}
+
+
+def _current_attrs(profile: TransferProfile) -> dict[str, Any]:
+    current = profile.current
+    if current is None:
+        return {}
+    return {
+        "transfer_id": current.item_id,
+        "progress": current.percent,
+        "speed": round(current.speed) if current.speed is not None else None,
+        "eta": round(current.eta) if current.eta is not None else None,
+        "bytes_done": current.bytes_done,
+        "size": current.size,
+    }
+
+
+def _scan_attrs(profile: TransferProfile) -> dict[str, Any]:
+    scan = profile.scan
+    attrs: dict[str, Any] = {"scanning": scan.scanning, "parsed": scan.parsed}
+    if scan.last is not None:
+        attrs |= {
+            "added": scan.last.added,
+            "changed": scan.last.changed,
+            "removed": scan.last.removed,
+            "missing_roots": list(scan.last.missing_roots),
+            "seconds": round(scan.last.seconds, 3),
+        }
+    return attrs
+
+
+TRANSFER_SENSORS: tuple[TransferSensorEntityDescription, ...] = (
+    TransferSensorEntityDescription(
+        key="transfer_queue",
+        translation_key="transfer_queue",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda p: p.queue_length,
+        attrs_fn=lambda p: {str(k): v for k, v in sorted(p.counts.items())},
+    ),
+    TransferSensorEntityDescription(
+        key="transfer_current",
+        translation_key="transfer_current",
+        value_fn=lambda p: p.current.title if p.current is not None else None,
+        attrs_fn=_current_attrs,
+    ),
+    TransferSensorEntityDescription(
+        key="transferred_today",
+        translation_key="transferred_today",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda p: p.transferred_today,
+    ),
+    TransferSensorEntityDescription(
+        key="destination_free_space",
+        translation_key="destination_free_space",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda p: p.free_space,
+    ),
+    TransferSensorEntityDescription(
+        key="scan_progress",
+        translation_key="scan_progress",
+        native_unit_of_measurement="files",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda p: p.scan.seen,
+        attrs_fn=_scan_attrs,
+    ),
+)
+
+
+class TransferSensor(TransferProfileEntity, SensorEntity):
+    """A sensor of a transfer profile."""
+
+    entity_description: TransferSensorEntityDescription
+
+    def __init__(
+        self,
+        manager: TransferManager,
+        profile: TransferProfile,
+        description: TransferSensorEntityDescription,
+    ) -> None:
+        """Create the sensor."""
+        super().__init__(manager, profile, description.key)
+        self.entity_description = description
+        if description.key == "transfer_current":
+            self.min_interval = 1.0  # progress: at most once a second
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the value."""
+        return self.entity_description.value_fn(self.profile)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return details."""
+        return self.entity_description.attrs_fn(self.profile)

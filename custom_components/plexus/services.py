@@ -14,11 +14,11 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, service
+from homeassistant.helpers import config_validation as cv
 from homeassistant.util.json import JsonValueType
 import probatio as vol
 
-from .catalog import GuidRef
+from .catalog import GuidRef, SearchHit
 from .catalog_manager import CatalogCoordinator
 from .const import DOMAIN
 from .coordinator import async_scan_clients
@@ -26,6 +26,9 @@ from .plex import PlexError
 from .plex.resolve import MediaNotFoundError
 from .plex.search_query import BadMediaIdError
 from .runtime import PlexusConfigEntry
+from .service_entry import ENTRY_SCHEMA, _entry
+from .services_stream import async_setup_stream_services
+from .services_transfer import async_setup_transfer_services
 from .sync import SyncGroup, media_ref
 from .syncplay import (
     CommandResult,
@@ -36,7 +39,6 @@ from .syncplay import (
 )
 from .validation import ENTITY_IDS, POSITION, whole
 
-ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_LIBRARY_NAME = "library_name"
 SERVICE_REFRESH_LIBRARY = "refresh_library"
 SERVICE_SCAN_CLIENTS = "scan_clients"
@@ -50,7 +52,6 @@ ATTR_YEAR = "year"
 ATTR_LIMIT = "limit"
 ITEM_TYPES = ["movie", "show", "season", "episode", "artist", "album", "track"]
 
-ENTRY_SCHEMA = vol.Schema({vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string})
 REFRESH_SCHEMA = ENTRY_SCHEMA.extend({vol.Optional(ATTR_LIBRARY_NAME): cv.string})
 IMPORT_SCHEMA = ENTRY_SCHEMA.extend(
     {
@@ -66,40 +67,6 @@ SEARCH_SCHEMA = ENTRY_SCHEMA.extend(
         vol.Optional(ATTR_LIMIT, default=10): vol.All(whole, vol.Range(min=1, max=100)),
     }
 )
-
-
-def _entry(hass: HomeAssistant, call: ServiceCall) -> PlexusConfigEntry:
-    """The loaded entry the call targets (the only one when none is named).
-
-    HA's own lookup finds it; its refusals are said in Plexus's words: no server set up, an id
-    that is not a Plexus server entry, a server that is not loaded, several servers and none named.
-    """
-    entry_id: str | None = call.data.get(ATTR_CONFIG_ENTRY_ID)
-    try:
-        entry: PlexusConfigEntry = service.async_get_config_entry(hass, DOMAIN, entry_id)
-    except ServiceValidationError as err:
-        shown = entry_id or "-"
-        match err.translation_key:
-            case "service_config_entry_not_found" | "service_config_entry_wrong_domain":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="not_a_server_entry",
-                    translation_placeholders={"entry_id": shown},
-                ) from err
-            case "service_config_entry_not_loaded":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN,
-                    translation_key="entry_not_loaded",
-                    translation_placeholders={"entry_id": shown},
-                ) from err
-            case "service_found_multiple_config_entry_for_domain":
-                raise ServiceValidationError(
-                    translation_domain=DOMAIN, translation_key="server_required"
-                ) from err
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="no_server"
-        ) from err
-    return entry
 
 
 async def _refresh_library(call: ServiceCall) -> None:
@@ -171,23 +138,39 @@ async def _search(call: ServiceCall) -> ServiceResponse:
         year=call.data.get(ATTR_YEAR),
         limit=call.data[ATTR_LIMIT],
     )
-    return {
-        "results": [
-            {
-                "rating_key": hit.item.rating_key,
-                "title": hit.item.title,
-                "year": hit.item.year,
-                "type": hit.item.type,
-                "show": hit.item.grandparent_title,
-                "season": hit.item.season_number,
-                "episode": hit.item.episode_number,
-                "guids": [format_guid_ref(ref) for ref in hit.item.guids],
-                "local_path": hit.item.local_path,
-                "score": hit.score,
-            }
-            for hit in hits
-        ]
+    return {"results": [_search_result(hit) for hit in hits]}
+
+
+MUSIC_TYPES = frozenset({"artist", "album", "track"})
+
+
+def _search_result(hit: SearchHit) -> dict[str, JsonValueType]:
+    """One search hit; music carries artist/album/track, video show/season/episode."""
+    item = hit.item
+    result: dict[str, JsonValueType] = {
+        "rating_key": item.rating_key,
+        "title": item.title,
+        "year": item.year,
+        "type": item.type,
     }
+    if item.type in MUSIC_TYPES:
+        result |= {
+            "artist": item.parent_title if item.type == "album" else item.grandparent_title,
+            "album": item.parent_title if item.type == "track" else None,
+            "track": item.episode_number,
+        }
+    else:
+        result |= {
+            "show": item.grandparent_title,
+            "season": item.season_number,
+            "episode": item.episode_number,
+        }
+    result |= {
+        "guids": [format_guid_ref(ref) for ref in item.guids],
+        "local_path": item.local_path,
+        "score": hit.score,
+    }
+    return result
 
 
 def format_guid_ref(ref: GuidRef) -> str:
@@ -305,7 +288,11 @@ async def _sync_play(call: ServiceCall) -> None:
     if media_id := call.data.get(ATTR_MEDIA):
         coordinator = entry.runtime_data.coordinator
         try:
-            request = await coordinator.resolver.resolve(media_id, coordinator.data.sections)
+            request = await coordinator.resolver.resolve(
+                media_id,
+                coordinator.data.sections,
+                find_by_guids=entry.runtime_data.catalog.async_find_by_guids,
+            )
         except (BadMediaIdError, MediaNotFoundError) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
@@ -365,6 +352,7 @@ async def _scan_clients(call: ServiceCall) -> None:
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
+    async_setup_stream_services(hass)
     hass.services.async_register(
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA
     )
@@ -389,3 +377,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, _make_sync_handler(command), schema=SYNC_TARGET_SCHEMA
         )
+    async_setup_transfer_services(hass)

@@ -21,6 +21,7 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
 from homeassistant.helpers.instance_id import async_get as async_get_instance_id
 
+from .catalog.matcher import Candidate, MediaMatcher, MediaQuery
 from .catalog_manager import CatalogCoordinator
 from .const import (
     CONF_DRIFT_THRESHOLD,
@@ -203,6 +204,38 @@ async def async_start_sync_groups(
         await group.engine.start()
 
 
+def _matcher(coordinator: PlexusCoordinator, catalog: CatalogCoordinator | None) -> MediaMatcher:
+    """The shared matcher, asking this server where the catalog cannot answer."""
+
+    async def find_guid(guid: str) -> str | None:
+        try:
+            request = await coordinator.resolver.resolve(guid, coordinator.data.sections)
+        except PlexError:
+            return None
+        return request.item.rating_key
+
+    async def search_server(title: str, year: int | None, item_type: str) -> list[Candidate]:
+        query = {"title": title, **({"year": year} if year else {})}
+        try:
+            request = await coordinator.resolver.resolve(
+                json.dumps(query), coordinator.data.sections
+            )
+        except PlexError:
+            return []
+        item = request.item
+        return [Candidate(item.rating_key, item.title, item.year, item.type, None, 0.0)]
+
+    if catalog is not None:
+        return catalog.matcher(server_find_guid=find_guid, server_search=search_server)
+    return MediaMatcher(
+        coordinator.server_identifier,
+        None,
+        coordinator.hass.async_add_executor_job,
+        server_find_guid=find_guid,
+        server_search=search_server,
+    )
+
+
 def _create_group(
     hass: HomeAssistant,
     coordinator: PlexusCoordinator,
@@ -239,35 +272,24 @@ def _create_group(
     def on_update() -> None:
         async_dispatcher_send(hass, signal_sync_group(subentry.subentry_id))
 
-    async def resolve(media: MediaRef) -> str | None:
-        """The same item on this server.
+    matcher = _matcher(coordinator, catalog)
 
-        Same server: its rating key. Otherwise by GUID (the catalog first, then the server),
-        then by title and year; a rating key of another server names nothing here.
+    async def resolve(media: MediaRef) -> str | None:
+        """The same item on this server (the shared matcher: key, GUIDs, server, title + year).
+
+        A rating key of another server names nothing here; a conflict is no key.
         """
-        if media.server == coordinator.server_identifier:
-            return media.rating_key
-        guids = [g for g in (media.guid, *media.guids) if g and "://" in g]
-        if guids and catalog is not None:
-            try:
-                key = await catalog.async_find_by_guids(guids, media.item_type)
-            except Exception as err:  # noqa: BLE001 - the catalog only speeds the lookup up
-                _LOGGER.debug("Sync group %s: catalog lookup failed: %s", name, err)
-            else:
-                if key is not None:
-                    return key
-        for guid in guids:
-            with contextlib.suppress(PlexError):
-                request = await coordinator.resolver.resolve(guid, coordinator.data.sections)
-                return request.item.rating_key
-        if media.title:
-            search = {"title": media.title, **({"year": media.year} if media.year else {})}
-            with contextlib.suppress(PlexError):
-                request = await coordinator.resolver.resolve(
-                    json.dumps(search), coordinator.data.sections
-                )
-                return request.item.rating_key
-        return media.rating_key if media.server is None else None
+        guids = tuple(g for g in (media.guid, *media.guids) if g and "://" in g)
+        return await matcher.resolve_key(
+            MediaQuery(
+                type=media.item_type,
+                rating_key=media.rating_key,
+                server=media.server,
+                guids=guids,
+                title=media.title,
+                year=media.year,
+            )
+        )
 
     async def describe(rating_key: str) -> MediaRef:
         """A member's current item, with its GUIDs, title and year (its key alone if unreadable)."""

@@ -10,9 +10,12 @@ Run it stand-alone with `python -m tests.plex_simulator --help`.
 
 from .clients import PlayQueue, SimulatedClient, StateChange
 from .library import Item, Library, LibraryConfig, MediaInfo, Playlist, Section
+from .presets import PRESETS, ClientBehaviour, behaviour
 from .server import PlexSimulator
 
 __all__ = [
+    "PRESETS",
+    "ClientBehaviour",
     "Item",
     "Library",
     "LibraryConfig",
@@ -23,4 +26,5 @@ __all__ = [
     "Section",
     "SimulatedClient",
     "StateChange",
+    "behaviour",
 ]

@@ -12,10 +12,12 @@ import asyncio
 from collections.abc import Callable, Mapping
 import contextlib
 from dataclasses import dataclass, field
+import random
 import time
 from typing import Any, Final, Literal, Protocol
 
-from .library import Item, Library
+from .library import LEAF_TYPES, Item, Library
+from .presets import ClientBehaviour
 
 type PlayerState = Literal["stopped", "buffering", "playing", "paused"]
 type StreamDecision = Literal["directplay", "copy", "transcode"]
@@ -129,8 +131,13 @@ class SimulatedClient:
     user_title: str = "plexowner"
     online: bool = True
     accepts_control: bool = True
+    # False: the app is open but another app has the screen; it answers every command with 200
+    # and starts nothing (what a TV does with Plex in the background).
+    foreground: bool = True
     # (low, high) command delay in ms for this player (None: the server's); fast commands /3.
     latency_ms: tuple[int, int] | None = None
+    # How a real kind of player behaves (presets.py); None: the simple model above.
+    behaviour: ClientBehaviour | None = None
     state: PlayerState = "stopped"
     rating_key: str | None = None
     volume: int = 100
@@ -143,11 +150,15 @@ class SimulatedClient:
     play_queue: PlayQueue | None = None
     play_queue_item_id: int | None = None
     last_command_id: int = 0
+    # Streams chosen with setStreams (None: the item's default audio / no subtitles).
+    audio_stream_id: int | None = None
+    subtitle_stream_id: int | None = None
     _position_base: int = field(default=0, repr=False)
     _position_since: float = field(default=0.0, repr=False)
     _queue: asyncio.Queue[tuple[str, dict[str, str]]] | None = field(default=None, repr=False)
     _worker: asyncio.Task[None] | None = field(default=None, repr=False)
     _waiters: list[asyncio.Future[None]] = field(default_factory=list, repr=False)
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     # ------------------------------------------------------------------ derived state
 
@@ -247,6 +258,8 @@ class SimulatedClient:
             elif position > 60_000:
                 library.set_progress(item.rating_key, position)
         self.rating_key = None
+        self.audio_stream_id = None
+        self.subtitle_stream_id = None
         self.play_queue = None
         self.play_queue_item_id = None
         self._position_base = 0
@@ -321,7 +334,12 @@ class SimulatedClient:
             await self._execute(command, params)
 
     async def _execute(self, command: str, params: dict[str, str]) -> None:
-        delay = self.host.command_delay(fast=command in FAST_COMMANDS, latency_ms=self.latency_ms)
+        if self.behaviour is not None:
+            delay = self.behaviour.command_delay(command, self._rng)
+        else:
+            delay = self.host.command_delay(
+                fast=command in FAST_COMMANDS, latency_ms=self.latency_ms
+            )
         if command in ("playMedia", "createPlayQueue"):
             await self._start_from_command(command, params, delay)
             return
@@ -342,8 +360,12 @@ class SimulatedClient:
             queue = self.host.play_queue_from_uri(params["uri"], start_key=key or None)
         if rating_key is None and queue is not None and queue.items:
             rating_key = queue.items[queue.selected_index][1]
-        if rating_key is None or rating_key not in self.host.library:
-            return  # a real player shows an error and stays where it was
+        item = self.host.library.get(rating_key) if rating_key is not None else None
+        if item is None or item.type not in LEAF_TYPES or not self.foreground:
+            # A real player shows an error (a show, an album or a playlist is not something it
+            # can play; an unknown item) and stays where it was; in the background it does nothing.
+            return
+        assert rating_key is not None
         if queue is None or queue.index_of(rating_key) is None:
             queue = self.host.create_play_queue(
                 [rating_key], source_uri=f"library://x/item/%2Flibrary%2Fmetadata%2F{rating_key}"
@@ -410,6 +432,15 @@ class SimulatedClient:
             self.volume = max(0, min(100, int(volume)))
             self.muted = self.volume == 0
             self._apply("setParameters")
+
+    def _cmd_set_streams(self, params: Mapping[str, str]) -> None:
+        """Switch the audio track or the subtitles (`subtitleStreamID=0`: none)."""
+        audio = params.get("audioStreamID", "")
+        subtitles = params.get("subtitleStreamID", "")
+        if audio.isdigit():
+            self.audio_stream_id = int(audio)
+        if subtitles.isdigit():
+            self.subtitle_stream_id = int(subtitles) or None
 
     # ------------------------------------------------------------------ local (on the device)
 
@@ -508,6 +539,12 @@ class SimulatedClient:
 
     # ------------------------------------------------------------------ notifications
 
+    @property
+    def reported_position_ms(self) -> int:
+        """The position as the player reports it (its behaviour's granularity)."""
+        position = self.position_ms
+        return position if self.behaviour is None else self.behaviour.reported_position(position)
+
     def notification(self) -> dict[str, Any]:
         """The `playing` websocket notification for the current state."""
         rating_key = self.rating_key or (self.record[-1].rating_key if self.record else "") or ""
@@ -518,7 +555,7 @@ class SimulatedClient:
             "ratingKey": rating_key,
             "url": "",
             "key": f"/library/metadata/{rating_key}",
-            "viewOffset": self.position_ms,
+            "viewOffset": self.reported_position_ms,
             "playQueueItemID": self.play_queue_item_id or 0,
             "playQueueID": self.play_queue.id if self.play_queue else 0,
             "state": self.state,
@@ -530,6 +567,33 @@ class SimulatedClient:
                 "type": "playing",
                 "size": 1,
                 "PlaySessionStateNotification": [entry],
+            }
+        }
+
+    def transcode_notification(self) -> dict[str, Any]:
+        """The `transcodeSession.update` notification PMS sends while the stream transcodes."""
+        item = self.item
+        duration = item.duration if item is not None and item.duration else 0
+        return {
+            "NotificationContainer": {
+                "type": "transcodeSession.update",
+                "size": 1,
+                "TranscodeSession": [
+                    {
+                        "key": f"/transcode/sessions/{self.transcode_key}",
+                        "throttled": False,
+                        "complete": False,
+                        "progress": round(100 * self.position_ms / duration, 1) if duration else 0,
+                        "speed": 1.5,
+                        "duration": duration,
+                        "context": "streaming",
+                        "videoDecision": "transcode"
+                        if self.stream_decision == "transcode"
+                        else "copy",
+                        "audioDecision": "copy",
+                        "protocol": "dash",
+                    }
+                ],
             }
         }
 
@@ -545,4 +609,5 @@ _COMMANDS: Final[dict[str, Callable[[SimulatedClient, Mapping[str, str]], None]]
     "skipPrevious": lambda c, p: c._cmd_skip("skipPrevious", -1),
     "skipTo": SimulatedClient._cmd_skip_to,
     "setParameters": SimulatedClient._cmd_set_parameters,
+    "setStreams": SimulatedClient._cmd_set_streams,
 }

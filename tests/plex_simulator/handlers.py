@@ -611,6 +611,9 @@ async def h_metadata(ctx: Ctx) -> web.StreamResponse:
     """`/library/metadata/<key>[,<key>...]`: full items (Guid, Media/Part/Stream, all tags)."""
     lib = ctx.sim.library
     items = [it for key in ctx.match["keys"].split(",") if (it := lib.get(key)) is not None]
+    if not items and (playlist := lib.playlists.get(ctx.match["keys"])) is not None:
+        # Playlists are metadata items too: PMS answers their rating key here.
+        return xml(container([("size", 1)], [render.playlist_element(playlist, lib)]))
     if not items:
         return error_response(404)
     section = lib.sections.get(str(items[0].section_id))
@@ -868,17 +871,12 @@ async def h_playlist_items(ctx: Ctx) -> web.StreamResponse:
     playlist = lib.playlists.get(ctx.match["id"])
     if playlist is None:
         return error_response(404)
-    items = [lib.items[str(i)] for i in playlist.items if str(i) in lib.items]
-    page, page_attrs = paged(ctx, items)
-    offset = ctx.paging()[0]
+    entries = [(entry, lib.items[str(i)]) for entry, i in playlist.entries() if str(i) in lib.items]
+    items = [it for _entry, it in entries]
+    page, page_attrs = paged(ctx, entries)
     children = [
-        item_element(
-            it,
-            lib,
-            guids=ctx.flag("includeGuids"),
-            extra=(("playlistItemID", playlist.id * 1000 + offset + n),),
-        )
-        for n, it in enumerate(page)
+        item_element(it, lib, guids=ctx.flag("includeGuids"), extra=(("playlistItemID", entry),))
+        for entry, it in page
     ]
     root: list[tuple[str, AttrValue]] = [
         *page_attrs,
@@ -893,11 +891,55 @@ async def h_playlist_items(ctx: Ctx) -> web.StreamResponse:
     return xml(container(root, children))
 
 
+def _playlist_answer(ctx: Ctx, playlist_id: str, *extra: tuple[str, AttrValue]) -> web.Response:
+    lib = ctx.sim.library
+    playlist = lib.playlists[playlist_id]
+    return xml(container([("size", 1), *extra], [render.playlist_element(playlist, lib)]))
+
+
+async def h_create_playlist(ctx: Ctx) -> web.StreamResponse:
+    """`POST /playlists?uri=server://<id>/…/library/metadata/<k1,k2>&title=…&type=…&smart=0`."""
+    title = (ctx.query.get("title") or "").strip()
+    playlist_type = ctx.query.get("type", "")
+    keys = ctx.sim.keys_for_uri(ctx.query.get("uri", ""))
+    if not title or playlist_type not in ("video", "audio", "photo") or not keys:
+        return error_response(400)
+    playlist = ctx.sim.library.add_playlist(title, keys, playlist_type=playlist_type)
+    return _playlist_answer(ctx, playlist.rating_key)
+
+
+async def h_playlist_add(ctx: Ctx) -> web.StreamResponse:
+    """`PUT /playlists/<id>/items?uri=…`: append the items the uri names."""
+    playlist_id = ctx.match["id"]
+    if playlist_id not in ctx.sim.library.playlists:
+        return error_response(404)
+    keys = ctx.sim.keys_for_uri(ctx.query.get("uri", ""))
+    if not keys:
+        return error_response(400)
+    ctx.sim.library.add_to_playlist(playlist_id, keys)
+    return _playlist_answer(
+        ctx, playlist_id, ("leafCountAdded", len(keys)), ("leafCountRequested", len(keys))
+    )
+
+
+async def h_playlist_remove(ctx: Ctx) -> web.StreamResponse:
+    """`DELETE /playlists/<id>/items/<playlistItemID>`."""
+    playlist_id = ctx.match["id"]
+    if not ctx.sim.library.remove_playlist_entry(playlist_id, int(ctx.match["entry"])):
+        return error_response(404)
+    return _playlist_answer(ctx, playlist_id)
+
+
 # ---------------------------------------------------------------------------------- play queues
 
 
 async def h_create_play_queue(ctx: Ctx) -> web.StreamResponse:
-    """`POST /playQueues?uri=server://<id>/com.plexapp.plugins.library/library/metadata/<key>`."""
+    """`POST /playQueues?uri=server://<id>/com.plexapp.plugins.library/library/metadata/<key>`.
+
+    As a real server: `playlistID=<id>` makes the queue from a playlist; `uri=` expands a show,
+    season, artist or album into its leaves; a `uri=` naming a playlist (or nothing) is HTTP 400.
+    `key=` selects the item to start at.
+    """
     sim = ctx.sim
     shuffle = ctx.flag("shuffle")
     start_key = ctx.query.get("key")
@@ -949,8 +991,11 @@ async def h_sessions(ctx: Ctx) -> web.StreamResponse:
 async def h_terminate(ctx: Ctx) -> web.StreamResponse:
     """`/status/sessions/terminate?sessionId=...&reason=...`: stop that stream."""
     session_id = ctx.query.get("sessionId", "")
+    if not ctx.sim.plex_pass:
+        return error_response(403)  # stream control is a Plex Pass feature of the owner
     for client in ctx.sim.active_clients():
         if session_id in (client.session_id, client.session_key):
+            client.commands.append(("terminate", {"reason": ctx.query.get("reason", "")}))
             client._stop("terminate")
             return empty_ok()
     return error_response(404)
@@ -1135,6 +1180,9 @@ ROUTES: Final[tuple[Route, ...]] = (
     _route("GET", r"/playlists(?:/all)?", h_playlists),
     _route("GET", r"/playlists/(?P<id>\d+)", h_playlist),
     _route("GET", r"/playlists/(?P<id>\d+)/items", h_playlist_items),
+    _route("POST", r"/playlists", h_create_playlist),
+    _route("PUT", r"/playlists/(?P<id>\d+)/items", h_playlist_add),
+    _route("DELETE", r"/playlists/(?P<id>\d+)/items/(?P<entry>\d+)", h_playlist_remove),
     _route("POST", r"/playQueues", h_create_play_queue),
     _route("GET", r"/playQueues/(?P<id>\d+)", h_get_play_queue),
     _route("GET", r"/status/sessions", h_sessions),

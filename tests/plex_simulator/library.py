@@ -264,11 +264,19 @@ class Playlist:
     summary: str = ""
     view_count: int = 0
     last_viewed_at: int | None = None
+    # Each entry's playlistItemID (parallel to `items`; stable while entries come and go).
+    entry_ids: list[int] = field(default_factory=list)
 
     @property
     def rating_key(self) -> str:
         """The ratingKey as a string."""
         return str(self.id)
+
+    def entries(self) -> list[tuple[int, int]]:
+        """(playlistItemID, rating key) of each entry, in order."""
+        while len(self.entry_ids) < len(self.items):  # items appended directly by a test
+            self.entry_ids.append(self.id * 1000 + len(self.entry_ids))
+        return list(zip(self.entry_ids, self.items, strict=False))
 
 
 @dataclass(slots=True)
@@ -328,6 +336,7 @@ class Library:
         self._query_cache: OrderedDict[tuple[Any, ...], list[Item]] = OrderedDict()
         self._next_id = 1
         self._next_media_id = 100_000
+        self._next_entry_id = 90_000_000  # playlistItemIDs added at run time
         self._tag_ids: dict[tuple[str, str], int] = {}
         self._rng = random.Random(self.config.seed)
         self._generate()
@@ -828,6 +837,34 @@ class Library:
         self.playlists[playlist.rating_key] = playlist
         self._changed()
         return playlist
+
+    def add_to_playlist(self, playlist_id: str, keys: Iterable[str | int]) -> Playlist | None:
+        """Append items to a playlist (`PUT /playlists/<id>/items`)."""
+        playlist = self.playlists.get(str(playlist_id))
+        if playlist is None:
+            return None
+        playlist.entries()
+        for key in keys:
+            playlist.items.append(int(key))
+            self._next_entry_id += 1
+            playlist.entry_ids.append(self._next_entry_id)
+        playlist.updated_at = int(self.clock())
+        self._changed()
+        return playlist
+
+    def remove_playlist_entry(self, playlist_id: str, entry_id: int) -> bool:
+        """Remove one entry by its playlistItemID (`DELETE /playlists/<id>/items/<entry>`)."""
+        playlist = self.playlists.get(str(playlist_id))
+        if playlist is None:
+            return False
+        for n, (entry, _key) in enumerate(playlist.entries()):
+            if entry == entry_id:
+                del playlist.items[n]
+                del playlist.entry_ids[n]
+                playlist.updated_at = int(self.clock())
+                self._changed()
+                return True
+        return False
 
     # ------------------------------------------------------------------ generation
 

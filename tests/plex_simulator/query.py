@@ -171,7 +171,8 @@ _TAGS: Final[dict[str, Callable[[Item], Sequence[str]]]] = {
     "resolution": lambda it: (
         (it.media.video_resolution,) if it.media and it.media.video_resolution else ()
     ),
-    "guid": lambda it: it.all_guids(),
+    # A real server matches `guid=` against the item's own GUID only (not its <Guid> children).
+    "guid": lambda it: (it.guid,),
 }
 _BOOLEANS: Final[dict[str, Callable[[Item], bool]]] = {
     "unwatched": lambda it: (

@@ -281,9 +281,19 @@ def guid_elements(item: Item) -> list[str]:
 
 
 def stream_elements(
-    item: Item, media: MediaInfo, *, decision: str | None = None, selected_only: bool = False
+    item: Item,
+    media: MediaInfo,
+    *,
+    decision: str | None = None,
+    selected_only: bool = False,
+    audio_id: int | None = None,
+    subtitle_id: int | None = None,
 ) -> list[str]:
-    """Video/audio/subtitle `<Stream>` children of a Part (sessions list the played ones only)."""
+    """Video/audio/subtitle `<Stream>` children of a Part.
+
+    Sessions list the played ones only (`selected_only`): the chosen audio stream (`audio_id`,
+    default the first) and the shown subtitle stream (`subtitle_id`, default none).
+    """
     base = media.part_id * 10
     out: list[str] = []
     dec: list[tuple[str, AttrValue]] = [("decision", decision)] if decision else []
@@ -315,16 +325,20 @@ def stream_elements(
     channels = _CHANNELS_LABEL.get(media.audio_channels, str(media.audio_channels))
     acodec = _CODEC_LABEL.get(media.audio_codec, media.audio_codec.upper())
     languages = [("English", "eng")]
-    if media.video_codec and item.id % 3 == 0 and not selected_only:
+    if media.video_codec and item.id % 3 == 0:
         languages.append(("Deutsch", "deu"))
+    chosen_audio = audio_id if audio_id in {base + 2 + n for n in range(len(languages))} else None
     for n, (language, code) in enumerate(languages):
+        selected = base + 2 + n == chosen_audio if chosen_audio is not None else n == 0
+        if selected_only and not selected:
+            continue
         out.append(
             element(
                 "Stream",
                 [
                     ("id", base + 2 + n),
                     ("streamType", 2),
-                    ("selected", n == 0),
+                    ("selected", selected),
                     ("default", n == 0),
                     ("codec", media.audio_codec),
                     ("index", 1 + n),
@@ -339,17 +353,21 @@ def stream_elements(
                 ],
             )
         )
-    if media.video_codec and not selected_only:
+    if media.video_codec:
         subtitles = [("English", "eng")]
         if item.id % 4 == 0:
             subtitles.append(("Français", "fra"))
         for n, (language, code) in enumerate(subtitles):
+            shown = base + 5 + n == subtitle_id
+            if selected_only and not shown:
+                continue
             out.append(
                 element(
                     "Stream",
                     [
                         ("id", base + 5 + n),
                         ("streamType", 3),
+                        ("selected", shown or None),
                         ("default", n == 0),
                         ("codec", "srt"),
                         ("index", len(languages) + 1 + n),
@@ -963,7 +981,14 @@ def session_item_element(client: SimulatedClient, item: Item, lib: Library) -> s
         part_pairs = [*part_attrs(media), ("decision", part_decision), ("selected", True)]
         if decision != "directplay":
             part_pairs += [("protocol", "dash" if video else "http")]
-        streams = stream_elements(item, media, decision=stream_decision, selected_only=True)
+        streams = stream_elements(
+            item,
+            media,
+            decision=stream_decision,
+            selected_only=True,
+            audio_id=client.audio_stream_id,
+            subtitle_id=client.subtitle_stream_id,
+        )
         part = element("Part", part_pairs, streams)
         children.append(element("Media", media_pairs, (part,)))
     children.extend(guid_elements(item))

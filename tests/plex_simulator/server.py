@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, web
 
 from .clients import PlayQueue, SimulatedClient, StateChange, StreamDecision
 from .library import Library, LibraryConfig
+from .presets import ClientBehaviour
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ class PlexSimulator:
         self.platform = platform
         self.platform_version = platform_version
         self.my_plex_username = my_plex_username
+        # The owner has Plex Pass: stream control (terminating sessions) is allowed.
+        self.plex_pass = True
         self.latency_ms = latency_ms
         # A real player reports an effect through its next timeline, a moment after it happened;
         # the server's `playing` notification follows that report (in order per player).
@@ -400,12 +403,33 @@ class PlexSimulator:
             await self._broadcast(data)
 
     async def _ticker(self) -> None:
+        loop = asyncio.get_running_loop()
+        due: dict[str, float] = {}
         while True:
-            await asyncio.sleep(self.timeline_interval_s)
+            intervals = [self.timeline_interval_s] + [
+                c.behaviour.timeline_interval_s for c in self.clients.values() if c.behaviour
+            ]
+            await asyncio.sleep(min(intervals))
+            now = loop.time()
             for client in list(self.clients.values()):
+                behaviour = client.behaviour
+                interval = behaviour.timeline_interval_s if behaviour else self.timeline_interval_s
+                key = client.machine_identifier
+                if now + 0.001 < due.get(key, 0.0):
+                    continue
+                due[key] = now + interval
                 client.advance_if_finished()
-                if client.state == "playing" and client.is_active:
-                    self._emit(client.notification())
+                # (a player with a behaviour also sends its timeline while paused, as real
+                # players do; one now and then is lost)
+                states = ("playing", "paused") if behaviour else ("playing",)
+                if client.state not in states or not client.is_active:
+                    continue
+                if behaviour and self._report_rng.random() < behaviour.lost_reports:
+                    continue
+                self._emit(client.notification())
+                if client.state == "playing" and client.stream_decision != "directplay":
+                    # PMS reports a running transcode's progress this often too.
+                    self._emit(client.transcode_notification())
 
     def add_websocket(self, ws: web.WebSocketResponse, token: str) -> None:
         """Register a connected notification websocket."""
@@ -466,8 +490,9 @@ class PlexSimulator:
         accepts_control: bool = True,
         online: bool = True,
         latency_ms: tuple[int, int] | None = None,
+        behaviour: ClientBehaviour | None = None,
     ) -> SimulatedClient:
-        """Add a player that shows up in `/clients`."""
+        """Add a player that shows up in `/clients` (`behaviour`: a real kind, see presets)."""
         n = len(self.clients)
         if machine_identifier is None:
             if "Android" in product or platform == "Android":
@@ -502,7 +527,9 @@ class PlexSimulator:
             accepts_control=accepts_control,
             online=online,
             latency_ms=latency_ms,
+            behaviour=behaviour,
         )
+        client._rng.seed(machine_identifier)
         self.clients[machine_identifier] = client
         return client
 
@@ -561,13 +588,17 @@ class PlexSimulator:
     def client_changed(self, client: SimulatedClient, change: StateChange) -> None:
         """Push the `playing` notification of a player's effect (after `report_delay_ms`)."""
         low, high = self.report_delay_ms
-        if high <= 0:
+        if client.behaviour is not None:
+            delay = client.behaviour.report_delay(self._report_rng)
+        else:
+            delay = self._report_rng.uniform(low, high) / 1000.0 if high > 0 else 0.0
+        if delay <= 0:
             self._emit(client.notification())
             return
         loop = asyncio.get_running_loop()
         # In order per player: never before the previous report of the same player.
         due = max(
-            loop.time() + self._report_rng.uniform(low, high) / 1000.0,
+            loop.time() + delay,
             self._reported_at.get(client.machine_identifier, 0.0),
         )
         self._reported_at[client.machine_identifier] = due

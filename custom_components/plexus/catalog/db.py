@@ -40,6 +40,7 @@ from .models import (
     ImportRun,
     LibraryInfo,
     SearchHit,
+    TitleHit,
 )
 from .paths import PathMapper, PathMapping
 from .rows import item_query, load_items
@@ -412,6 +413,38 @@ class Catalog:
             SearchHit(item, scores[item_id]) for item_id, item in zip(ids, items, strict=True)
         ]
         result.sort(key=lambda h: (-h.score, h.item.title))
+        return result[:limit]
+
+    @guarded
+    def search_titles(
+        self,
+        query: str,
+        *,
+        machine_identifier: str,
+        types: Iterable[str] | None = None,
+        limit: int = 10,
+    ) -> list[tuple[TitleHit, float]]:
+        """The light form of :meth:`search` for players and voice: titles only, one query.
+
+        No GUIDs or files are read; hits come with their score, best first.
+        """
+        index = self.search_index()
+        hits = index.search(query, limit=limit * 4 + 20, types=types)
+        if not hits:
+            return []
+        scores = dict(hits)
+        i = s.items
+        found = (
+            select(i.c.id, i.c.rating_key, i.c.type, i.c.title, i.c.year, i.c.grandparent_title)
+            .join(s.servers, s.servers.c.id == i.c.server_id)
+            .where(i.c.id.in_(list(scores)), s.servers.c.machine_identifier == machine_identifier)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(found).all()
+        result = [
+            (TitleHit(row[1], row[2], row[3], row[4], row[5] or ""), scores[row[0]]) for row in rows
+        ]
+        result.sort(key=lambda h: (-h[1], h[0].title))
         return result[:limit]
 
     @guarded

@@ -122,11 +122,24 @@ class CatalogItem:
     updated_at: int | None
     guids: tuple[GuidRef, ...] = ()
     files: tuple[MediaFileInfo, ...] = ()
+    # The season's show, the episode's season, the album's artist, the track's album.
+    parent_title: str | None = None
 
     @property
     def local_path(self) -> str | None:
         """Return the first file's local path, if any."""
         return self.files[0].local_path if self.files else None
+
+
+@dataclass(frozen=True, slots=True)
+class TitleHit:
+    """A search hit as players show it: the title fields only."""
+
+    rating_key: str
+    type: str
+    title: str
+    year: int | None
+    grandparent_title: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,7 @@ def load_items(conn: Connection, rows: Sequence[Row[Any]]) -> list[CatalogItem]:
             updated_at=row.updated_at,
             guids=tuple(guid_map.get(row.id, ())),
             files=tuple(file_map.get(row.id, ())),
+            parent_title=row.parent_title,
         )
         for row in rows
     ]

@@ -10,6 +10,7 @@ import aiohttp
 from .errors import (
     PlexAuthError,
     PlexConnectionError,
+    PlexForbiddenError,
     PlexNotFoundError,
     PlexNotHTTPSError,
     PlexResponseError,
@@ -95,6 +96,8 @@ class PlexServerAPI:
             ) as resp:
                 if resp.status == 401:
                     raise PlexAuthError(f"{method} {path}: the server rejected the token")
+                if resp.status == 403:
+                    raise PlexForbiddenError(f"{method} {path}: refused (HTTP 403)")
                 if resp.status == 404:
                     raise PlexNotFoundError(f"{method} {path}: not found")
                 if resp.status >= 400:

@@ -83,7 +83,10 @@ def parse_first_part(body: bytes | str) -> MediaPart | None:
     item: ET.Element | None = next(iter(root), None)
     if item is None:
         return None
+    # PMS nests Part in Media; some answers list Part beside Media (the catalog accepts both).
     part = item.find("./Media/Part")
+    if part is None:
+        part = item.find("./Part")
     if part is None or not (key := part.get("key", "")).startswith("/"):
         return None
     media = item.find("./Media")

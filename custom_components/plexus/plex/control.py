@@ -2,8 +2,15 @@
 
 Commands go to the server with `X-Plex-Target-Client-Identifier`; the server relays them to the
 client (this is how Plex Web and the mobile apps control players on the LAN and remotely).
+
+Everything is played through a server-side play queue, as Plex's own apps do: a playlist's queue
+is made from the playlist (`playlistID=`; a real server answers a `uri=` naming a playlist with
+HTTP 400), anything else from its library URI (`uri=server://…/library/metadata/<key>`), which the
+server expands into the leaves of a show, season, artist or album. The client is then told to
+play the queue's selected leaf, never the container itself (which a client cannot play).
 """
 
+from dataclasses import dataclass
 from itertools import count
 from urllib.parse import quote
 
@@ -12,6 +19,42 @@ from .errors import PlexResponseError
 from .parse import parse_xml, to_int
 
 MEDIA_KIND = {"track": "music", "album": "music", "artist": "music", "photo": "photo"}
+# A playlist's playlistType -> the play queue's type and the playMedia command's type.
+PLAYLIST_KINDS = {"audio": ("audio", "music"), "photo": ("photo", "photo")}
+
+
+@dataclass(frozen=True, slots=True)
+class PlayQueue:
+    """A play queue the server created: its id, its selected leaf and the leaves it lists."""
+
+    id: str
+    selected_key: str
+    keys: tuple[str, ...]
+
+
+def queue_kinds(item_type: str, playlist_type: str = "") -> tuple[str, str]:
+    """The play queue `type` and the playMedia `type` of an item."""
+    if item_type == "playlist":
+        return PLAYLIST_KINDS.get(playlist_type, ("video", "video"))
+    kind = MEDIA_KIND.get(item_type, "video")
+    return ("audio" if kind == "music" else kind, kind)
+
+
+def parse_play_queue(body: bytes | str) -> PlayQueue:
+    """Read a `/playQueues` answer; an answer without a queue or a selected item is an error."""
+    root = parse_xml(body)
+    queue_id = root.get("playQueueID")
+    keys = tuple(key for elem in root if (key := elem.get("ratingKey")))
+    selected = root.get("playQueueSelectedMetadataItemID")
+    if not selected:
+        selected_item = root.get("playQueueSelectedItemID")
+        selected = next(
+            (e.get("ratingKey") for e in root if e.get("playQueueItemID") == selected_item),
+            keys[0] if keys else None,
+        )
+    if not queue_id or not selected:
+        raise PlexResponseError("the server created no play queue (nothing to play)")
+    return PlayQueue(queue_id, selected, keys)
 
 
 class PlayerControl:
@@ -64,28 +107,37 @@ class PlayerControl:
         """Set the volume, 0-100."""
         await self.command(client_id, "setParameters", {"volume": max(0, min(100, volume))})
 
-    async def create_play_queue(self, rating_key: str, item_type: str, *, shuffle: bool) -> str:
-        """Create a play queue for an item (a show or album queues all its leaves)."""
-        uri = (
-            f"server://{self._server_identifier}/com.plexapp.plugins.library"
-            f"/library/metadata/{rating_key}"
-        )
-        body = await self._api.request(
-            "/playQueues",
-            method="POST",
-            params={
-                "uri": uri,
-                "type": "audio" if MEDIA_KIND.get(item_type) == "music" else "video",
-                "shuffle": int(shuffle),
-                "repeat": 0,
-                "continuous": 0,
-                "own": 1,
-            },
-        )
-        queue_id = parse_xml(body).get("playQueueID")
-        if not queue_id:
-            raise PlexResponseError("the server created no play queue")
-        return queue_id
+    async def create_play_queue(
+        self,
+        rating_key: str,
+        item_type: str,
+        *,
+        shuffle: bool,
+        start_key: str | None = None,
+        playlist_type: str = "",
+    ) -> PlayQueue:
+        """Create a play queue for an item (a container queues all its leaves).
+
+        `start_key` selects the leaf to start at (a show's On Deck episode).
+        """
+        params: dict[str, str | int] = {
+            "type": queue_kinds(item_type, playlist_type)[0],
+            "shuffle": int(shuffle),
+            "repeat": 0,
+            "continuous": 0,
+            "own": 1,
+        }
+        if item_type == "playlist":
+            params["playlistID"] = rating_key
+        else:
+            params["uri"] = (
+                f"server://{self._server_identifier}/com.plexapp.plugins.library"
+                f"/library/metadata/{rating_key}"
+            )
+        if start_key:
+            params["key"] = f"/library/metadata/{start_key}"
+        body = await self._api.request("/playQueues", method="POST", params=params)
+        return parse_play_queue(body)
 
     async def play_media(
         self,
@@ -95,9 +147,20 @@ class PlayerControl:
         *,
         offset_ms: int = 0,
         shuffle: bool = False,
-    ) -> None:
-        """Start an item (movie, episode, show, season, album, playlist …) on a client."""
-        queue_id = await self.create_play_queue(rating_key, item_type, shuffle=shuffle)
+        start_key: str | None = None,
+        playlist_type: str = "",
+    ) -> PlayQueue:
+        """Start an item (movie, episode, show, season, album, playlist …) on a client.
+
+        Returns the play queue; the client was told to play its selected leaf.
+        """
+        queue = await self.create_play_queue(
+            rating_key,
+            item_type,
+            shuffle=shuffle,
+            start_key=start_key,
+            playlist_type=playlist_type,
+        )
         server = self._api.url.split("://", 1)
         host_port = server[1].split("/", 1)[0] if len(server) == 2 else ""
         host, _, port = host_port.rpartition(":")
@@ -105,13 +168,14 @@ class PlayerControl:
             client_id,
             "playMedia",
             {
-                "key": f"/library/metadata/{rating_key}",
+                "key": f"/library/metadata/{queue.selected_key}",
                 "offset": max(0, int(offset_ms)),
                 "machineIdentifier": self._server_identifier,
                 "address": host or host_port,
                 "port": to_int(port) or 32400,
                 "protocol": server[0] if len(server) == 2 else "http",
-                "containerKey": f"/playQueues/{quote(queue_id)}?own=1&window=200",
-                "type": MEDIA_KIND.get(item_type, "video"),
+                "containerKey": f"/playQueues/{quote(queue.id)}?own=1&window=200",
+                "type": queue_kinds(item_type, playlist_type)[1],
             },
         )
+        return queue

@@ -27,3 +27,7 @@ class PlexResponseError(PlexError):
 
 class PlexNotFoundError(PlexError):
     """The server does not have what was asked for (HTTP 404)."""
+
+
+class PlexForbiddenError(PlexConnectionError):
+    """The server refused the request for this token (HTTP 403: not the owner, no Plex Pass)."""

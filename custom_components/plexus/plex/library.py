@@ -38,6 +38,8 @@ class MediaItem:
     thumb: str = ""
     duration_ms: int = 0
     view_offset_ms: int = 0
+    view_count: int = 0
+    last_viewed_at: int | None = None
     library_section_id: str = ""
     child_count: int | None = None
     guid: str = ""
@@ -71,6 +73,8 @@ def parse_item(elem: ET.Element) -> MediaItem | None:
         thumb=elem.get("thumb") or elem.get("composite") or "",
         duration_ms=to_int(elem.get("duration")) or 0,
         view_offset_ms=to_int(elem.get("viewOffset")) or 0,
+        view_count=to_int(elem.get("viewCount")) or 0,
+        last_viewed_at=to_int(elem.get("lastViewedAt")),
         library_section_id=elem.get("librarySectionID", ""),
         child_count=to_int(elem.get("leafCount") or elem.get("childCount")),
         guid=elem.get("guid", ""),

@@ -60,6 +60,8 @@ class PlexSession:
     bandwidth_kbps: int = 0
     location: str = ""
     video_resolution: str = ""
+    # What the server converts: "video", "audio", "subtitles", "container" (empty: direct play).
+    transcode_reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,23 @@ def _session_decision(item: ET.Element) -> str:
     return "directplay"
 
 
+def _transcode_reasons(item: ET.Element) -> tuple[str, ...]:
+    """What the server converts, from the session's TranscodeSession decisions."""
+    transcode = item.find("TranscodeSession")
+    if transcode is None:
+        return ()
+    reasons = [
+        kind
+        for kind, attr in (("video", "videoDecision"), ("audio", "audioDecision"))
+        if transcode.get(attr) == "transcode"
+    ]
+    if transcode.get("subtitleDecision") in ("transcode", "burn"):
+        reasons.append("subtitles")
+    if not reasons:
+        reasons.append("container")  # streams copied: remuxed into another container
+    return tuple(reasons)
+
+
 def _resolution(item: ET.Element) -> str:
     media = item.find("Media")
     return media.get("videoResolution", "") if media is not None else ""
@@ -143,6 +160,7 @@ def parse_sessions(body: bytes | str) -> list[PlexSession]:
                 ),
                 location=session.get("location", "") if session is not None else "",
                 video_resolution=_resolution(item),
+                transcode_reasons=_transcode_reasons(item),
             )
         )
     return sessions

@@ -9,10 +9,19 @@ season_number, episode_number)
 {"playlist_name": "Road trip"}
 plus the options "shuffle" (bool), "resume" (bool: start where the user stopped) and "offset"
 (seconds).
+
+GUIDs: a real server's ``guid=`` filter matches only an item's own GUID, so external ids
+(``imdb://``, ``tmdb://``, ``tvdb://``, which new-agent items carry only as ``<Guid>`` children)
+are found through the catalog (``find_by_guids``); the server is asked only for ``plex://`` and
+legacy agent GUIDs (``com.plexapp.agents.…``, ``local://``), after the catalog.
+
+Containers (show, season, artist, album, playlist) are played as play queues of their leaves;
+`starting_point` picks where a show or season starts (its On Deck episode) unless shuffled.
 """
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from .errors import PlexError
 from .library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
@@ -25,13 +34,42 @@ class MediaNotFoundError(PlexError):
     """Nothing in the library matches the request."""
 
 
+# (GUIDs, item type or None) -> rating key on this server, None when unknown (the catalog).
+type GuidLookup = Callable[[list[str], str | None], Awaitable[str | None]]
+# GUID forms a server's own `guid=` filter can match (an item's own GUID).
+SERVER_GUID_PREFIXES: Final = ("plex://", "com.plexapp.agents.", "local://")
+# Containers whose play queue starts at the On Deck leaf (artists and albums start at the top).
+RESUMABLE_CONTAINERS: Final = frozenset({"show", "season"})
+
+
 @dataclass(frozen=True, slots=True)
 class PlayRequest:
-    """An item and how to start it."""
+    """An item and how to start it (`start_key`: the leaf of a container to start at)."""
 
     item: MediaItem
     offset_ms: int = 0
     shuffle: bool = False
+    start_key: str | None = None
+
+
+def on_deck_leaf(leaves: Sequence[MediaItem]) -> MediaItem | None:
+    """The leaf Plex would resume a show or season at.
+
+    The episode in progress (the latest watched of several); else the first unwatched one after
+    the last watched; else the first unwatched; else the first.
+    """
+    if not leaves:
+        return None
+    in_progress = [leaf for leaf in leaves if leaf.view_offset_ms > 0]
+    if in_progress:
+        return max(in_progress, key=lambda leaf: leaf.last_viewed_at or 0)
+    watched = [n for n, leaf in enumerate(leaves) if leaf.view_count]
+    if watched:
+        last = max(watched, key=lambda n: (leaves[n].last_viewed_at or 0, n))
+        after = next((leaf for leaf in leaves[last + 1 :] if not leaf.view_count), None)
+        if after is not None:
+            return after
+    return next((leaf for leaf in leaves if not leaf.view_count), leaves[0])
 
 
 def _same(a: str, b: str) -> bool:
@@ -52,16 +90,44 @@ class MediaResolver:
         """Use the given library reader."""
         self._library = library
 
-    async def resolve(self, media_id: str, sections: list[LibrarySection]) -> PlayRequest:
-        """Return what to play; raises MediaNotFoundError or BadMediaIdError."""
+    async def resolve(
+        self,
+        media_id: str,
+        sections: list[LibrarySection],
+        *,
+        find_by_guids: GuidLookup | None = None,
+    ) -> PlayRequest:
+        """Return what to play; raises MediaNotFoundError or BadMediaIdError.
+
+        `find_by_guids` (the catalog) resolves GUIDs first; without it external ids find nothing.
+        """
         media_id = media_id.strip()
         if media_id.isdigit():
             return PlayRequest(await self._by_key(media_id))
         if media_id.startswith(("plex://{", "{")):
             return await self._by_search(media_id.removeprefix("plex://"), sections)
         if "://" in media_id:
-            return PlayRequest(await self._by_guid(media_id, sections))
+            return PlayRequest(await self._by_guid(media_id, sections, find_by_guids))
         raise BadMediaIdError(f"not a rating key, GUID or search: {media_id[:60]}")
+
+    async def starting_point(self, request: PlayRequest) -> PlayRequest:
+        """Where a show or season starts: its On Deck episode, resumed (not when shuffled)."""
+        item = request.item
+        if item.type not in RESUMABLE_CONTAINERS or request.shuffle or request.start_key:
+            return request
+        leaves = (
+            await self._library.all_leaves(item.rating_key)
+            if item.type == "show"
+            else await self._library.children(item.rating_key)
+        )
+        leaf = on_deck_leaf(leaves)
+        if leaf is None:
+            raise MediaNotFoundError(f"{item.title} has nothing to play")
+        return replace(
+            request,
+            start_key=leaf.rating_key,
+            offset_ms=request.offset_ms or leaf.view_offset_ms,
+        )
 
     async def _by_key(self, rating_key: str) -> MediaItem:
         item = await self._library.metadata(rating_key)
@@ -69,12 +135,21 @@ class MediaResolver:
             raise MediaNotFoundError(f"no item with rating key {rating_key}")
         return item
 
-    async def _by_guid(self, guid: str, sections: list[LibrarySection]) -> MediaItem:
-        for section in sections:
-            items = await self._library.find_in_section(section.key, {"guid": guid})
-            if items:
-                return items[0]
-        raise MediaNotFoundError(f"no item with GUID {guid[:80]}")
+    async def _by_guid(
+        self, guid: str, sections: list[LibrarySection], find_by_guids: GuidLookup | None
+    ) -> MediaItem:
+        if find_by_guids is not None and (key := await find_by_guids([guid], None)) is not None:
+            return await self._by_key(key)
+        if guid.startswith(SERVER_GUID_PREFIXES):
+            for section in sections:
+                items = await self._library.find_in_section(section.key, {"guid": guid})
+                if items:
+                    return items[0]
+            raise MediaNotFoundError(f"no item with GUID {guid[:80]}")
+        raise MediaNotFoundError(
+            f"no item with the external id {guid[:80]} in the catalog "
+            "(external ids are looked up in the catalog: import the library first)"
+        )
 
     async def _by_search(self, text: str, sections: list[LibrarySection]) -> PlayRequest:
         query: dict[str, Any] = parse_search(text).as_query()  # types and ranges checked

@@ -7,6 +7,10 @@ latency plus a margin). Pause, seek, stop and resume are one `start`/`pause`/`se
 with such an instant. Every instance applies commands in (generation, leader) order, so two
 leaders at once end in the same state everywhere; a hello showing a newer session than ours
 joins it (late join, rejoin).
+
+A slow player may take longer to load than `ready_timeout_s`: an instance still preparing says
+so every `PROGRESS_S` (a `ready` with `pending`), and the leader waits `ready_timeout_s` from
+the last such sign of progress, up to `READY_MAX_S` in all.
 """
 
 import asyncio
@@ -14,7 +18,7 @@ import contextlib
 from dataclasses import replace
 from functools import partial
 import itertools
-from typing import Any
+from typing import Any, Final
 
 from .clock import ClockSync
 from .context import EngineContext
@@ -25,6 +29,8 @@ from .peers import Membership
 from .protocol import Message
 
 COMMANDS = frozenset({"prepare", "start", "pause", "seek", "stop"})
+PROGRESS_S: Final = 2.0
+READY_MAX_S: Final = 60.0
 
 
 class CommandScheduler:
@@ -43,6 +49,7 @@ class CommandScheduler:
         self._cids = itertools.count(1)
         self._ready: dict[str, dict[str, dict[str, Any]]] = {}
         self._ready_changed = asyncio.Event()
+        self._progress: dict[str, float] = {}
 
     # ------------------------------------------------------------------ leading
 
@@ -54,11 +61,19 @@ class CommandScheduler:
         self._ready[cid] = {}
         body = {"cid": cid, "gen": gen, "media": media.as_dict(), "position_ms": position_ms}
         await self.broadcast("prepare", body)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(ctx.config.ready_timeout_s):
-                while not expected <= set(self._ready[cid]):
-                    self._ready_changed.clear()
+        began = ctx.clock.monotonic()
+        while not expected <= set(self._ready[cid]):
+            last = max(began, self._progress.get(cid, began))
+            remaining = (
+                min(last + ctx.config.ready_timeout_s, began + READY_MAX_S) - ctx.clock.monotonic()
+            )
+            if remaining <= 0:
+                break
+            self._ready_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
                     await self._ready_changed.wait()
+        self._progress.pop(cid, None)
         ready = self._ready.pop(cid, {})
         failed: dict[str, str] = {}
         latencies = [self._driver.max_latency()]
@@ -125,8 +140,14 @@ class CommandScheduler:
         self._ctx.tasks.spawn(self._on_command(message))
 
     def on_ready(self, sender: str, body: dict[str, Any]) -> None:
-        """An instance reports its members ready (or not) for a prepared start."""
-        self._ready.get(str(body.get("cid")), {})[sender] = dict(body.get("members") or {})
+        """An instance reports its members ready (or not), or still preparing (`pending`)."""
+        cid = str(body.get("cid"))
+        if cid not in self._ready:
+            return
+        if body.get("pending"):
+            self._progress[cid] = self._ctx.clock.monotonic()
+        else:
+            self._ready[cid][sender] = dict(body.get("members") or {})
         self._ready_changed.set()
 
     def _accept(self, message: Message) -> bool:
@@ -225,14 +246,28 @@ class CommandScheduler:
         for member in members:
             member.ready_cid = None
             driver.run(member, partial(prepare, member))
-        await asyncio.gather(
-            *(m.task for m in members if m.task is not None), return_exceptions=True
-        )
+        progress = ctx.tasks.spawn(self._tell_progress(cid, leader))
+        try:
+            await asyncio.gather(
+                *(m.task for m in members if m.task is not None), return_exceptions=True
+            )
+        finally:
+            progress.cancel()
         if leader == ctx.instance_id:
             self._ready.setdefault(cid, {})[ctx.instance_id] = results
             self._ready_changed.set()
         else:
             await ctx.publish("ready", {"cid": cid, "members": results})
+
+    async def _tell_progress(self, cid: str, leader: str) -> None:
+        """While this instance prepares, tell the leader every `PROGRESS_S` it is not stuck."""
+        ctx = self._ctx
+        while True:
+            await asyncio.sleep(PROGRESS_S)
+            if leader == ctx.instance_id:
+                self.on_ready(ctx.instance_id, {"cid": cid, "pending": True})
+            else:
+                await ctx.publish("ready", {"cid": cid, "pending": True})
 
     def adopt(self, sender: str, data: dict[str, Any]) -> None:
         """A peer's hello shows a session (checked by `check_session`): join it when newer."""

@@ -79,16 +79,17 @@ class DriftControl:
                 or snapshot.state not in ("playing", "paused")
             ):
                 continue
-            drift = snapshot.position_at(now) - session.position_at(now)
             if snapshot.state != ("playing" if session.state == "playing" else "paused"):
                 continue
+            drift, uncertainty = self._drift(member, now)
             if not math.isfinite(drift):
                 member.drift_ms = None  # a nonsensical report: nothing to correct towards
                 continue
             member.drift_ms = drift
             changed = True
+            # Never "correct" what the member's reports cannot resolve.
             if (
-                abs(drift) > ctx.config.drift_threshold_ms
+                abs(drift) > ctx.config.drift_threshold_ms + uncertainty
                 and now - member.last_check >= ctx.config.drift_check_interval_s
             ):
                 member.last_check = now
@@ -102,6 +103,25 @@ class DriftControl:
                     )
         if changed:
             ctx.update()
+
+    def _drift(self, member: LocalMember, now: float) -> tuple[float, float]:
+        """A member's drift from the group at `now`, and how far off that may be, ms.
+
+        Exact positions: the last report, projected. Truncated ones: every report since the
+        member last jumped, narrowed together (`PositionFix`), and the leftover uncertainty.
+        """
+        session = self._ctx.session
+        assert session is not None
+        snapshot = member.player.snapshot
+        grain = member.grain.plausible_ms
+        group = session.position_at(now)
+        if grain <= 1:
+            return snapshot.position_at(now) - group, 0.0
+        if snapshot.state == "playing":
+            estimate = member.fix.position_at(now)
+            if estimate is not None:
+                return estimate - group, member.fix.uncertainty_ms
+        return snapshot.position_at(now) + grain / 2.0 - group, grain / 2.0
 
     async def _correct(self, member: LocalMember, position: float) -> None:
         await self._driver.command(member, "seek", position)

@@ -4,7 +4,12 @@ Every local member runs one action at a time (a new one cancels what it was doin
 is sent early by the player's measured latency for its kind, and the report that shows its
 effect is a new latency sample: for a play or a seek the effect instant comes from the
 reported position (report instant minus how far it got past the anchor), so a player that
-reports late still gives an exact sample.
+reports late still gives an exact sample; a pause from where the player's playing trajectory
+reached the paused position. What a report cannot date (a player whose positions are whole
+seconds, a seek while paused) is dated by its arrival minus the player's report lag: measured
+from the position-dated samples, or - for a player whose positions cannot date anything - the
+group's, else `default_report_lag_s`. Tolerances widen to the granularity the player's
+positions show (`PositionGrain`), and waits to its measured latencies.
 """
 
 import asyncio
@@ -13,11 +18,12 @@ import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 import logging
+import statistics
 from typing import Any, Final
 
 from .context import EngineContext
 from .interfaces import MediaRef, MemberPlayer, PlayerSnapshot, Unsubscribe
-from .latency import LatencyTracker
+from .latency import LatencyTracker, PositionFix, PositionGrain, near
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +39,14 @@ EXPECT_MAX_S: Final = 3.0
 REFINE_S: Final = 2.0
 SPIN_S: Final = 0.003
 LOAD_ATTEMPTS: Final = 2
+# Waits for a command's effect: at least this, longer for a slow player.
+WAIT_S: Final = 5.0
+# How long a player may stay buffering an item it loads.
+LOAD_MAX_S: Final = 30.0
+# A player's report lag cannot be measured when its positions cannot date anything: this much
+# uncertainty (half the 50-250 ms range real TV apps show) is added to its expected precision.
+UNKNOWN_LAG_MS: Final = 100.0
+PRECISION_FLOOR_MS: Final = 10.0
 
 
 @dataclass(slots=True)
@@ -79,6 +93,15 @@ class LocalMember:
     task: asyncio.Task[None] | None = None
     media_key: str | None = None
     waiting: bool = False
+    grain: PositionGrain = field(default_factory=PositionGrain)
+    fix: PositionFix = field(default_factory=PositionFix)
+    # The last playing report since the last command but a pause (dates a pause).
+    last_playing: PlayerSnapshot | None = None
+    # The last position commanded (a seek target, a load offset): reports of it date nothing.
+    target_ms: float | None = None
+    # The position a paused seek was seen to reach (until the next command moves it).
+    at_target: float | None = None
+    coarse_told: bool = False
 
 
 class MemberDriver:
@@ -113,6 +136,7 @@ class MemberDriver:
                 "state": player.snapshot.state,
                 "latency_ms": round(member.latency.estimate("play") * 1000.0, 1),
                 "drift_ms": None if member.drift_ms is None else round(member.drift_ms, 1),
+                "expected_precision_ms": self.expected_precision_ms(member),
             }
             if full:
                 report |= {
@@ -122,6 +146,31 @@ class MemberDriver:
                 }
             reports[self._ctx.member_id(player.player_id)] = report
         return reports
+
+    def report_lag(self, member: LocalMember) -> float:
+        """The member's report lag: measured, else the group's, else the configured one (s)."""
+        if member.latency.lag_measured:
+            return member.latency.report_lag
+        lags = [m.latency.report_lag for m in self.members.values() if m.latency.lag_measured]
+        return statistics.median(lags) if lags else self._ctx.config.default_report_lag_s
+
+    def patience(self, member: LocalMember, kind: str | None = None) -> float:
+        """How long to wait for the effect of a command of `kind` on this member, seconds."""
+        return max(WAIT_S, 2.0 * member.latency.estimate(kind) + self.report_lag(member) + 1.0)
+
+    def expected_precision_ms(self, member: LocalMember) -> float:
+        """How close to the others this member can be started, ms (about two deviations).
+
+        The spread of its play latency, plus what its reports cannot tell: half its position
+        granularity when positions are tenths, the unknown report lag when whole seconds.
+        """
+        precision = max(PRECISION_FLOOR_MS, 2000.0 * member.latency.spread("play"))
+        grain = member.grain.plausible_ms
+        if grain >= 1000:
+            precision += UNKNOWN_LAG_MS
+        elif grain > 1:
+            precision += grain / 2.0
+        return round(precision, 1)
 
     def max_latency(self) -> float:
         """The largest latency estimate of any local member, seconds (0 without members)."""
@@ -166,19 +215,31 @@ class MemberDriver:
         if kind == "play":
             predicate = lambda s: s.state == "playing"  # noqa: E731
             if player.snapshot.state == "paused":
-                anchor = player.snapshot.position_ms
+                anchor = (
+                    member.at_target
+                    if member.at_target is not None
+                    else player.snapshot.position_ms
+                )
         elif kind == "pause":
             predicate = lambda s: s.state == "paused"  # noqa: E731
         elif kind == "stop":
             predicate = lambda s: s.state == "stopped"  # noqa: E731
         else:
-            target = position
-            predicate = lambda s: abs(s.position_at(s.at) - target) < SEEK_MATCH_MS  # noqa: E731
+            predicate = partial(self._seeked, member, position, now)
             anchor = position
+        if kind != "pause":
+            member.last_playing = None
+        if kind != "pause" or player.snapshot.state == "playing":
+            member.at_target = None
+        member.fix.reset()
+        member.target_ms = position if kind == "seek" else member.target_ms
         # Measure only a change the command causes: nothing when already there.
         member.refine = None
         member.expect = None if predicate(player.snapshot) else Expect(kind, now, predicate, anchor)
         member.settle_until = now + 2.0 * member.latency.estimate() + 0.5
+        if kind == "seek" and not member.grain.fine:
+            # (a coarse player's drift is known only after a few reports)
+            member.settle_until += self.report_lag(member)
         try:
             if kind == "play":
                 await player.play()
@@ -193,6 +254,20 @@ class MemberDriver:
             self.event("member_failed", member, error=str(err))
             return False
         return True
+
+    def _seeked(
+        self, member: LocalMember, target: float, sent: float, snapshot: PlayerSnapshot
+    ) -> bool:
+        """Whether a report shows a seek to `target` sent at `sent`.
+
+        Paused: at the target (to the player's granularity). Playing: past it by no more than
+        the time since the seek was sent.
+        """
+        grain = member.grain.proven_ms  # (what it surely shows: a sample must be right)
+        if snapshot.state != "playing":
+            return near(snapshot.position_ms, target, SEEK_MATCH_MS, grain)
+        past = snapshot.position_ms - target
+        return -grain - SEEK_MATCH_MS <= past <= (snapshot.at - sent) * 1000.0 + SEEK_MATCH_MS
 
     async def wait_member(
         self, member: LocalMember, predicate: Callable[[PlayerSnapshot], bool], limit: float
@@ -212,7 +287,7 @@ class MemberDriver:
         expect = member.expect
         if expect is None or expect.kind not in ("play", "pause", "stop"):
             return
-        patience = min(EXPECT_MAX_S, 2.0 * member.latency.estimate(expect.kind) + 0.5)
+        patience = 2.0 * member.latency.estimate(expect.kind) + 0.5 + self.report_lag(member)
         limit = expect.sent + patience - self._ctx.clock.monotonic()
         if limit > 0:
             await self.wait_member(member, lambda _: member.expect is not expect, limit)
@@ -240,22 +315,30 @@ class MemberDriver:
         if key is None:
             return "media not found on this server"
         member.media_key = key
-        timeout = self._ctx.config.command_timeout_s
+        timeout = max(self._ctx.config.command_timeout_s, self.patience(member))
         # What the player last reported may be overtaken by a command still on its way (a stop
         # just sent): decide on the state after it.
         await self.settle(member)
         for attempt in range(LOAD_ATTEMPTS):
             snapshot = player.snapshot
             if snapshot.media_key != key or snapshot.state == "stopped":
+                member.target_ms, member.at_target = position, None
+                member.last_playing = None
+                member.fix.reset()
                 try:
                     await player.play_media(media, key, round(position))
                 except Exception as err:  # noqa: BLE001 - any client/server failure
                     return str(err) or type(err).__name__
-                member.settle_until = self._ctx.clock.monotonic() + timeout
+                member.settle_until = self._ctx.clock.monotonic() + LOAD_MAX_S
+                # First a sign of life (it buffers the item), then as long as it buffers.
                 if not await self.wait_member(
                     member,
-                    lambda s: s.media_key == key and s.state in ("playing", "paused"),
+                    lambda s: s.media_key == key and s.state != "stopped",
                     timeout,
+                ) or not await self.wait_member(
+                    member,
+                    lambda s: s.media_key == key and s.state in ("playing", "paused"),
+                    LOAD_MAX_S,
                 ):
                     return "the player did not load the item"
             if player.snapshot.state == "paused":
@@ -274,12 +357,16 @@ class MemberDriver:
                 break
             if attempt == LOAD_ATTEMPTS - 1:
                 return "the player did not pause"
-        if abs(player.snapshot.position_ms - position) > 1.0:
+        if not self.is_at(member, position):
             if not await self.command(member, "seek", position):
                 return "the player refused to seek"
             if not await self.wait_seeked(member, position, timeout):
                 return "the player did not seek"
-        for _ in range(self._ctx.config.calibration_rounds):
+            member.at_target = position
+        rounds = self._ctx.config.calibration_rounds
+        if member.latency.estimate("seek") > 1.0:
+            rounds = min(rounds, 1)  # a slow player: every seek costs seconds
+        for _ in range(rounds):
             # While paused, a seek away and back costs nothing visible and measures latency.
             for target in (position + CALIBRATION_STEP_MS, position):
                 await self.seek_paused(member, target)
@@ -292,21 +379,61 @@ class MemberDriver:
 
     # ------------------------------------------------------------------ timed actions
 
-    async def start(self, member: LocalMember, at: float, position: float) -> None:
-        """Start a member loaded paused at `position` at the monotonic instant `at`."""
+    def is_at(self, member: LocalMember, position: float) -> bool:
+        """Whether a paused member is known to be at `position`.
+
+        A report at exactly it, or (positions coarser than that) a seek to it seen to land.
+        """
         snapshot = member.player.snapshot
-        ready = (
+        if member.at_target is not None and abs(member.at_target - position) <= 1.0:
+            return member.grain.near(snapshot.position_ms, position, PAUSED_TOLERANCE_MS)
+        return abs(snapshot.position_ms - position) <= 1.0
+
+    def ready(self, member: LocalMember, position: float) -> bool:
+        """Whether a member is loaded, paused at `position` (to its granularity), now.
+
+        A seek to `position` still in flight counts when it was sent long enough ago to have
+        taken effect (its report may be late).
+        """
+        snapshot = member.player.snapshot
+        if not (
             snapshot.state == "paused"
             and snapshot.media_key is not None
             and snapshot.media_key == member.media_key
-            and abs(snapshot.position_ms - position) <= PAUSED_TOLERANCE_MS
+        ):
+            return False
+        if member.grain.near(snapshot.position_ms, position, PAUSED_TOLERANCE_MS):
+            return True
+        expect = member.expect
+        return (
+            expect is not None
+            and expect.kind == "seek"
+            and expect.anchor_ms is not None
+            and abs(expect.anchor_ms - position) <= 1.0
+            and self._ctx.clock.monotonic() - expect.sent
+            > 1.5 * member.latency.estimate("seek") + LATE_S
         )
+
+    async def start(self, member: LocalMember, at: float, position: float) -> None:
+        """Start a member loaded paused at `position` at the monotonic instant `at`.
+
+        Whether it is ready is judged when it is due to fire, not when the command arrives:
+        the report of its last seek may still be on its way.
+        """
         fire = at - member.latency.estimate("play")
-        if not ready or self._ctx.clock.monotonic() > fire + LATE_S:
-            await self.catch_up(member)  # not ready in time: join where the group is
-            return
-        await self.sleep_until(fire)
-        await self.command(member, "play")
+        if self._ctx.clock.monotonic() <= fire + LATE_S:
+            await self.sleep_until(fire)
+            if self.ready(member, position):
+                await self.command(member, "play")
+                return
+        _LOGGER.debug(
+            "Sync group %s: %s not ready at its instant (%s, %.0f ms late), catching up",
+            self._ctx.config.group,
+            member.player.name,
+            member.player.snapshot,
+            (self._ctx.clock.monotonic() - fire) * 1000.0,
+        )
+        await self.catch_up(member)  # not ready in time: join where the group is
 
     async def catch_up(self, member: LocalMember) -> None:
         """Bring a member to where the group is (late start, rejoin, recovery)."""
@@ -324,7 +451,9 @@ class MemberDriver:
                 return
         elif snapshot.state == "playing":
             await self.command(member, "pause")
-            await self.wait_member(member, lambda s: s.state == "paused", 5.0)
+            await self.wait_member(
+                member, lambda s: s.state == "paused", self.patience(member, "pause")
+            )
         session = ctx.session
         if session is None:
             return
@@ -347,10 +476,12 @@ class MemberDriver:
 
     async def seek_paused(self, member: LocalMember, position: float) -> None:
         """Seek a paused member and wait until it shows."""
-        if abs(member.player.snapshot.position_ms - position) <= 1.0:
+        if self.is_at(member, position):
             return
-        if await self.command(member, "seek", position):
-            await self.wait_seeked(member, position, 5.0)
+        if await self.command(member, "seek", position) and await self.wait_seeked(
+            member, position, self.patience(member, "seek")
+        ):
+            member.at_target = position
 
     async def wait_seeked(self, member: LocalMember, position: float, limit: float) -> bool:
         """Until the seek just sent shows: at its target, or near it in a later report.
@@ -359,15 +490,16 @@ class MemberDriver:
         the seek on the player and its latency sample would include the seek's.
         """
         expect = member.expect
+        grain = member.grain
         if expect is None:  # already there when sent: nothing to tell the effect by
             return await self.wait_member(
-                member, lambda s: abs(s.position_ms - position) < SEEK_NEAR_MS, limit
+                member, lambda s: grain.near(s.position_ms, position, SEEK_NEAR_MS), limit
             )
         return await self.wait_member(
             member,
             lambda s: (
                 member.expect is not expect
-                or (s.at > expect.sent and abs(s.position_ms - position) < SEEK_NEAR_MS)
+                or (s.at > expect.sent and grain.near(s.position_ms, position, SEEK_NEAR_MS))
             ),
             limit,
         )
@@ -384,7 +516,9 @@ class MemberDriver:
         await self.sleep_until(at - member.latency.estimate("pause"))
         if self.will_play(member) and not (
             await self.command(member, "pause")
-            and await self.wait_member(member, lambda s: s.state == "paused", 5.0)
+            and await self.wait_member(
+                member, lambda s: s.state == "paused", self.patience(member, "pause")
+            )
         ):
             return
         if member.player.snapshot.state == "paused":
@@ -426,13 +560,27 @@ class MemberDriver:
     # ------------------------------------------------------------------ reports
 
     def measure(self, member: LocalMember, snapshot: PlayerSnapshot) -> None:
-        """Latency samples from the reports that show a command's effect."""
+        """Latency samples from the reports that show a command's effect.
+
+        Dated by the position when the player's positions can date (see the module text),
+        else by the report's arrival minus its report lag.
+        """
+        grain = member.grain
+        if snapshot.state in ("playing", "paused") and grain.observe(
+            snapshot.position_ms, member.target_ms
+        ):
+            self._tell_precision(member)
+        if snapshot.state == "playing":
+            member.fix.add(snapshot.position_ms, snapshot.at, grain.plausible_ms)
+        else:
+            member.fix.reset()
         refine = member.refine
         if refine is not None:
             if (
                 snapshot.state != "playing"
                 or snapshot.media_key != refine.media_key
                 or snapshot.at - refine.sent > REFINE_S
+                or not grain.fine
             ):
                 member.refine = None
             else:
@@ -440,27 +588,67 @@ class MemberDriver:
                 if refine.sent <= effect and effect - refine.sent < refine.latency:
                     refine.latency = effect - refine.sent
                     member.latency.refine(refine.token, refine.latency)
+        last_playing = member.last_playing
+        self._measure_expected(member, snapshot, last_playing)
+        if snapshot.state == "playing" and (member.expect is None or member.expect.kind == "pause"):
+            member.last_playing = snapshot
+
+    def _measure_expected(
+        self, member: LocalMember, snapshot: PlayerSnapshot, last_playing: PlayerSnapshot | None
+    ) -> None:
+        grain = member.grain
+        datable = grain.plausible_ms <= 100
+        half = grain.plausible_ms / 2.0 if grain.plausible_ms > 1 else 0.0
         expect = member.expect
         if expect is None:
             return
-        if snapshot.at - expect.sent > EXPECT_MAX_S:
+        if snapshot.at - expect.sent > max(EXPECT_MAX_S, self.patience(member, expect.kind)):
             member.expect = None  # the effect never showed: no sample
             return
         if not expect.predicate(snapshot):
             return
         member.expect = None
-        if expect.anchor_ms is None or snapshot.state != "playing":
-            member.latency.add(expect.kind, snapshot.at - expect.sent)
+        arrival_dated = max(0.0, snapshot.at - self.report_lag(member) - expect.sent)
+        if expect.kind == "pause" and datable and last_playing is not None:
+            # where its playing trajectory reached the paused position
+            effect = last_playing.at + (snapshot.position_ms - last_playing.position_ms) / 1000.0
+            if expect.sent <= effect <= snapshot.at:
+                member.latency.add_report_lag(snapshot.at - effect)
+                member.latency.add(expect.kind, effect - expect.sent)
+            else:
+                member.latency.add(expect.kind, arrival_dated)
             return
-        effect = effect_instant(snapshot, expect.anchor_ms)
+        if expect.anchor_ms is None or snapshot.state != "playing" or not datable:
+            member.latency.add(expect.kind, arrival_dated)
+            return
+        effect = effect_instant(snapshot, expect.anchor_ms, half)
         if effect < expect.sent:
             return  # the position moved for another reason: no sample
         latency = effect - expect.sent
         member.latency.add_report_lag(snapshot.at - effect)
         token = member.latency.add(expect.kind, latency)
-        member.refine = Refine(token, expect.sent, expect.anchor_ms, snapshot.media_key, latency)
+        if grain.fine:
+            member.refine = Refine(
+                token, expect.sent, expect.anchor_ms, snapshot.media_key, latency
+            )
+
+    def _tell_precision(self, member: LocalMember) -> None:
+        """Tell once that a member's positions are too coarse to start it precisely."""
+        if member.grain.proven_ms >= 1000 and not member.coarse_told:
+            member.coarse_told = True
+            self.event(
+                "member_imprecise",
+                member,
+                granularity_ms=member.grain.proven_ms,
+                expected_precision_ms=self.expected_precision_ms(member),
+            )
+            self._ctx.update()
 
 
-def effect_instant(snapshot: PlayerSnapshot, anchor_ms: float) -> float:
-    """When a playing player was at `anchor_ms`, from a report of it (never after the report)."""
-    return snapshot.at - max(0.0, snapshot.position_ms - anchor_ms) / 1000.0
+def effect_instant(snapshot: PlayerSnapshot, anchor_ms: float, half_ms: float = 0.0) -> float:
+    """When a playing player was at `anchor_ms`, from a report of it (never after the report).
+
+    `half_ms`: half the granularity of its positions (a truncated position is that much low
+    on average).
+    """
+    return snapshot.at - max(0.0, snapshot.position_ms + half_ms - anchor_ms) / 1000.0

@@ -253,6 +253,7 @@ class SyncEngine:
                     latency_ms=round(member.latency.estimate("play") * 1000.0, 1),
                     clock_offset_ms=0.0,
                     drift_ms=member.drift_ms,
+                    expected_precision_ms=self.driver.expected_precision_ms(member),
                 )
             )
         for peer in self.peers.joined():
@@ -271,6 +272,7 @@ class SyncEngine:
                         latency_ms=number(item.get("latency_ms")),
                         clock_offset_ms=None if offset is None else round(offset * 1000.0, 1),
                         drift_ms=number(item.get("drift_ms")),
+                        expected_precision_ms=number(item.get("expected_precision_ms")),
                     )
                 )
         drifts = [abs(m.drift_ms) for m in members if m.drift_ms is not None]

@@ -52,6 +52,9 @@ class SyncConfig:
     clock_jump_s: float = 0.5
     replay_window_s: float = 30.0
     default_latency_s: float = 0.2
+    # A player's report lag when its positions cannot measure it (whole seconds) and no other
+    # member's can: the middle of the 50-250 ms real TV apps show.
+    default_report_lag_s: float = 0.15
     command_timeout_s: float = 8.0
     calibration_rounds: int = 2
 
@@ -77,6 +80,8 @@ class MemberInfo:
     latency_ms: float | None
     clock_offset_ms: float | None
     drift_ms: float | None
+    # How close to the others it can be started (None: not known, e.g. an older peer).
+    expected_precision_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,87 @@
+"""The server coordinator: plex.tv players, library figures that survive failed reads."""
+
+import logging
+from unittest.mock import patch
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.plexus.const import CONF_PLEX_TV_TOKEN, DOMAIN
+from custom_components.plexus.plex import PlexClientInfo, PlexConnectionError
+from tests.conftest import entry_data, wait_until
+from tests.plex_simulator import PlexSimulator
+
+ACCOUNT_PLAYERS = "custom_components.plexus.coordinator.account_players"
+PHONE = PlexClientInfo("phone-1234", "Pocket Phone", product="Plex for iOS", platform="iOS")
+
+
+def plex_tv_entry(sim: PlexSimulator) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=sim.machine_identifier,
+        data=entry_data(sim, **{CONF_PLEX_TV_TOKEN: "tv-token"}),
+    )
+
+
+async def test_plex_tv_players_get_a_player(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """An online player of the account that the server does not list still gets an entity."""
+    entry = plex_tv_entry(simulator)
+    entry.add_to_hass(hass)
+    with patch(ACCOUNT_PLAYERS, return_value=[PHONE]) as players:
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    players.assert_called_once_with("tv-token", "test-client-id")
+    assert "phone-1234" in entry.runtime_data.coordinator.state.known_clients
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "media_player", DOMAIN, f"{simulator.machine_identifier}-player-phone-1234"
+    )
+    assert entity_id is not None
+    assert hass.states.get(entity_id) is not None
+
+
+async def test_plex_tv_outage_leaves_the_server_working(
+    hass: HomeAssistant, simulator: PlexSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """plex.tv not answering is a debug line; the server's own clients and sensors work."""
+    entry = plex_tv_entry(simulator)
+    entry.add_to_hass(hass)
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus")
+    with patch(ACCOUNT_PLAYERS, side_effect=PlexConnectionError("plex.tv: timeout")):
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.last_update_success
+    assert len(coordinator.data.clients) == 3
+    assert "plex.tv players not available: plex.tv: timeout" in caplog.text
+    assert not [
+        r for r in caplog.records if r.levelno >= logging.WARNING and "plex.tv" in r.message
+    ]
+
+
+async def test_failed_library_reads_keep_the_last_figures(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """After a scan the counts are read again; a library whose reads fail keeps its last figures."""
+    coordinator = loaded.runtime_data.coordinator
+    before = coordinator.data.library_stats["1"]
+    assert before.count == len(simulator.library.movies())
+    assert before.last_added is not None
+    tv = coordinator.data.library_stats["2"]
+    # The movie library answers with something that is not a Plex document; TV only fails its
+    # newest-item read.
+    simulator.set_answer("/library/sections/1/all", b"<html/>")
+    simulator.set_answer("/library/sections/1/recentlyAdded", b"<html/>")
+    simulator.set_answer("/library/sections/2/recentlyAdded", b"<html/>")
+    await wait_until(lambda: coordinator.listener.connected)
+    refreshes = coordinator.notifications
+    await simulator.scan(2)
+    await wait_until(lambda: coordinator.notifications > refreshes)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert coordinator.last_update_success
+    assert coordinator.data.library_stats["1"] == before
+    assert coordinator.data.library_stats["2"].count == tv.count
+    assert coordinator.data.library_stats["2"].last_added == tv.last_added

@@ -1,0 +1,569 @@
+"""Watch tracking through Home Assistant: the webhook, bus events, the event entity, the history.
+
+Real payloads (tests/fixtures/webhooks/, their Server.uuid pointed at the simulator) and synthetic
+ones (tests/fixtures/webhooks-synthetic/) posted to the entry's webhook over HTTP; bad requests;
+duplicate suppression; the websocket backup; the entry migration; a restart of the entry.
+"""
+
+# ruff: noqa: PLR0917  (pytest fixtures and parameters are positional)
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import FormData
+from homeassistant.const import CONF_WEBHOOK_ID
+from homeassistant.core import Event, HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.plexus.const import CONF_MONITORED_USERS, DOMAIN, EVENT_PLEXUS_WEBHOOK
+from custom_components.plexus.tracking import EVENT_TYPES
+from custom_components.plexus.tracking_manager import TrackingManager
+from tests.conftest import entry_data, wait_until
+from tests.plex_simulator import PlexSimulator
+from tests.plex_simulator.library import Item
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REAL = sorted((FIXTURES / "webhooks").glob("*.json"))
+SYNTHETIC = sorted((FIXTURES / "webhooks-synthetic").glob("*.json"))
+EVENT_ENTITY = "event.plexus_simulator_plex_webhook"
+
+
+def manager_of(entry: MockConfigEntry) -> TrackingManager:
+    """The entry's tracking manager."""
+    manager: TrackingManager = entry.runtime_data.tracking
+    return manager
+
+
+def url_of(entry: MockConfigEntry) -> str:
+    """The path of the entry's webhook."""
+    return f"/api/webhook/{entry.data[CONF_WEBHOOK_ID]}"
+
+
+def form(payload: dict[str, Any] | str | bytes, *, thumb: bytes | None = None) -> FormData:
+    """A multipart body as Plex sends it (payload part, optional JPEG thumbnail)."""
+    data = FormData()
+    text = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
+    data.add_field("payload", text, content_type="application/json")
+    if thumb is not None:
+        data.add_field("thumb", thumb, filename="thumb.jpg", content_type="image/jpeg")
+    return data
+
+
+def item_payload(
+    sim: PlexSimulator,
+    item: Item,
+    event: str = "media.scrobble",
+    *,
+    user: tuple[int, str] = (1, "alice"),
+    progress: float = 0.95,
+    server: str | None = None,
+) -> dict[str, Any]:
+    """A payload for a simulator item, shaped like the real captures."""
+    duration = item.duration or 1_800_000
+    metadata: dict[str, Any] = {
+        "ratingKey": item.rating_key,
+        "key": f"/library/metadata/{item.rating_key}",
+        "guid": item.guid,
+        "type": item.type,
+        "title": item.title,
+        "year": item.year,
+        "duration": duration,
+        "viewOffset": int(duration * progress),
+        "Guid": [{"id": g} for g in item.ext_guids],
+    }
+    if item.type == "episode":
+        season = item.parent
+        show = item.grandparent
+        assert season is not None
+        assert show is not None
+        metadata |= {
+            "index": item.index,
+            "parentIndex": season.index,
+            "grandparentTitle": show.title,
+            "grandparentRatingKey": show.rating_key,
+            "grandparentGuid": show.guid,
+        }
+    return {
+        "event": event,
+        "user": True,
+        "owner": True,
+        "Account": {"id": user[0], "title": user[1]},
+        "Server": {"title": "Plexus Simulator", "uuid": server or sim.machine_identifier},
+        "Player": {"local": True, "title": "Living Room", "uuid": "player-1"},
+        "Metadata": metadata,
+    }
+
+
+async def imported(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Import the simulator's library into the catalog."""
+    await entry.runtime_data.catalog.async_import("full")
+    await hass.async_block_till_done()
+
+
+async def settle(hass: HomeAssistant) -> None:
+    """Let the tracking worker record what was queued."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def history(entry: MockConfigEntry) -> list[Any]:
+    tracker = manager_of(entry).tracker
+    assert tracker is not None
+    return await tracker.history(None, limit=1_000)
+
+
+def bus_events(hass: HomeAssistant) -> list[Event]:
+    events: list[Event] = []
+    hass.bus.async_listen(EVENT_PLEXUS_WEBHOOK, events.append)
+    return events
+
+
+def no_errors(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+# --- receiving ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", REAL + SYNTHETIC, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_every_payload_is_accepted_fired_and_shown(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    path: Path,
+) -> None:
+    """Each real and synthetic payload (pointed at our server): 200, a bus event, the entity."""
+    payload = json.loads(path.read_text())  # noqa: ASYNC240 - a small fixture
+    payload.setdefault("Server", {})["uuid"] = simulator.machine_identifier
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    resp = await client.post(url_of(loaded), data=form(payload, thumb=b"\xff\xd8jpeg"))
+    assert resp.status == 200
+    await settle(hass)
+    assert len(events) == 1
+    fired = events[0].data
+    assert fired["event"] == payload["event"]
+    assert fired["config_entry_id"] == loaded.entry_id
+    assert fired["known_server"] is True
+    if "Metadata" in payload:
+        assert fired["item"]["rating_key"] == str(payload["Metadata"]["ratingKey"])
+        assert fired["item"]["guids"] == [
+            g["id"] for g in payload["Metadata"].get("Guid", []) if "id" in g
+        ]
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    known = payload["event"] in EVENT_TYPES
+    assert state.attributes["event_type"] == (payload["event"] if known else "other")
+    assert state.attributes["plex_event"] == payload["event"]
+    assert manager_of(loaded).counters.accepted == 1
+    no_errors(caplog)
+
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
+    # (what was tried, request kwargs, status, reason)
+    ("JSON body instead of multipart", {"json": {"event": "media.play"}}, 415, "not_multipart"),
+    (
+        "urlencoded form",
+        {
+            "data": "payload=%7B%7D",
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        },
+        415,
+        "not_multipart",
+    ),
+    (
+        "multipart without a payload part",
+        {"data": {"thumb": "x"}, "multipart": True},
+        400,
+        "no_payload",
+    ),
+    (
+        "payload that is not JSON",
+        {"data": {"payload": "{not json"}, "multipart": True},
+        400,
+        "invalid_json",
+    ),
+    (
+        "JSON without an event",
+        {"data": {"payload": json.dumps({"Account": {"id": 1}})}, "multipart": True},
+        400,
+        "not_an_event",
+    ),
+    (
+        "multipart with a broken boundary",
+        {
+            "data": b'--zzz\r\nContent-Disposition: form-data; name=payload\r\n\r\n{"event"',
+            "headers": {"Content-Type": "multipart/form-data; boundary=zzz"},
+        },
+        400,
+        "malformed",
+    ),
+    (
+        "multipart without a boundary",
+        {"data": b"xx", "headers": {"Content-Type": "multipart/form-data"}},
+        415,
+        "not_multipart",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tried", "kwargs", "status", "reason"), BAD_REQUESTS, ids=[b[0] for b in BAD_REQUESTS]
+)
+async def test_bad_requests_get_a_4xx_and_one_log_line(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    tried: str,
+    kwargs: dict[str, Any],
+    status: int,
+    reason: str,
+) -> None:
+    """Every kind of bad request: the right 4xx, one warning per source, nothing fired."""
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    for _ in range(3):
+        request = copy.deepcopy(kwargs)
+        if request.pop("multipart", False):
+            request["data"] = FormData(request["data"], default_to_multipart=True)
+        resp = await client.post(url_of(loaded), **request)
+        assert resp.status == status, tried
+        assert await resp.text() == reason
+    await settle(hass)
+    assert events == []
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1, tried
+    assert refused[0].levelno == logging.WARNING
+    assert manager_of(loaded).counters.rejected == {reason: 3}
+    no_errors(caplog)
+
+
+async def test_oversized_body_is_refused_without_reading_it_all(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body over 10 MiB gets a 413, with or without a Content-Length that says so."""
+    client = await hass_client_no_auth()
+    big = form({"event": "media.play"}, thumb=b"\0" * (10 * 1024 * 1024 + 1))
+    resp = await client.post(url_of(loaded), data=big)
+    assert resp.status == 413
+
+    async def chunks() -> Any:
+        yield b'--b\r\nContent-Disposition: form-data; name="thumb"\r\n\r\n'
+        for _ in range(11):
+            yield b"\0" * (1024 * 1024)
+
+    resp = await client.post(
+        url_of(loaded),
+        data=chunks(),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert resp.status == 413
+    no_errors(caplog)
+
+
+async def test_wrong_method_is_refused(
+    hass: HomeAssistant, loaded: MockConfigEntry, hass_client_no_auth: ClientSessionGenerator
+) -> None:
+    """The webhook takes POST only."""
+    client = await hass_client_no_auth()
+    resp = await client.put(url_of(loaded), data=form({"event": "media.play"}))
+    assert resp.status == 405
+
+
+# --- recording ------------------------------------------------------------------------------
+
+
+async def test_scrobble_is_recorded_once_and_duplicates_are_suppressed(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A scrobble of a catalog episode is one watch; the same payload again and a stop are not."""
+    await imported(hass, loaded)
+    episode = simulator.library.episodes()[0]
+    client = await hass_client_no_auth()
+    payload = item_payload(simulator, episode)
+    for _ in range(2):  # Plex delivering the same payload twice
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    stop = item_payload(simulator, episode, "media.stop", progress=0.97)
+    assert (await client.post(url_of(loaded), data=form(stop))).status == 200
+    await settle(hass)
+    watches = await history(loaded)
+    assert len(watches) == 1
+    watch = watches[0]
+    assert watch.rating_key == episode.rating_key
+    assert watch.user_id == "1"
+    assert watch.user_name == "alice"
+    assert watch.source == "webhook"
+    assert episode.grandparent is not None
+    assert watch.show_rating_key == episode.grandparent.rating_key
+    counters = manager_of(loaded).counters.outcomes
+    assert counters == {
+        "recorded:webhook": 1,
+        "duplicate:same_payload": 1,
+        "duplicate:same_play": 1,
+    }
+    no_errors(caplog)
+
+
+async def test_unknown_user_item_and_event_are_kept_not_lost(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unknown user is recorded (no users configured), an unknown item under its own key."""
+    await imported(hass, loaded)
+    movie = simulator.library.movies()[0]
+    client = await hass_client_no_auth()
+    stranger = item_payload(simulator, movie, user=(4242, "stranger"))
+    unknown_item = item_payload(simulator, movie, user=(1, "alice"))
+    unknown_item["Metadata"] |= {
+        "ratingKey": "999999",
+        "title": "Nothing Like It Anywhere",
+        "guid": "plex://movie/ffffffffffffffffffffffff",
+        "Guid": [],
+    }
+    teleport = item_payload(simulator, movie, "media.teleport")
+    for payload in (stranger, unknown_item, teleport):
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    watches = {(w.user_name, w.rating_key) for w in await history(loaded)}
+    assert watches == {("stranger", movie.rating_key), ("alice", "999999")}
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.attributes["plex_event"] == "media.teleport"
+    audit = await hass.async_add_executor_job(manager_of(loaded).store.audit_log)  # type: ignore[union-attr]
+    assert audit[0].action == "not_a_watch"
+    assert len(audit) == 3
+    no_errors(caplog)
+
+
+async def test_unmonitored_user_fires_events_but_records_nothing(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Monitored users decide whose watches are recorded; events fire for everybody."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: ["bob"]})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await imported(hass, config_entry)
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    payload = item_payload(simulator, simulator.library.movies()[0], user=(1, "alice"))
+    assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+    await settle(hass)
+    assert len(events) == 1
+    assert await history(config_entry) == []
+    assert manager_of(config_entry).counters.outcomes == {"skipped:user_not_monitored": 1}
+
+
+async def test_foreign_server_is_acknowledged_and_skipped(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server Plexus has no entry for: 200, fired on the bus (unknown), skipped, logged once."""
+    caplog.set_level(logging.INFO)
+    await imported(hass, loaded)
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    payload = item_payload(simulator, simulator.library.movies()[0], server="f" * 40)
+    for _ in range(2):
+        payload["Metadata"]["viewOffset"] += 1  # not the same payload
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    assert [e.data["known_server"] for e in events] == [False, False]
+    state = hass.states.get(EVENT_ENTITY)
+    assert state is not None
+    assert state.state == "unknown"
+    assert await history(loaded) == []
+    assert manager_of(loaded).counters.outcomes == {"skipped:foreign_server": 2}
+    assert len([r for r in caplog.records if "does not know" in r.getMessage()]) == 1
+    no_errors(caplog)
+
+
+async def test_payload_of_another_entry_is_handled_as_that_entrys(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Plex posts every server's webhooks to one URL: the other server's entry records it."""
+    other = PlexSimulator(token="other-token", clients=1, seed=11)
+    await other.start()
+    try:
+        second = MockConfigEntry(
+            domain=DOMAIN,
+            title="Other",
+            unique_id=other.machine_identifier,
+            data=entry_data(other, server_name="Other"),
+        )
+        second.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(second.entry_id)
+        await imported(hass, second)
+        events = bus_events(hass)
+        client = await hass_client_no_auth()
+        movie = other.library.movies()[0]
+        payload = item_payload(other, movie)
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+        await settle(hass)
+        assert events[0].data["config_entry_id"] == second.entry_id
+        assert [w.rating_key for w in await history(second)] == [movie.rating_key]
+        assert manager_of(loaded).counters.accepted == 1
+        assert manager_of(loaded).counters.outcomes == {}
+        assert await hass.config_entries.async_unload(second.entry_id)
+    finally:
+        await other.stop()
+
+
+async def test_webhook_and_websocket_of_one_play_are_one_watch(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """A session the websocket sees end past the threshold, and the play's scrobble: one watch."""
+    await imported(hass, loaded)
+    coordinator = loaded.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected, timeout=10)
+    movie = simulator.library.movies()[3]
+    duration = movie.duration or 0
+    player = next(iter(simulator.clients.values()))
+    await player.local_start(movie.rating_key, offset_ms=0)
+    await wait_until(lambda: bool(coordinator.data.sessions), timeout=10)
+    session = coordinator.data.sessions[0]
+    await player.local_seek(int(duration * 0.95))
+    manager = manager_of(loaded)
+    await wait_until(
+        lambda: any(s.position_ms >= duration * 0.9 for s in manager._sessions.values()),
+        timeout=10,
+    )
+    await player.local_stop()
+    await wait_until(lambda: not coordinator.data.sessions, timeout=10)
+    await settle(hass)
+    watches = await history(loaded)
+    assert [(w.rating_key, w.source) for w in watches] == [(movie.rating_key, "websocket")]
+    # The webhook of the same play arrives (late): still one watch.
+    http = await hass_client_no_auth()
+    payload = item_payload(simulator, movie, user=(int(session.user_id), session.user))
+    assert (await http.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    assert len(await history(loaded)) == 1
+    assert manager.counters.outcomes == {"recorded:websocket": 1, "duplicate:same_play": 1}
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_old_entry_gets_a_webhook_id_through_migration(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """An entry made before watch tracking (1.1) is migrated to 1.2 with a webhook id."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        version=1,
+        minor_version=1,
+    )
+    assert CONF_WEBHOOK_ID not in entry.data
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.minor_version == 2
+    webhook_id = entry.data[CONF_WEBHOOK_ID]
+    assert len(webhook_id) >= 32
+    assert manager_of(entry).webhook_id == webhook_id
+    # A reload keeps it.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.data[CONF_WEBHOOK_ID] == webhook_id
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_newer_entry_is_not_migrated(hass: HomeAssistant, simulator: PlexSimulator) -> None:
+    """An entry written by a newer major version is left alone (setup refused)."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        version=2,
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert CONF_WEBHOOK_ID not in entry.data
+
+
+async def test_history_survives_a_restart_and_the_webhook_is_unregistered(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Watches are in the catalog database: a reload reads them back; unloading frees the URL."""
+    await imported(hass, loaded)
+    client = await hass_client_no_auth()
+    movie = simulator.library.movies()[1]
+    assert (
+        await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    # Reload at once: what was queued is recorded before the catalog closes.
+    assert await hass.config_entries.async_reload(loaded.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager_of(loaded).tracker is not None)
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    events = bus_events(hass)
+    resp = await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+    assert resp.status == 200  # HA answers for unknown webhooks without saying so
+    await hass.async_block_till_done()
+    assert events == []
+
+
+async def test_webhooks_while_the_catalog_is_closed_are_held_then_recorded(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Without a database, events still fire and scrobbles wait; they are recorded once it opens."""
+    manager = manager_of(loaded)
+    tracker = manager.tracker
+    manager.tracker = None  # as while the catalog database cannot be opened
+    assert manager.status == "waiting_for_catalog"
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    movie = simulator.library.movies()[2]
+    for event in ("media.play", "media.scrobble"):
+        payload = item_payload(simulator, movie, event)
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    assert len(events) == 2
+    assert len(manager._held) == 1  # only what can become a watch is held
+    manager.tracker = tracker
+    manager.tracker = None
+    await manager._async_open_store()
+    await settle(hass)
+    assert manager.status == "ready"
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
