@@ -68,6 +68,7 @@ GARBAGE = st.recursive(
     ),
     max_leaves=6,
 )
+CHOKED_ON: tuple[Any, ...] = (False, 0, float("inf"), [[]], {"a": None})
 SEARCH_FIELDS = ["library_name", "title", "year", "season", "episode", "offset", "shuffle"]
 # A JSON search with garbage values (what play_media and sync_play parse themselves).
 SEARCHES = st.builds(
@@ -185,8 +186,13 @@ async def test_services_refuse_garbage_cleanly(
         for name, service in services.items():
             fields = _fields(service.schema)
             assert fields, f"{name}: no schema to sweep"
-            data = _service_data(fields, entry.entry_id, movie)
             response = service.supports_response is not SupportsResponse.NONE
+            # Values HA's own validators have choked on (cv.entity_ids raised TypeError for a bool),
+            # tried on every field, whatever hypothesis draws.
+            for field in fields:
+                for value in CHOKED_ON:
+                    run(call(DOMAIN, name, {field: value}, response))
+            data = _service_data(fields, entry.entry_id, movie)
             sweep(name, data, functools.partial(invoke_service, name, response))
         play = st.fixed_dictionaries(
             {

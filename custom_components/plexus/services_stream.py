@@ -35,6 +35,7 @@ from .plex.search_query import BadMediaIdError
 from .plex.sessions import terminate_player_session, terminate_session
 from .runtime import PlexusConfigEntry
 from .service_entry import ATTR_CONFIG_ENTRY_ID, ENTRY_SCHEMA, _entry
+from .validation import ENTITY_IDS
 
 ATTR_SESSION_ID = "session_id"
 ATTR_MESSAGE = "message"
@@ -46,7 +47,7 @@ DEFAULT_MESSAGE = "This stream was ended by the server owner."
 
 TERMINATE_SCHEMA = vol.Schema(
     {
-        vol.Optional(ATTR_ENTITY_ID): cv.entity_ids,
+        vol.Optional(ATTR_ENTITY_ID): ENTITY_IDS,
         vol.Optional(ATTR_SESSION_ID): cv.string,
         vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
         vol.Optional(ATTR_MESSAGE, default=DEFAULT_MESSAGE): cv.string,
