@@ -49,6 +49,8 @@ async def async_get_config_entry_diagnostics(
         "catalog": catalog_stats,
         # Watch tracking: the webhook path without its id (a webhook's only secret).
         "tracking": entry.runtime_data.tracking.diagnostics(),
+        # Sync-play: each group's transport, members and drop/failure counters.
+        "sync_groups": _sync_groups(entry),
         "entry": {
             "data": async_redact_data(entry_data, TO_REDACT),
             "options": async_redact_data(dict(entry.options), {CONF_DB_URL, CONF_PATH_MAPPINGS}),
@@ -79,3 +81,16 @@ async def async_get_config_entry_diagnostics(
         if data
         else [],
     }
+
+
+def _sync_groups(entry: PlexusConfigEntry) -> list[dict[str, Any]]:
+    """Each sync-play group: transport, members, and the engine's drop and failure counters."""
+    return [
+        {
+            "name": group.name,
+            "uses_mqtt": group.uses_mqtt,
+            "members": sorted(group.members),
+            "drop_stats": group.engine.drop_stats(),
+        }
+        for group in entry.runtime_data.sync_groups.values()
+    ]

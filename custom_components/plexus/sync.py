@@ -202,6 +202,40 @@ async def async_start_sync_groups(
                 )
             )
         await group.engine.start()
+        if group.uses_mqtt:
+            group.unsubscribe.append(_rejoin_on_reconnect(hass, coordinator.config_entry, group))
+
+
+def _rejoin_on_reconnect(
+    hass: HomeAssistant, entry: ConfigEntry, group: SyncGroup
+) -> Callable[[], None]:
+    """Run the engine's rejoin handshake whenever HA's MQTT client connects again.
+
+    (HA subscribes again by itself; the engine announces itself, waits until each peer shows it
+    hears us again, and syncs clocks anew.)
+    """
+    connected = True
+
+    async def rejoin() -> None:
+        try:
+            await group.engine.reconnected()
+        except Exception as err:  # noqa: BLE001 - the heartbeat announces again
+            _LOGGER.warning(
+                "Sync group %s could not announce itself after MQTT reconnected: %s",
+                group.name,
+                err,
+            )
+
+    @callback
+    def status(now_connected: bool) -> None:
+        nonlocal connected
+        if now_connected and not connected:
+            entry.async_create_background_task(
+                hass, rejoin(), f"plexus sync group {group.name} rejoin"
+            )
+        connected = now_connected
+
+    return mqtt.async_subscribe_connection_status(hass, status)
 
 
 def _matcher(coordinator: PlexusCoordinator, catalog: CatalogCoordinator | None) -> MediaMatcher:
