@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import json
 from pathlib import Path
 import re
+import string
 from typing import Any
 
 import pytest
@@ -256,6 +257,21 @@ def test_every_string_renders() -> None:
             check_icu(text)
         except ICUError as err:
             failures.append(f"{path}: {err}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_string_parses_as_home_assistant_backend_does() -> None:
+    """HA's backend checks translations with Python's `string.Formatter` (helpers/translation.py)
+    and logs an ERROR for a string it cannot parse: nested braces (an ICU `select`/`plural`) are
+    refused there even though the frontend would render them."""
+    failures = []
+    for path, text in ALL_STRINGS.items():
+        try:
+            fields = [field for _lit, field, _spec, _conv in string.Formatter().parse(text)]
+        except ValueError as err:
+            failures.append(f"{path}: {err}")
+            continue
+        failures += [f"{path}: nested field {f!r}" for f in fields if f and not f.isidentifier()]
     assert not failures, "\n".join(failures)
 
 
