@@ -349,15 +349,17 @@ async def h_statistics_resources(ctx: Ctx) -> web.StreamResponse:
 
 
 async def h_updater_status(ctx: Ctx) -> web.StreamResponse:
-    """`/updater/status`: no update available."""
+    """`/updater/status`: the releases the server knows (`sim.update`: None, "new" or
+    "new_not_installable", like the three recorded answers of real servers)."""
     sim = ctx.sim
+    newer = sim.update is not None
     release = element(
         "Release",
         [
-            ("key", "https://plex.tv/updater/releases/1"),
-            ("version", sim.version),
-            ("added", ""),
-            ("fixed", ""),
+            ("key", f"https://plex.tv/updater/releases/{9999 if newer else 1}"),
+            ("version", "1.50.0" if newer else sim.version),
+            ("added", "" if not newer else "Faster library scans"),
+            ("fixed", "" if not newer else "Summary of\nrelease notes"),
             ("downloadURL", ""),
             ("state", "notify"),
         ],
@@ -366,7 +368,7 @@ async def h_updater_status(ctx: Ctx) -> web.StreamResponse:
         container(
             [
                 ("size", 1),
-                ("canInstall", False),
+                ("canInstall", sim.update == "new"),
                 ("checkedAt", sim.started_at),
                 ("downloadURL", "https://plex.tv/downloads/latest/5?channel=0"),
                 ("status", 0),
@@ -374,6 +376,15 @@ async def h_updater_status(ctx: Ctx) -> web.StreamResponse:
             [release],
         )
     )
+
+
+async def h_updater_apply(ctx: Ctx) -> web.StreamResponse:
+    """`PUT /updater/apply`: installs the release where the server can (else HTTP 500)."""
+    sim = ctx.sim
+    if sim.update != "new":
+        return web.Response(status=500)
+    sim.version, sim.update = "1.50.0", None
+    return web.Response(status=200)
 
 
 async def h_updater_check(ctx: Ctx) -> web.StreamResponse:
@@ -1158,6 +1169,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _route("GET", r"/security/token", h_security_token),
     _route("GET", r"/statistics/resources", h_statistics_resources),
     _route("GET", r"/updater/status", h_updater_status),
+    _route("PUT", r"/updater/apply", h_updater_apply),
     _route("PUT|POST", r"/updater/check", h_updater_check),
     _route("GET", r"/library", h_library),
     _route("GET", r"/library/sections", h_sections),

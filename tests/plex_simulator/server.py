@@ -196,6 +196,8 @@ class PlexSimulator:
         self.timeline_interval_s = timeline_interval_s
         self.scan_duration_s = scan_duration_s
         self.started_at = int(time.time())
+        # A newer server release: None, "new" (installable) or "new_not_installable".
+        self.update: str | None = None
         if isinstance(library, Library):
             self.library = library
         else:
