@@ -22,6 +22,7 @@ PLATFORMS: list[Platform] = [
     Platform.EVENT,
     Platform.MEDIA_PLAYER,
     Platform.SENSOR,
+    Platform.TODO,
 ]
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

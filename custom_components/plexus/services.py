@@ -309,6 +309,9 @@ async def _scan_clients(call: ServiceCall) -> None:
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
+    from .services_tracking import async_setup_tracking_services  # noqa: PLC0415 - imports us
+
+    async_setup_tracking_services(hass)
     hass.services.async_register(
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA
     )

@@ -533,6 +533,48 @@ class TrackingManager:
             params={"key": rating_key, "identifier": LIBRARY_IDENTIFIER},
         )
 
+    async def async_mark_watched(
+        self, name: str, user_id: str, rating_key: str, *, push: bool | None = None
+    ) -> Outcome:
+        """Record a watch by hand; with `push` (default: the option) also on the server."""
+        tracker = self._require_tracker()
+        outcome = await tracker.mark_watched(self.server_id, rating_key, user_id, user_name=name)
+        if outcome.kind == "recorded":
+            self.learn_user(user_id, name)
+            async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
+        if outcome.kind != "skipped" and (self.mark_in_plex if push is None else push):
+            await self._async_push(rating_key, watched=True)
+        return outcome
+
+    async def async_mark_unwatched(
+        self, user_id: str, rating_key: str, *, push: bool | None = None
+    ) -> int:
+        """Forget a user's watches of an item; with `push` also on the server."""
+        removed = await self._require_tracker().mark_unwatched(self.server_id, rating_key, user_id)
+        async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
+        if self.mark_in_plex if push is None else push:
+            await self._async_push(rating_key, watched=False)
+        return removed
+
+    async def _async_push(self, rating_key: str, *, watched: bool) -> None:
+        try:
+            await self.async_scrobble(rating_key, watched=watched)
+        except PlexError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="scrobble_failed",
+                translation_placeholders={"server": self.entry.title, "error": str(err)},
+            ) from err
+
+    def _require_tracker(self) -> WatchTracker:
+        if self.tracker is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="tracking_not_ready",
+                translation_placeholders={"server": self.entry.title},
+            )
+        return self.tracker
+
     def now_watching(self, name: str) -> PlexSession | None:
         """Return what a tracked user is playing now (the newest session), if anything."""
         user_id = self.users.get(name)
