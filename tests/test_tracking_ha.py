@@ -17,8 +17,12 @@ from typing import Any
 from aiohttp import FormData
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.core_config import async_process_ha_core_config
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.plexus.const import CONF_MONITORED_USERS, DOMAIN, EVENT_PLEXUS_WEBHOOK
@@ -567,3 +571,23 @@ async def test_webhooks_while_the_catalog_is_closed_are_held_then_recorded(
     await settle(hass)
     assert manager.status == "ready"
     assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_webhook_url_in_options_and_redacted_in_diagnostics(
+    hass: HomeAssistant, loaded: MockConfigEntry, hass_client: ClientSessionGenerator
+) -> None:
+    """The options form shows where to paste the URL; diagnostics never show the id."""
+    await async_process_ha_core_config(
+        hass,
+        {"internal_url": "http://192.168.1.2:8123", "external_url": "https://home.example.org"},
+    )
+    webhook_id = loaded.data[CONF_WEBHOOK_ID]
+    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    placeholders = result["description_placeholders"]
+    assert placeholders["webhook_local"] == f"http://192.168.1.2:8123/api/webhook/{webhook_id}"
+    assert placeholders["webhook_external"] == f"https://home.example.org/api/webhook/{webhook_id}"
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
+    assert webhook_id not in json.dumps(diagnostics)
+    assert diagnostics["tracking"]["webhook_path"] == "/api/webhook/**REDACTED**"
+    assert diagnostics["tracking"]["status"] == "ready"
+    assert diagnostics["entry"]["data"][CONF_WEBHOOK_ID] == "**REDACTED**"
