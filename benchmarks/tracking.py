@@ -36,6 +36,7 @@ import os
 from pathlib import Path
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -607,6 +608,7 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         await home.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     return figures
 
 
