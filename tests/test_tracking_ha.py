@@ -591,3 +591,36 @@ async def test_webhook_url_in_options_and_redacted_in_diagnostics(
     assert diagnostics["tracking"]["webhook_path"] == "/api/webhook/**REDACTED**"
     assert diagnostics["tracking"]["status"] == "ready"
     assert diagnostics["entry"]["data"][CONF_WEBHOOK_ID] == "**REDACTED**"
+
+
+async def test_config_flow_makes_the_webhook_and_shows_where_to_paste_it(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """The entry gets a webhook id; the finish dialog shows its URL; reconfigure keeps it."""
+    await async_process_ha_core_config(hass, {"internal_url": "http://192.168.1.2:8123"})
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "manual"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"url": simulator.url, "token": simulator.token, "verify_ssl": True}
+    )
+    await hass.async_block_till_done()
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] == "default"
+    assert result["description_placeholders"] == {
+        "webhook_local": f"http://192.168.1.2:8123/api/webhook/{webhook_id}",
+        "webhook_external": "-",
+    }
+    entry = result["result"]
+    assert entry.minor_version == 2
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "reconfigure", "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"url": simulator.url + "/", "verify_ssl": True}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_WEBHOOK_ID] == webhook_id
+    assert await hass.config_entries.async_unload(entry.entry_id)
