@@ -90,7 +90,7 @@ REJECT_LOG_INTERVAL_S: Final = 300.0
 MAX_HELD: Final = 1_000
 QUEUE_SIZE: Final = 10_000
 DRAIN_TIMEOUT_S: Final = 10.0
-BATCH_SIZE: Final = 100
+BATCH_SIZE: Final = 25
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
@@ -201,6 +201,7 @@ class TrackingManager:
         self._worker: asyncio.Task[None] | None = None
         self._opening = False
         self._failure_logged = False
+        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -236,6 +237,7 @@ class TrackingManager:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
+        self._stopping = True  # record what is queued at full speed
         if self._worker is not None and not self._worker.done():
             try:
                 async with asyncio.timeout(DRAIN_TIMEOUT_S):
@@ -395,8 +397,13 @@ class TrackingManager:
                     for event in batch:
                         await self.async_enqueue(event)
                     continue
+                started = time.monotonic()
                 outcomes = await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
                 self._count(outcomes)
+                if not self._stopping and not self._queue.empty():
+                    # Under a burst, recording takes at most about half the time: answering
+                    # Plex quickly comes first (what is queued is recorded a moment later).
+                    await asyncio.sleep(min(time.monotonic() - started, 1.0))
             except Exception:
                 if not self._failure_logged:
                     _LOGGER.exception("Webhooks of %s not recorded", self.entry.title)
