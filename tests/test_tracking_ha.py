@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+import uuid
 
 from aiohttp import FormData
 from homeassistant.const import CONF_WEBHOOK_ID
@@ -24,11 +25,17 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from sqlalchemy import create_engine, inspect
 
-from custom_components.plexus.const import CONF_MONITORED_USERS, DOMAIN, EVENT_PLEXUS_WEBHOOK
+from custom_components.plexus.const import (
+    CONF_DB_URL,
+    CONF_MONITORED_USERS,
+    DOMAIN,
+    EVENT_PLEXUS_WEBHOOK,
+)
 from custom_components.plexus.tracking import EVENT_TYPES
 from custom_components.plexus.tracking_manager import TrackingManager
-from tests.conftest import entry_data, wait_until
+from tests.conftest import PG_URL, entry_data, wait_until
 from tests.plex_simulator import PlexSimulator
 from tests.plex_simulator.library import Item
 
@@ -624,3 +631,41 @@ async def test_config_flow_makes_the_webhook_and_shows_where_to_paste_it(
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_WEBHOOK_ID] == webhook_id
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_history_survives_a_restart_on_postgresql(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """The same with the catalog (and so the history) in PostgreSQL, in a schema of its own."""
+    schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        config_entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(
+            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        )
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await imported(hass, config_entry)
+        client = await hass_client_no_auth()
+        movie = simulator.library.movies()[4]
+        payload = item_payload(simulator, movie)
+        assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+        assert await hass.config_entries.async_reload(config_entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_until(lambda: manager_of(config_entry).tracker is not None)
+        assert [w.rating_key for w in await history(config_entry)] == [movie.rating_key]
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        # It really was PostgreSQL, in that schema.
+        tables = await hass.async_add_executor_job(
+            lambda: inspect(admin).get_table_names(schema=schema)
+        )
+        assert {"plexus_tracking_watches", "plexus_tracking_audit"} <= set(tables)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
