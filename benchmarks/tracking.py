@@ -1,6 +1,18 @@
-"""Watch-tracking benchmark, matching-quality half: the MediaMatcher on a labelled set.
+"""Watch-tracking benchmark: webhook throughput through a real Home Assistant, and matching quality.
 
 Run: ``.venv/bin/python -m benchmarks.tracking`` (or ``scripts/bench tracking``).
+
+**Throughput half.** A real Home Assistant (``hass -c``, the e2e harness ``tests/e2e/harness.py``)
+with Plexus on a simulated server whose library has ``--items`` items (default 100,000), imported
+into the catalog first (``plexus.import_library``). Then ``--webhooks`` real-shaped webhooks
+(multipart, the payload's JSON shaped like the captures in ``tests/fixtures/webhooks``; mixed
+events, 20 % scrobbles of distinct items by five users, and a few scrobbles re-sent as Plex does)
+are posted over loopback at ``--rate`` per second, each on its own schedule (open loop), and the
+client-side latency of each request is measured. Then what was posted is compared with what was
+recorded (``plexus.watch_history``): ``lost`` = scrobbles not recorded, ``duplicates`` = records
+beyond one per (user, item). ``--skip-ha`` runs the matching half only.
+
+**Matching half.**
 
 Builds a real catalog (SQLite in a temporary folder, written through the catalog's import writer)
 of generated movies and shows *without GUIDs*, plus decoys with near titles: sequels ("X 2",
@@ -11,7 +23,6 @@ The"), case, punctuation, "&"/"and", diacritics stripped, roman/arabic numbers, 
 written into the title, the year off by one or missing. Each answer is counted as a correct
 automatic mapping, a wrong one (the target is 0), a conflict (a question for the user) or not found.
 
-The webhook-throughput half (a real Home Assistant) is added with the glue.
 Options: ``--cases N`` (default 2400), ``--seed N``. The last line printed is one JSON object.
 """
 
@@ -21,9 +32,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -381,12 +394,247 @@ async def run(cases: int, seed: int) -> dict[str, Any]:
     }
 
 
+# --- throughput half: webhooks into a real Home Assistant ---------------------------------------
+
+USERS = [(1, "owner"), (2, "alice"), (3, "bob"), (4, "carol"), (5, "dave")]
+OTHER_EVENTS = [
+    ("media.play", 25),
+    ("media.pause", 20),
+    ("media.resume", 15),
+    ("media.stop", 10),
+    ("media.rate", 5),
+    ("library.new", 5),
+]
+
+
+def webhook_payload(item: Any, event: str, user: tuple[int, str], server: str) -> dict[str, Any]:
+    """A payload shaped like Plex's (see tests/fixtures/webhooks)."""
+    duration = item.duration or 1_800_000
+    metadata: dict[str, Any] = {
+        "librarySectionType": "show" if item.type == "episode" else "movie",
+        "ratingKey": item.rating_key,
+        "key": f"/library/metadata/{item.rating_key}",
+        "guid": item.guid,
+        "type": item.type,
+        "title": item.title,
+        "librarySectionTitle": "TV Shows" if item.type == "episode" else "Movies",
+        "librarySectionID": item.section_id,
+        "year": item.year,
+        "duration": duration,
+        "viewOffset": duration * 93 // 100 if event == "media.scrobble" else duration // 3,
+        "addedAt": item.added_at,
+        "updatedAt": item.updated_at,
+        "Guid": [{"id": guid} for guid in item.ext_guids],
+    }
+    if item.type == "episode" and item.parent is not None and item.grandparent is not None:
+        metadata |= {
+            "index": item.index,
+            "parentIndex": item.parent.index,
+            "parentRatingKey": item.parent.rating_key,
+            "parentTitle": item.parent.title,
+            "grandparentRatingKey": item.grandparent.rating_key,
+            "grandparentTitle": item.grandparent.title,
+            "grandparentGuid": item.grandparent.guid,
+        }
+    payload: dict[str, Any] = {
+        "event": event,
+        "user": True,
+        "owner": user[0] == 1,
+        "Account": {"id": user[0], "thumb": "https://plex.tv/users/0/avatar", "title": user[1]},
+        "Server": {"title": "Bench", "uuid": server},
+        "Player": {
+            "local": True,
+            "publicAddress": "203.0.113.7",
+            "title": f"TV of {user[1]}",
+            "uuid": f"player-{user[0]}",
+        },
+        "Metadata": metadata,
+    }
+    if event == "media.rate":
+        payload["rating"] = 8
+    return payload
+
+
+def plan_webhooks(
+    items: list[Any], count: int, server: str, r: random.Random
+) -> tuple[list[bytes], set[tuple[str, str]]]:
+    """The bodies to post (multipart) and the (user id, rating key) pairs that must be recorded."""
+    r.shuffle(items)
+    scrobble_items = iter(items[: count // 4])  # disjoint from the played ones (too-short rule)
+    other_items = items[count // 4 :]
+    events, weights = zip(*OTHER_EVENTS, strict=True)
+    bodies: list[bytes] = []
+    expected: set[tuple[str, str]] = set()
+    sent_scrobbles: list[bytes] = []
+    for n in range(count):
+        user = USERS[n % len(USERS)]
+        if n % 5 == 0:
+            if sent_scrobbles and r.random() < 0.1:
+                bodies.append(r.choice(sent_scrobbles))  # Plex sending one again
+                continue
+            item = next(scrobble_items)
+            body = multipart(webhook_payload(item, "media.scrobble", user, server))
+            sent_scrobbles.append(body)
+            expected.add((str(user[0]), item.rating_key))
+        else:
+            event = r.choices(events, weights)[0]
+            body = multipart(webhook_payload(r.choice(other_items), event, user, server))
+        bodies.append(body)
+    return bodies, expected
+
+
+BOUNDARY = "plexus-bench-boundary"
+
+
+def multipart(payload: dict[str, Any]) -> bytes:
+    """The body Plex posts: a ``payload`` part (JSON) and a small ``thumb`` JPEG part."""
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="payload"\r\n'
+            f"Content-Type: application/json\r\n\r\n{json.dumps(payload)}\r\n"
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="thumb"; filename="t.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + b"\xff\xd8"
+        + b"\0" * 2048
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+async def stored_entry(path: Path, wait_s: float = 60.0) -> dict[str, Any]:
+    """The Plexus config entry as HA stored it (written a moment after the flow ends)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            entries = json.loads(await asyncio.to_thread(path.read_text))["data"]["entries"]
+            return next(e for e in entries if e["domain"] == "plexus")
+        except OSError, ValueError, KeyError, StopIteration:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """Start HA with Plexus and a big catalog; post webhooks at the rate; compare."""
+    import aiohttp
+
+    from benchmarks.catalog import _library_config
+    from tests.e2e.harness import HaHome
+    from tests.plex_simulator import PlexSimulator
+
+    workdir = Path(tempfile.mkdtemp(prefix="plexus-bench-tracking-"))
+    home = HaHome("Bench Home", workdir, player_latencies_ms=())
+    home.simulator = PlexSimulator(
+        clients=0, seed=3, library=_library_config(args.items), token="bench-token"
+    )
+    figures: dict[str, Any] = {"catalog_size": args.items}
+    try:
+        started = time.perf_counter()
+        await home.start(timeout=300)
+        await home.add_plexus(timeout=120)
+        figures["ha_start_s"] = round(time.perf_counter() - started, 1)
+        entry = await stored_entry(home.config_dir / ".storage" / "core.config_entries")
+        url = f"{home.url}/api/webhook/{entry['data']['webhook_id']}"
+        server = entry["unique_id"]
+        headers = {"Authorization": f"Bearer {home.token}"}
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+            started = time.perf_counter()
+            async with http.post(
+                f"{home.url}/api/services/plexus/import_library?return_response",
+                json={"mode": "full"},
+                headers=headers,
+            ) as resp:
+                imported = await resp.json(content_type=None)
+            figures["catalog_import_s"] = round(time.perf_counter() - started, 1)
+            print("import:", imported)
+            lib = home.simulator.library
+            items = lib.movies() + lib.episodes()
+            bodies, expected = plan_webhooks(items, args.webhooks, server, random.Random(args.seed))
+            latencies: list[float] = []
+            statuses: Counter[int] = Counter()
+            connector_limit = aiohttp.TCPConnector(limit=200)
+            async with aiohttp.ClientSession(connector=connector_limit) as poster:
+                content_type = f"multipart/form-data; boundary={BOUNDARY}"
+
+                async def post(at: float, body: bytes) -> None:
+                    await asyncio.sleep(max(0.0, at - time.perf_counter()))
+                    sent = time.perf_counter()
+                    async with poster.post(
+                        url, data=body, headers={"Content-Type": content_type}
+                    ) as resp:
+                        await resp.read()
+                        statuses[resp.status] += 1
+                    latencies.append(1000 * (time.perf_counter() - sent))
+
+                t0 = time.perf_counter() + 0.5
+                posting = time.perf_counter()
+                await asyncio.gather(
+                    *(post(t0 + n / args.rate, body) for n, body in enumerate(bodies))
+                )
+                elapsed = time.perf_counter() - t0
+                posting_s = time.perf_counter() - posting
+            recorded: list[dict[str, Any]] = []
+            posted = time.perf_counter()
+            deadline = time.monotonic() + args.drain_timeout
+            while time.monotonic() < deadline:
+                async with http.post(
+                    f"{home.url}/api/services/plexus/watch_history?return_response",
+                    json={"limit": 10_000},
+                    headers=headers,
+                ) as resp:
+                    recorded = (await resp.json(content_type=None))["service_response"]["watches"]
+                if len(recorded) >= len(expected):
+                    break
+                await asyncio.sleep(0.5)
+            drain_s = time.perf_counter() - posted
+        got = [(w["user_id"], w["rating_key"]) for w in recorded]
+        figures |= {
+            "webhooks": len(bodies),
+            "rate_per_s": args.rate,
+            "achieved_rate_per_s": round(len(bodies) / elapsed, 1),
+            "posting_s": round(posting_s, 2),
+            "recorded_within_s": round(drain_s, 1),
+            "statuses": {str(k): v for k, v in statuses.items()},
+            "latency_ms_p50": round(percentile(latencies, 50), 2),
+            "latency_ms_p99": round(percentile(latencies, 99), 2),
+            "latency_ms_max": round(max(latencies), 2),
+            "scrobbles_expected": len(expected),
+            "recorded": len(got),
+            "lost": len(expected - set(got)),
+            "duplicates": len(got) - len(set(got)),
+            "unexpected": len(set(got) - expected),
+        }
+    finally:
+        await home.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
 def main() -> None:
+    """Run both halves (or the matching half only) and print the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2400)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--items", type=int, default=100_000, help="catalog size")
+    parser.add_argument("--webhooks", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=500.0, help="webhooks per second")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=300.0, help="seconds to wait for the records"
+    )
+    parser.add_argument("--skip-ha", action="store_true", help="the matching half only")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.cases, args.seed))))
+    figures: dict[str, Any] = {}
+    if not args.skip_ha:
+        figures |= asyncio.run(run_throughput(args))
+    figures |= asyncio.run(run(args.cases, args.seed))
+    figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

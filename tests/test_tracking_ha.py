@@ -13,18 +13,29 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+import uuid
 
 from aiohttp import FormData
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.core_config import async_process_ha_core_config
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from sqlalchemy import create_engine, inspect
 
-from custom_components.plexus.const import CONF_MONITORED_USERS, DOMAIN, EVENT_PLEXUS_WEBHOOK
+from custom_components.plexus.const import (
+    CONF_DB_URL,
+    CONF_MONITORED_USERS,
+    DOMAIN,
+    EVENT_PLEXUS_WEBHOOK,
+)
 from custom_components.plexus.tracking import EVENT_TYPES
 from custom_components.plexus.tracking_manager import TrackingManager
-from tests.conftest import entry_data, wait_until
+from tests.conftest import PG_URL, entry_data, wait_until
 from tests.plex_simulator import PlexSimulator
 from tests.plex_simulator.library import Item
 
@@ -567,3 +578,94 @@ async def test_webhooks_while_the_catalog_is_closed_are_held_then_recorded(
     await settle(hass)
     assert manager.status == "ready"
     assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_webhook_url_in_options_and_redacted_in_diagnostics(
+    hass: HomeAssistant, loaded: MockConfigEntry, hass_client: ClientSessionGenerator
+) -> None:
+    """The options form shows where to paste the URL; diagnostics never show the id."""
+    await async_process_ha_core_config(
+        hass,
+        {"internal_url": "http://192.168.1.2:8123", "external_url": "https://home.example.org"},
+    )
+    webhook_id = loaded.data[CONF_WEBHOOK_ID]
+    result = await hass.config_entries.options.async_init(loaded.entry_id)
+    placeholders = result["description_placeholders"]
+    assert placeholders["webhook_local"] == f"http://192.168.1.2:8123/api/webhook/{webhook_id}"
+    assert placeholders["webhook_external"] == f"https://home.example.org/api/webhook/{webhook_id}"
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded)
+    assert webhook_id not in json.dumps(diagnostics)
+    assert diagnostics["tracking"]["webhook_path"] == "/api/webhook/**REDACTED**"
+    assert diagnostics["tracking"]["status"] == "ready"
+    assert diagnostics["entry"]["data"][CONF_WEBHOOK_ID] == "**REDACTED**"
+
+
+async def test_config_flow_makes_the_webhook_and_shows_where_to_paste_it(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """The entry gets a webhook id; the finish dialog shows its URL; reconfigure keeps it."""
+    await async_process_ha_core_config(hass, {"internal_url": "http://192.168.1.2:8123"})
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": "user"})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "manual"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"url": simulator.url, "token": simulator.token, "verify_ssl": True}
+    )
+    await hass.async_block_till_done()
+    webhook_id = result["data"][CONF_WEBHOOK_ID]
+    assert result["description"] == "default"
+    assert result["description_placeholders"] == {
+        "webhook_local": f"http://192.168.1.2:8123/api/webhook/{webhook_id}",
+        "webhook_external": "-",
+    }
+    entry = result["result"]
+    assert entry.minor_version == 2
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": "reconfigure", "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"url": simulator.url + "/", "verify_ssl": True}
+    )
+    await hass.async_block_till_done()
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_WEBHOOK_ID] == webhook_id
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_history_survives_a_restart_on_postgresql(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """The same with the catalog (and so the history) in PostgreSQL, in a schema of its own."""
+    schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        config_entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(
+            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        )
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await imported(hass, config_entry)
+        client = await hass_client_no_auth()
+        movie = simulator.library.movies()[4]
+        payload = item_payload(simulator, movie)
+        assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+        assert await hass.config_entries.async_reload(config_entry.entry_id)
+        await hass.async_block_till_done()
+        await wait_until(lambda: manager_of(config_entry).tracker is not None)
+        assert [w.rating_key for w in await history(config_entry)] == [movie.rating_key]
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        # It really was PostgreSQL, in that schema.
+        tables = await hass.async_add_executor_job(
+            lambda: inspect(admin).get_table_names(schema=schema)
+        )
+        assert {"plexus_tracking_watches", "plexus_tracking_audit"} <= set(tables)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -103,14 +103,14 @@ class TrackingConflictRepairFlow(RepairsFlow):
         if conflict is None:
             return self.async_abort(reason="already_resolved")
         keys = {str(c["rating_key"]) for c in conflict.candidates}
-        if user_input is not None:
-            choice = user_input[CHOICE]
-            if choice == IGNORE or choice in keys:
-                await tracker.resolve_conflict(
-                    manager.server_id, self._show_key, None if choice == IGNORE else choice
-                )
-                async_dispatcher_send(self.hass, signal_watches_changed(manager.server_id))
-                return self.async_create_entry(data={})
+        # The repairs manager opens the flow with the data: only a choice is an answer.
+        choice = (user_input or {}).get(CHOICE)
+        if choice is not None and (choice == IGNORE or choice in keys):
+            await tracker.resolve_conflict(
+                manager.server_id, self._show_key, None if choice == IGNORE else choice
+            )
+            async_dispatcher_send(self.hass, signal_watches_changed(manager.server_id))
+            return self.async_create_entry(data={})
         options = [
             SelectOptionDict(value=str(c["rating_key"]), label=_label(c))
             for c in conflict.candidates
@@ -126,6 +126,7 @@ class TrackingConflictRepairFlow(RepairsFlow):
             ),
             description_placeholders={
                 "title": conflict.title or self._show_key,
+                "server": manager.entry.title,
                 "pending": str(conflict.pending),
             },
         )

@@ -18,8 +18,9 @@ from homeassistant.const import (
     UnitOfInformation,
     UnitOfTime,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
@@ -27,11 +28,15 @@ from .catalog_manager import CatalogCoordinator, CatalogState
 from .const import DOMAIN
 from .coordinator import PlexusCoordinator, PlexusServerData
 from .entity import PlexusEntity, PlexusServerEntity
+from .ids import signal_tracked_users
 from .plex import LibrarySection
 from .runtime import PlexusConfigEntry
 from .sync import SyncGroup
 from .sync_entity import SyncGroupEntity
 from .syncplay import GroupState
+from .tracking import UserStats, Watch
+from .tracking_entity import TrackedUserEntity
+from .tracking_manager import TrackingManager
 from .transfer_entity import TransferProfileEntity
 from .transfers import TransferManager, TransferProfile
 
@@ -154,6 +159,7 @@ async def async_setup_entry(
                 (TransferSensor(transfers, profile, desc) for desc in TRANSFER_SENSORS),
                 config_subentry_id=profile.subentry_id,
             )
+    _add_user_sensors(entry, async_add_entities)
 
 
 class PlexusServerSensor(PlexusServerEntity, SensorEntity):
@@ -503,3 +509,156 @@ class TransferSensor(TransferProfileEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return details."""
         return self.entity_description.attrs_fn(self.profile)
+
+
+# --- watch tracking: sensors of each tracked user ----------------------------------------------
+
+
+def _add_user_sensors(
+    entry: PlexusConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    """Add each tracked user's sensors, now and for users seen later."""
+    manager = entry.runtime_data.tracking
+
+    @callback
+    def add(user: str) -> None:
+        async_add_entities(
+            [
+                NowWatchingSensor(manager, user),
+                LastWatchedSensor(manager, user),
+                WatchTimeTodaySensor(manager, user),
+                WatchedThisWeekSensor(manager, user),
+            ]
+        )
+
+    for user in list(manager.users):
+        add(user)
+    entry.async_on_unload(
+        async_dispatcher_connect(manager.hass, signal_tracked_users(manager.server_id), add)
+    )
+
+
+class NowWatchingSensor(TrackedUserEntity, SensorEntity):
+    """What the user is playing now (title), with player and progress."""
+
+    _attr_translation_key = "now_watching"
+
+    def __init__(self, manager: TrackingManager, user: str) -> None:
+        """Create the sensor."""
+        super().__init__(manager, user, "now_watching")
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the title being played (None: nothing)."""
+        session = self.manager.now_watching(self.user)
+        if session is None:
+            return None
+        if session.media_type == "episode" and session.grandparent_title:
+            return f"{session.grandparent_title} · {session.title}"[:255]
+        return session.title[:255]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the player, state and progress."""
+        session = self.manager.now_watching(self.user)
+        if session is None:
+            return {}
+        progress = (
+            round(100 * session.view_offset_ms / session.duration_ms, 1)
+            if session.duration_ms
+            else None
+        )
+        return {
+            "player": session.player_title,
+            "state": session.state,
+            "media_type": session.media_type,
+            "rating_key": session.rating_key,
+            "season": session.season,
+            "episode": session.episode,
+            "progress": progress,
+        }
+
+
+class LastWatchedSensor(TrackedUserEntity, SensorEntity):
+    """The title the user watched last, with when and where."""
+
+    _attr_translation_key = "last_watched"
+    _last: Watch | None = None
+
+    def __init__(self, manager: TrackingManager, user: str) -> None:
+        """Create the sensor."""
+        super().__init__(manager, user, "last_watched")
+
+    async def async_read_history(self) -> None:
+        """Read the newest watch."""
+        assert self.manager.tracker is not None
+        found = await self.manager.tracker.history(self.user_id, limit=1)
+        self._last = found[0] if found else None
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the title (show · episode for an episode)."""
+        last = self._last
+        if last is None:
+            return None
+        if last.type == "episode" and last.show_title:
+            return f"{last.show_title} · {last.title}"[:255]
+        return (last.title or last.rating_key)[:255]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return when, what and from where it was recorded."""
+        last = self._last
+        if last is None:
+            return {}
+        return {
+            "watched_at": last.watched_at.isoformat(),
+            "media_type": last.type,
+            "rating_key": last.rating_key,
+            "season": last.season,
+            "episode": last.episode,
+            "source": last.source,
+        }
+
+
+class _StatsSensor(TrackedUserEntity, SensorEntity):
+    _stats: UserStats | None = None
+
+    async def async_read_history(self) -> None:
+        """Read the user's numbers."""
+        assert self.manager.tracker is not None
+        self._stats = await self.manager.tracker.stats(self.user_id)
+
+
+class WatchTimeTodaySensor(_StatsSensor):
+    """Minutes watched today (resets at midnight: total increasing for long-term statistics)."""
+
+    _attr_translation_key = "watch_time_today"
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_native_unit_of_measurement = UnitOfTime.MINUTES
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+
+    def __init__(self, manager: TrackingManager, user: str) -> None:
+        """Create the sensor."""
+        super().__init__(manager, user, "watch_time_today")
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the minutes."""
+        return self._stats.watch_time_today_min if self._stats else 0
+
+
+class WatchedThisWeekSensor(_StatsSensor):
+    """Movies and episodes watched since Monday (resets weekly)."""
+
+    _attr_translation_key = "watched_this_week"
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+
+    def __init__(self, manager: TrackingManager, user: str) -> None:
+        """Create the sensor."""
+        super().__init__(manager, user, "watched_this_week")
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the count."""
+        return self._stats.watched_this_week if self._stats else 0

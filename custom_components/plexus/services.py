@@ -28,6 +28,7 @@ from .plex.search_query import BadMediaIdError
 from .runtime import PlexusConfigEntry
 from .service_entry import ENTRY_SCHEMA, _entry
 from .services_stream import async_setup_stream_services
+from .services_tracking import async_setup_tracking_services
 from .services_transfer import async_setup_transfer_services
 from .sync import SyncGroup, media_ref
 from .syncplay import (
@@ -353,6 +354,7 @@ async def _scan_clients(call: ServiceCall) -> None:
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the services (once, in async_setup)."""
     async_setup_stream_services(hass)
+    async_setup_tracking_services(hass)
     hass.services.async_register(
         DOMAIN, SERVICE_REFRESH_LIBRARY, _refresh_library, schema=REFRESH_SCHEMA
     )

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from aiohttp import hdrs, web
 from aiohttp.hdrs import METH_POST
@@ -89,9 +90,25 @@ REJECT_LOG_INTERVAL_S: Final = 300.0
 MAX_HELD: Final = 1_000
 QUEUE_SIZE: Final = 10_000
 DRAIN_TIMEOUT_S: Final = 10.0
+BATCH_SIZE: Final = 25
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
+
+
+async def _direct[T](func: Callable[..., T], /, *args: Any) -> T:
+    """Run a database call at once (the executor-side tracker is already in a worker thread)."""
+    return func(*args)
+
+
+def _drive[T](coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to its end, without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast("T", done.value)
+    coro.close()
+    raise RuntimeError("a tracking step waited for something; it must not")
 
 
 def webhook_urls(hass: HomeAssistant, webhook_id: str) -> dict[str, str | None]:
@@ -171,6 +188,7 @@ class TrackingManager:
         )
         self.store: TrackingStore | None = None
         self.tracker: WatchTracker | None = None
+        self._batch_tracker: WatchTracker | None = None
         self.counters = TrackingCounters()
         # Tracked users: display name -> user id (None until seen).
         self.users: dict[str, str | None] = dict.fromkeys(self.options.monitored_users)
@@ -183,6 +201,7 @@ class TrackingManager:
         self._worker: asyncio.Task[None] | None = None
         self._opening = False
         self._failure_logged = False
+        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -218,6 +237,7 @@ class TrackingManager:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
+        self._stopping = True  # record what is queued at full speed
         if self._worker is not None and not self._worker.done():
             try:
                 async with asyncio.timeout(DRAIN_TIMEOUT_S):
@@ -257,6 +277,20 @@ class TrackingManager:
             store,
             lambda server: self.matcher if server == self.server_id else None,
             self.hass.async_add_executor_job,
+            options=self.options,
+        )
+        # Webhooks are handled in the executor, a batch at a time, with direct database calls
+        # (the store's duplicate rules live in the database, so both trackers agree).
+        batch_matcher = MediaMatcher(
+            self.server_id,
+            lambda: self.catalog.catalog,
+            _direct,
+            threshold=self.options.auto_map_threshold,
+        )
+        self._batch_tracker = WatchTracker(
+            store,
+            lambda server: batch_matcher if server == self.server_id else None,
+            _direct,
             options=self.options,
         )
         for watch in known:
@@ -348,44 +382,63 @@ class TrackingManager:
         )
 
     async def _run_worker(self) -> None:
-        """Record queued webhooks one by one until none is left (started by `async_enqueue`).
+        """Record queued webhooks until none is left (started by `async_enqueue`).
 
-        An unexpected failure is logged once and never stops the worker.
+        What is queued is taken in batches; each batch is one executor job (see
+        `_handle_batch_sync`), so a busy event loop does not slow the database work down. An
+        unexpected failure is logged once and never stops the worker.
         """
         while not self._queue.empty():
-            event = self._queue.get_nowait()
+            batch: list[WebhookEvent] = []
+            while not self._queue.empty() and len(batch) < BATCH_SIZE:
+                batch.append(self._queue.get_nowait())
             try:
-                await self._record(event)
+                if self._batch_tracker is None:
+                    for event in batch:
+                        await self.async_enqueue(event)
+                    continue
+                started = time.monotonic()
+                outcomes = await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
+                self._count(outcomes)
+                if not self._stopping and not self._queue.empty():
+                    # Under a burst, recording takes at most about half the time: answering
+                    # Plex quickly comes first (what is queued is recorded a moment later).
+                    await asyncio.sleep(min(time.monotonic() - started, 1.0))
             except Exception:
                 if not self._failure_logged:
-                    _LOGGER.exception(
-                        "Webhook %s of %s not recorded", event.event, self.entry.title
-                    )
+                    _LOGGER.exception("Webhooks of %s not recorded", self.entry.title)
                     self._failure_logged = True
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
-    async def _record(self, event: WebhookEvent) -> None:
-        tracker = self.tracker
-        if tracker is None:
-            await self.async_enqueue(event)
-            return
-        outcome = await tracker.handle(event)
-        self._count(outcome)
+    def _handle_batch_sync(self, batch: list[WebhookEvent]) -> list[Outcome]:
+        """Handle a batch with the executor-side tracker (runs in a worker thread).
+
+        That tracker's database calls are direct, so its coroutines never suspend: each is
+        driven to its end here, without an event loop.
+        """
+        tracker = self._batch_tracker
+        assert tracker is not None
+        return [_drive(tracker.handle(event)) for event in batch]
 
     @callback
-    def _count(self, outcome: Outcome) -> None:
-        key = f"{outcome.kind}:{outcome.reason}" if outcome.reason else outcome.kind
-        self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
-        if outcome.kind == "recorded" and outcome.watch is not None:
-            self.learn_user(outcome.watch.user_id, outcome.watch.user_name)
+    def _count(self, outcomes: list[Outcome]) -> None:
+        recorded = conflict = False
+        for outcome in outcomes:
+            key = f"{outcome.kind}:{outcome.reason}" if outcome.reason else outcome.kind
+            self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
+            if outcome.kind == "recorded" and outcome.watch is not None:
+                recorded = True
+                self.learn_user(outcome.watch.user_id, outcome.watch.user_name)
+                if self.cross_server:
+                    self.entry.async_create_background_task(
+                        self.hass, self._mark_elsewhere(outcome), "plexus cross-server watched"
+                    )
+            conflict = conflict or outcome.kind == "conflict"
+        if recorded or conflict:
             async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
-            if self.cross_server:
-                self.entry.async_create_background_task(
-                    self.hass, self._mark_elsewhere(outcome), "plexus cross-server watched"
-                )
-        elif outcome.kind == "conflict":
-            async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
+        if conflict:
             self.entry.async_create_background_task(
                 self.hass, async_raise_conflicts(self.hass, self), "plexus tracking conflicts"
             )
@@ -522,7 +575,7 @@ class TrackingManager:
         except SQLAlchemyError as err:
             _LOGGER.debug("Ended session of %s not recorded: %s", session.user, err)
             return
-        self._count(outcome)
+        self._count([outcome])
 
     # -- what users and services do ------------------------------------------------------------
 
@@ -532,6 +585,48 @@ class TrackingManager:
             "/:/scrobble" if watched else "/:/unscrobble",
             params={"key": rating_key, "identifier": LIBRARY_IDENTIFIER},
         )
+
+    async def async_mark_watched(
+        self, name: str, user_id: str, rating_key: str, *, push: bool | None = None
+    ) -> Outcome:
+        """Record a watch by hand; with `push` (default: the option) also on the server."""
+        tracker = self._require_tracker()
+        outcome = await tracker.mark_watched(self.server_id, rating_key, user_id, user_name=name)
+        if outcome.kind == "recorded":
+            self.learn_user(user_id, name)
+            async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
+        if outcome.kind != "skipped" and (self.mark_in_plex if push is None else push):
+            await self._async_push(rating_key, watched=True)
+        return outcome
+
+    async def async_mark_unwatched(
+        self, user_id: str, rating_key: str, *, push: bool | None = None
+    ) -> int:
+        """Forget a user's watches of an item; with `push` also on the server."""
+        removed = await self._require_tracker().mark_unwatched(self.server_id, rating_key, user_id)
+        async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
+        if self.mark_in_plex if push is None else push:
+            await self._async_push(rating_key, watched=False)
+        return removed
+
+    async def _async_push(self, rating_key: str, *, watched: bool) -> None:
+        try:
+            await self.async_scrobble(rating_key, watched=watched)
+        except PlexError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="scrobble_failed",
+                translation_placeholders={"server": self.entry.title, "error": str(err)},
+            ) from err
+
+    def _require_tracker(self) -> WatchTracker:
+        if self.tracker is None:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="tracking_not_ready",
+                translation_placeholders={"server": self.entry.title},
+            )
+        return self.tracker
 
     def now_watching(self, name: str) -> PlexSession | None:
         """Return what a tracked user is playing now (the newest session), if anything."""

@@ -999,6 +999,37 @@ async def h_sessions(ctx: Ctx) -> web.StreamResponse:
     return xml(container([("size", len(children))], children))
 
 
+async def h_history(ctx: Ctx) -> web.StreamResponse:
+    """`/status/sessions/history/all`: what was watched, newest first, paged like a real server.
+
+    One entry per watched movie/episode/track (at its last view; the simulator keeps no older
+    views), as the owner (accountID 1). Filters: `viewedAt>=`, `accountID`, `librarySectionID`.
+    """
+    lib = ctx.sim.library
+    since = ctx.query.get("viewedAt>")
+    since_ge = ctx.query.get("viewedAt>=")
+    account = ctx.query.get("accountID")
+    section = ctx.query.get("librarySectionID")
+    watched = [
+        item
+        for kind in ("movie", "episode", "track")
+        for item in lib.all_of_type(kind)
+        if item.view_count > 0 and item.last_viewed_at is not None
+    ]
+    if since and since.lstrip("-").isdigit():
+        watched = [i for i in watched if (i.last_viewed_at or 0) > int(since)]
+    if since_ge and since_ge.lstrip("-").isdigit():
+        watched = [i for i in watched if (i.last_viewed_at or 0) >= int(since_ge)]
+    if account is not None and account != "1":
+        watched = []
+    if section:
+        watched = [i for i in watched if str(i.section_id) == section]
+    watched.sort(key=lambda i: (i.last_viewed_at or 0, i.id), reverse=True)
+    page, page_attrs = paged(ctx, watched)
+    children = [render.history_element(item) for item in page]
+    return xml(container(page_attrs, children))
+
+
 async def h_terminate(ctx: Ctx) -> web.StreamResponse:
     """`/status/sessions/terminate?sessionId=...&reason=...`: stop that stream."""
     session_id = ctx.query.get("sessionId", "")
@@ -1198,6 +1229,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     _route("POST", r"/playQueues", h_create_play_queue),
     _route("GET", r"/playQueues/(?P<id>\d+)", h_get_play_queue),
     _route("GET", r"/status/sessions", h_sessions),
+    _route("GET", r"/status/sessions/history/all", h_history),
     _route("GET", r"/status/sessions/terminate(?:/player)?", h_terminate),
     _route("GET", r"/transcode/sessions", h_transcode_sessions),
     _route("GET|POST|PUT", r"/:/timeline", h_timeline_report),

@@ -1069,3 +1069,36 @@ def timeline_document(client: SimulatedClient, lib: Library, server: tuple[str, 
     return container(
         [("commandID", client.last_command_id), ("location", location), ("size", 3)], timelines
     )
+
+
+def history_element(item: Item) -> str:
+    """One `/status/sessions/history/all` entry (Video, or Track for music)."""
+    pairs: list[tuple[str, AttrValue]] = [
+        ("historyKey", f"/status/sessions/history/{item.id}"),
+        ("key", item.key),
+        ("ratingKey", item.rating_key),
+        ("librarySectionID", item.section_id),
+        ("title", item.title),
+        ("type", item.type),
+        ("thumb", f"/library/metadata/{item.id}/thumb/{item.updated_at}"),
+        ("originallyAvailableAt", item.originally_available_at),
+        ("viewedAt", item.last_viewed_at),
+        ("accountID", 1),
+        ("deviceID", 1),
+    ]
+    parent, grandparent = item.parent, item.grandparent
+    if parent is not None:
+        pairs += [
+            ("parentKey", parent.key),
+            ("parentRatingKey", parent.rating_key),
+            ("parentTitle", parent.title),
+            ("parentIndex", parent.index),
+            ("index", item.index),
+        ]
+    if grandparent is not None:
+        pairs += [
+            ("grandparentKey", grandparent.key),
+            ("grandparentRatingKey", grandparent.rating_key),
+            ("grandparentTitle", grandparent.title),
+        ]
+    return element("Track" if item.type == "track" else "Video", pairs)

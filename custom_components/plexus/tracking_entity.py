@@ -1,0 +1,71 @@
+"""Base of the entities of a tracked Plex user (one device per user and server)."""
+
+import logging
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from sqlalchemy.exc import SQLAlchemyError
+
+from .const import MANUFACTURER
+from .coordinator import PlexusCoordinator
+from .entity import PlexusEntity
+from .ids import signal_watches_changed, user_device_identifier
+from .tracking_manager import TrackingManager
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
+    """An entity of a tracked user: reads the history again whenever it changes.
+
+    Follows the server coordinator too (what the user is playing now comes from its sessions).
+    """
+
+    def __init__(self, manager: TrackingManager, user: str, key: str) -> None:
+        """Attach to the user's device."""
+        super().__init__(manager.coordinator)
+        self.manager = manager
+        self.user = user
+        server_id = manager.server_id
+        self._attr_unique_id = f"{server_id}-user-{user}-{key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={user_device_identifier(server_id, user)},
+            name=user,
+            manufacturer=MANUFACTURER,
+            model="Plex user",
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+    @property
+    def user_id(self) -> str:
+        """The user's id in the watch history."""
+        return self.manager.user_id(self.user)
+
+    async def async_added_to_hass(self) -> None:
+        """Read the history now and after every change."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass, signal_watches_changed(self.manager.server_id), self._history_changed
+            )
+        )
+        await self._async_reread()
+
+    @callback
+    def _history_changed(self) -> None:
+        self.hass.async_create_task(self._async_reread(), eager_start=True)
+
+    async def _async_reread(self) -> None:
+        if self.manager.tracker is None:
+            return
+        try:
+            await self.async_read_history()
+        except SQLAlchemyError as err:
+            _LOGGER.debug("Watch history of %s not read: %s", self.user, err)
+            return
+        if self.hass is not None and self.enabled:
+            self.async_write_ha_state()
+
+    async def async_read_history(self) -> None:
+        """Read what the entity shows from the history (subclasses)."""
