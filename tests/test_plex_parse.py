@@ -108,3 +108,26 @@ def test_to_int() -> None:
     assert to_int("") is None
     assert to_int(None) is None
     assert to_int("abc") is None
+
+
+def test_session_without_transcode_session_takes_stream_decisions() -> None:
+    """A real session with no <TranscodeSession> (recorded): the Part and Streams carry the
+    decisions; video is copied while audio is transcoded, so "transcoding because of audio"
+    shows."""
+    session = parse_sessions(fixture("session_base.xml"))[0]
+    assert session.video_decision == "copy"
+    assert session.audio_decision == "transcode"
+    assert session.decision == "transcode"
+
+
+def test_transcode_session_decisions_win() -> None:
+    body = (
+        '<MediaContainer size="1"><Video type="movie" ratingKey="1" sessionKey="9" title="X">'
+        '<Media><Part decision="directplay"><Stream streamType="1" decision="directplay"/></Part>'
+        '</Media><Player machineIdentifier="p" state="playing"/>'
+        '<TranscodeSession videoDecision="transcode" audioDecision="copy"/></Video>'
+        "</MediaContainer>"
+    )
+    session = parse_sessions(body)[0]
+    assert (session.video_decision, session.audio_decision) == ("transcode", "copy")
+    assert session.decision == "transcode"

@@ -37,6 +37,8 @@ from .plex.resolve import PlayRequest
 from .runtime import PlexusConfigEntry
 
 PARALLEL_UPDATES = 0
+# Plex's decision words, as the attributes show them.
+_DECISION_NAMES = {"copy": "direct_stream", "directplay": "direct_play", "transcode": "transcode"}
 # How long a client may take to report the item it was told to play (buffering counts).
 PLAY_START_TIMEOUT: Final = 15.0
 # Once it plays, how long to wait for the session that describes it.
@@ -359,9 +361,9 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         return {
             "product": self.client.product,
             "user": session.user,
-            "decision": {"copy": "direct_stream", "directplay": "direct_play"}.get(
-                session.decision, session.decision
-            ),
+            "decision": _DECISION_NAMES.get(session.decision, session.decision),
+            "video_decision": _DECISION_NAMES.get(session.video_decision or ""),
+            "audio_decision": _DECISION_NAMES.get(session.audio_decision or ""),
             "quality": session.video_resolution or None,
             "video_resolution": session.video_resolution or None,
             "transcode_reasons": list(session.transcode_reasons),

@@ -57,6 +57,9 @@ class PlexSession:
     art: str = ""
     library_section_id: str = ""
     decision: str = "directplay"
+    # Per stream (transcode / copy / directplay; None when the server does not say).
+    video_decision: str | None = None
+    audio_decision: str | None = None
     bandwidth_kbps: int = 0
     location: str = ""
     video_resolution: str = ""

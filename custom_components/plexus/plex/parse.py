@@ -78,18 +78,44 @@ def parse_clients(body: bytes | str) -> list[PlexClientInfo]:
     ]
 
 
-def _session_decision(item: ET.Element) -> str:
-    """Return directplay, copy (direct stream) or transcode for a session item."""
+_DECISIONS = ("transcode", "copy", "directplay")
+
+
+def _stream_decisions(item: ET.Element) -> tuple[str | None, str | None]:
+    """The video and audio decisions (transcode, copy, directplay) of a session item.
+
+    From its TranscodeSession where the server sends one; real servers omit it in some cases,
+    and then the selected Part's Streams carry their own `decision` (streamType 1 video, 2 audio).
+    """
     transcode = item.find("TranscodeSession")
     if transcode is not None:
-        decisions = {transcode.get("videoDecision"), transcode.get("audioDecision")}
-        if "transcode" in decisions:
-            return "transcode"
+        video, audio = transcode.get("videoDecision"), transcode.get("audioDecision")
+        return (
+            video if video in _DECISIONS else None,
+            audio if audio in _DECISIONS else None,
+        )
+    found: dict[str, str] = {}
+    for stream in item.iter("Stream"):
+        decision = stream.get("decision")
+        kind = {"1": "video", "2": "audio"}.get(stream.get("streamType", ""))
+        if kind and decision in _DECISIONS and kind not in found:
+            found[kind] = decision
+    return found.get("video"), found.get("audio")
+
+
+def _session_decision(item: ET.Element) -> str:
+    """Return directplay, copy (direct stream) or transcode for a session item."""
+    video, audio = _stream_decisions(item)
+    if "transcode" in (video, audio):
+        return "transcode"
+    if item.find("TranscodeSession") is not None:
         return "copy"
     for part in item.iter("Part"):
         decision = part.get("decision")
-        if decision in ("transcode", "copy", "directplay"):
+        if decision in _DECISIONS:
             return decision
+    if "copy" in (video, audio):
+        return "copy"
     return "directplay"
 
 
@@ -155,6 +181,8 @@ def parse_sessions(body: bytes | str) -> list[PlexSession]:
                 art=item.get("art", ""),
                 library_section_id=item.get("librarySectionID", ""),
                 decision=_session_decision(item),
+                video_decision=_stream_decisions(item)[0],
+                audio_decision=_stream_decisions(item)[1],
                 bandwidth_kbps=(
                     to_int(session.get("bandwidth")) or 0 if session is not None else 0
                 ),
