@@ -6,11 +6,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, Protocol
 
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity, DataUpdateCoordinator
 
-from .const import DOMAIN
+from .const import DOMAIN, MANUFACTURER
 from .coordinator import PlexusCoordinator
+from .ids import client_device_identifier
 from .plex import PlexError
 from .plex.resolve import MediaNotFoundError
 from .plex.search_query import BadMediaIdError
@@ -31,6 +33,27 @@ class PlexusServerEntity(PlexusEntity[PlexusCoordinator]):
         server_id = coordinator.server_identifier
         self._attr_unique_id = f"{server_id}-{key}"
         self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, server_id)})
+
+
+def client_device_info(coordinator: PlexusCoordinator, client_id: str) -> DeviceInfo:
+    """The device of a Plex client, complete, whichever platform registers it first.
+
+    (An entity that names only the identifiers could create the device first, without a name,
+    and get an entity id without the client's name.)
+    """
+    client = coordinator.state.known_clients[client_id]
+    return DeviceInfo(
+        identifiers={client_device_identifier(coordinator.server_identifier, client_id)},
+        manufacturer=MANUFACTURER,
+        model=client.product or None,
+        name=client.name,
+        sw_version=client.version or None,
+        via_device_id=dr.async_get_device_id_by_identifier(
+            coordinator.hass,
+            (DOMAIN, coordinator.server_identifier),
+            config_entry_id=coordinator.config_entry.entry_id,
+        ),
+    )
 
 
 class _NamedTarget(Protocol):

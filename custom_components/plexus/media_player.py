@@ -20,17 +20,15 @@ from homeassistant.components.media_player.browse_media import (
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .browse_media import async_browse_media, async_get_browse_image, resolve_media_id
 from .catalog_manager import CatalogCoordinator
-from .const import DOMAIN, MANUFACTURER
+from .const import DOMAIN
 from .coordinator import PlexusCoordinator
-from .entity import PlexusEntity, plex_command
-from .ids import client_device_identifier, player_unique_id, signal_client_live
+from .entity import PlexusEntity, client_device_info, plex_command
+from .ids import player_unique_id, signal_client_live
 from .plex import PlexClientInfo, PlexError, PlexSession
 from .plex.control import PlayerControl
 from .plex.resolve import PlayRequest
@@ -141,19 +139,7 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
         super().__init__(coordinator)
         self.client_id = client_id
         self._attr_unique_id = player_unique_id(coordinator.server_identifier, client_id)
-        client = coordinator.state.known_clients[client_id]
-        self._attr_device_info = DeviceInfo(
-            identifiers={client_device_identifier(coordinator.server_identifier, client_id)},
-            manufacturer=MANUFACTURER,
-            model=client.product or None,
-            name=client.name,
-            sw_version=client.version or None,
-            via_device_id=dr.async_get_device_id_by_identifier(
-                coordinator.hass,
-                (DOMAIN, coordinator.server_identifier),
-                config_entry_id=coordinator.config_entry.entry_id,
-            ),
-        )
+        self._attr_device_info = client_device_info(coordinator, client_id)
         # What Plexus set (Plex reports no volume): None until then.
         self._volume: float | None = None
         self._muted = False

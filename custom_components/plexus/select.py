@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from homeassistant.components.select import SelectEntity
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DOMAIN, LOGGER
 from .coordinator import PlexusCoordinator
-from .entity import PlexusEntity, plex_command
-from .ids import client_device_identifier
+from .entity import PlexusEntity, client_device_info, plex_command
 from .plex import PlexError
 from .plex.sessions import (
     SUBTITLES_OFF,
@@ -92,9 +90,7 @@ class PlexusStreamSelect(PlexusEntity[PlexusCoordinator], SelectEntity):
         self._kind = kind
         self._attr_translation_key = kind.key
         self._attr_unique_id = f"{server_id}-{client_id}-{kind.key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={client_device_identifier(server_id, client_id)}
-        )
+        self._attr_device_info = client_device_info(coordinator, client_id)
         self._streams: ItemStreams | None = None
         self._current: int | None = None
         self._loading: str | None = None
