@@ -336,3 +336,21 @@ def test_interrupted_run_is_marked_failed(catalog: Catalog) -> None:
     first, second = sorted(catalog.import_runs("srv1"), key=lambda r: r.id)
     assert (first.status, first.error) == ("failed", "interrupted")
     assert second.status == "success"
+
+
+def test_search_titles_follows_renames_and_removals(catalog: Catalog) -> None:
+    """The light title search keeps rows it read, and drops them when an import changes them:
+    a renamed item shows its new title, a removed one is gone, another server's items never show."""
+    load(catalog, "srv1", [movie("1", "The Matrix", year=1999), movie("2", "Heat", year=1995)])
+    load(catalog, "srv2", [movie("9", "The Matrix", year=1999)])
+    hits = catalog.search_titles("matrix", machine_identifier="srv1")
+    assert [(h.rating_key, h.title, h.year) for h, _score in hits] == [("1", "The Matrix", 1999)]
+    load(catalog, "srv1", [movie("1", "The Matrix Reloaded", year=2003, updated=200)], mode="full")
+    hits = catalog.search_titles("matrix", machine_identifier="srv1")
+    assert [(h.rating_key, h.title, h.year) for h, _score in hits] == [
+        ("1", "The Matrix Reloaded", 2003)
+    ]
+    assert catalog.search_titles("heat", machine_identifier="srv1") == []
+    assert [
+        h.rating_key for h, _ in catalog.search_titles("matrix", machine_identifier="srv2")
+    ] == ["9"]

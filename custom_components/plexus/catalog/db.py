@@ -87,6 +87,8 @@ class Catalog:
         self.schema = schema
         self._index: SearchIndex | None = None
         self._index_lock = threading.Lock()
+        # item id -> (server machine id, title fields) of items searches returned.
+        self._titles: dict[int, tuple[str, TitleHit]] = {}
         if create:
             try:
                 self.ensure_schema()
@@ -122,6 +124,7 @@ class Catalog:
             else:
                 s.metadata.drop_all(conn)
         self._index = None
+        self._titles.clear()
 
     # -- servers and mappings ----------------------------------------------------------------------
 
@@ -155,6 +158,7 @@ class Catalog:
                 conn.execute(delete(table).where(table.c.server_id == server_id))
             conn.execute(delete(s.servers).where(s.servers.c.id == server_id))
         self._index = None
+        self._titles.clear()
 
     @guarded
     def path_mappings(self, machine_identifier: str) -> list[PathMapping]:
@@ -433,16 +437,37 @@ class Catalog:
         if not hits:
             return []
         scores = dict(hits)
-        i = s.items
-        found = (
-            select(i.c.id, i.c.rating_key, i.c.type, i.c.title, i.c.year, i.c.grandparent_title)
-            .join(s.servers, s.servers.c.id == i.c.server_id)
-            .where(i.c.id.in_(list(scores)), s.servers.c.machine_identifier == machine_identifier)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(found).all()
+        titles = self._titles
+        missing = [item_id for item_id in scores if item_id not in titles]
+        if missing:
+            # Rows read once are kept (dropped when an import changes or removes the item), so a
+            # search usually runs no query at all.
+            i = s.items
+            found = (
+                select(
+                    i.c.id,
+                    s.servers.c.machine_identifier,
+                    i.c.rating_key,
+                    i.c.type,
+                    i.c.title,
+                    i.c.year,
+                    i.c.grandparent_title,
+                )
+                .join(s.servers, s.servers.c.id == i.c.server_id)
+                .where(i.c.id.in_(missing))
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(found).all()
+            with self._index_lock:
+                for row in rows:
+                    titles[row[0]] = (
+                        row[1],
+                        TitleHit(row[2], row[3], row[4], row[5], row[6] or ""),
+                    )
         result = [
-            (TitleHit(row[1], row[2], row[3], row[4], row[5] or ""), scores[row[0]]) for row in rows
+            (entry[1], score)
+            for item_id, score in scores.items()
+            if (entry := titles.get(item_id)) is not None and entry[0] == machine_identifier
         ]
         result.sort(key=lambda h: (-h[1], h[0].title))
         return result[:limit]
@@ -480,9 +505,13 @@ class Catalog:
             if not tracked:
                 # Built while the import ran without following it: rebuild on next use.
                 self._index = None
+                self._titles.clear()
                 return
             for item_id in removed:
                 self._index.remove(item_id)
+                self._titles.pop(item_id, None)
+            for item_id in added:
+                self._titles.pop(item_id, None)
             for item_id, (title, item_type, year, gp, orig) in added.items():
                 if item_type in _SEARCH_TYPES:
                     self._index.add(item_id, title, item_type, year, gp, orig)
