@@ -26,13 +26,13 @@ SKEW_BOUND_S = 0.3
 # (a slow stick: one player per home, loads shortened so the test stays short)
 PRESETS = {
     "fast_app": {"clients": 2, "steady_s": 4.0, "limit_s": 8.0, "changes": {}},
-    "tv_app": {"clients": 2, "steady_s": 11.0, "limit_s": 10.0, "changes": {}},
-    "coarse_tv": {"clients": 2, "steady_s": 11.0, "limit_s": 10.0, "changes": {}},
+    "tv_app": {"clients": 2, "steady_s": 6.0, "limit_s": 10.0, "changes": {}},
+    "coarse_tv": {"clients": 2, "steady_s": 6.0, "limit_s": 10.0, "changes": {}},
     "slow_stick": {
         "clients": 1,
-        "steady_s": 6.0,
+        "steady_s": 3.0,
         "limit_s": 20.0,
-        "changes": {"load_ms": (3000.0, 4500.0), "lost_reports": 0.0},
+        "changes": {"load_ms": (3000.0, 3500.0), "lost_reports": 0.0},
     },
 }
 
