@@ -28,7 +28,10 @@ class FakeServer:
         self.url = ""
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
-        if request.query.get("X-Plex-Token") != self.token:
+        # The listener must send its token as a header, never in the URL (URLs get logged).
+        if "X-Plex-Token" in request.query:
+            raise web.HTTPBadRequest(text="token in the URL")
+        if request.headers.get("X-Plex-Token") != self.token:
             raise web.HTTPUnauthorized
         self.connections += 1
         ws = web.WebSocketResponse()

@@ -99,8 +99,8 @@ class NotificationListener:
         try:
             ws = await self._session.ws_connect(
                 self._ws_url,
+                # The token goes in a header only (as Tautulli does): a URL ends up in logs.
                 headers=plex_headers(self._client_identifier, self._token),
-                params={"X-Plex-Token": self._token},
                 heartbeat=HEARTBEAT,
                 ssl=self._verify_ssl,
             )
