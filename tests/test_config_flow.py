@@ -31,7 +31,7 @@ from custom_components.plexus.const import (
     CONF_SERVER_IDENTIFIER,
     DOMAIN,
 )
-from custom_components.plexus.flow_validate import server_url
+from custom_components.plexus.flow_validate import moved_url, server_url
 from custom_components.plexus.plex import PlexClientInfo
 from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import PlexSimulator, PlexTvSimulator
@@ -599,6 +599,96 @@ async def test_zeroconf_known_host_aborts(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_zeroconf_server_at_a_new_address_updates_its_entry(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """DHCP moved the server: the announcement at the new address fixes the entry's URL, and
+    the entry (retrying at the old one) comes up there."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator, **{CONF_URL: "http://127.0.0.1:9"}),  # nothing listens
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_URL] == simulator.url
+    assert entry.data[CONF_TOKEN] == simulator.token  # the rest is kept
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert not hass.config_entries.flow.async_progress()
+
+
+async def test_zeroconf_entry_with_a_host_name_is_not_rewritten(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """An entry that reaches its server by name keeps the name (it follows the server)."""
+    named = "https://1-2-3-4.0123456789abcdef.plex.direct:32400"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator, **{CONF_URL: named}),
+    )
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_URL] == named
+
+
+async def test_zeroconf_another_server_on_a_known_host_is_offered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """Two servers on one machine (other ports): the one not set up is still offered."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="another-server",
+        data=entry_data(simulator, **{CONF_URL: "http://127.0.0.1:9"}),
+    )
+    other.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "zeroconf_confirm"
+    assert other.data[CONF_URL] == "http://127.0.0.1:9"
+
+
+async def test_zeroconf_server_that_does_not_answer_is_still_offered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """When /identity fails, the discovery is offered as before (the user can still add it)."""
+    simulator.set_error(500)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["description_placeholders"]["url"] == simulator.url
+
+
+@pytest.mark.parametrize(
+    ("configured", "host", "port", "expected"),
+    [
+        ("http://192.168.1.10:32400", "192.168.1.23", 32400, "http://192.168.1.23:32400"),
+        ("https://192.168.1.10:32400", "192.168.1.10", 32401, "https://192.168.1.10:32401"),
+        ("http://192.168.1.10", "fe80::1", 32400, "http://[fe80::1]:32400"),
+        ("http://192.168.1.10:32400", "192.168.1.10", 32400, None),
+        ("http://plex.home.arpa:32400", "192.168.1.23", 32400, None),
+        ("", "192.168.1.23", 32400, None),
+    ],
+)
+def test_moved_url(configured: str, host: str, port: int, expected: str | None) -> None:
+    assert moved_url(configured, host, port) == expected
 
 
 # --------------------------------------------------------------------------- reauth, reconfigure

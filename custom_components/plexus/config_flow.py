@@ -50,7 +50,9 @@ from .flow_sync_group import SyncGroupSubentryFlow
 from .flow_transfer import TransferProfileSubentryFlow
 from .flow_validate import (
     InvalidURLError,
+    discovered_identifier,
     error_key,
+    moved_url,
     server_url,
     validate_catalog,
     validate_server,
@@ -248,11 +250,24 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ zeroconf
 
     async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
-        """A Plex server announced itself on the network."""
-        url = f"http://{discovery_info.host}:{discovery_info.port or 32400}"
+        """A Plex server announced itself on the network.
+
+        A server already set up at that address is not offered again; one set up at another
+        address (DHCP gave it a new IP, or a new port) gets its entry's URL updated.
+        """
+        port = discovery_info.port or 32400
+        shown = f"[{discovery_info.host}]" if ":" in discovery_info.host else discovery_info.host
+        url = f"http://{shown}:{port}"
         for entry in self._async_current_entries(include_ignore=False):
-            if urlsplit(entry.data.get(CONF_URL, "")).hostname == discovery_info.host:
+            if _host_port(entry.data.get(CONF_URL, "")) == (discovery_info.host, port):
                 return self.async_abort(reason="already_configured")
+        # The announcement does not say which server it is; the server's /identity does.
+        identifier = await discovered_identifier(self.hass, url, self._client_identifier)
+        if identifier is not None:
+            await self.async_set_unique_id(identifier)
+            known = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, identifier)
+            new_url = known and moved_url(known.data.get(CONF_URL, ""), discovery_info.host, port)
+            self._abort_if_unique_id_configured(updates={CONF_URL: new_url} if new_url else None)
         self._discovered_url = url
         name = discovery_info.name.split(".")[0] or discovery_info.host
         self.context["title_placeholders"] = {"name": name}
@@ -351,6 +366,16 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: PlexusConfigEntry) -> PlexusOptionsFlow:
         """Return the options flow."""
         return PlexusOptionsFlow()
+
+
+def _host_port(url: str) -> tuple[str | None, int]:
+    """Host and port of a configured URL (the scheme's default port when none is given)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def _known_clients(entry: PlexusConfigEntry) -> dict[str, str]:
