@@ -7,6 +7,7 @@ real answer (tests/fixtures/ha-core), with the server's connection pointing at t
 
 import asyncio
 from collections.abc import Iterator
+import contextlib
 from ipaddress import ip_address
 import logging
 from pathlib import Path
@@ -22,6 +23,7 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.plexus.config_flow import _host_port
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_DB_URL,
@@ -497,6 +499,39 @@ async def test_plex_tv_expired_pin_stops_waiting(
     assert result["reason"] == "token_timeout"
 
 
+@pytest.mark.parametrize(("fault", "reason"), [("401", "invalid_auth"), ("bug", "unknown")])
+async def test_plex_tv_polling_fails(
+    hass: HomeAssistant,
+    plex_tv: PlexTvSimulator,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    fault: str,
+    reason: str,
+) -> None:
+    """plex.tv refusing the polls, or a bug while waiting, ends the flow (never a dead task)."""
+
+    async def broken(*_: Any, **__: Any) -> str:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    bug = patch("custom_components.plexus.config_flow.wait_for_token", broken)
+    with (
+        patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
+        bug if fault == "bug" else contextlib.nullcontext(),
+    ):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+        plex_tv.set_error(401, f"/api/v2/pins/{plex_tv.latest_pin().id}")
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+    if fault == "bug":
+        assert "Unexpected error during the plex.tv sign-in" in caplog.text
+
+
 async def test_plex_tv_flow_removed_stops_polling(
     hass: HomeAssistant, plex_tv: PlexTvSimulator
 ) -> None:
@@ -689,6 +724,20 @@ async def test_zeroconf_server_that_does_not_answer_is_still_offered(
 )
 def test_moved_url(configured: str, host: str, port: int, expected: str | None) -> None:
     assert moved_url(configured, host, port) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://192.168.1.10:32400", ("192.168.1.10", 32400)),
+        ("https://plex.example", ("plex.example", 443)),
+        ("http://plex.example", ("plex.example", 80)),
+        ("http://plex.example:99999", ("plex.example", 80)),  # a port out of range: ignored
+        ("", (None, 80)),
+    ],
+)
+def test_host_port(url: str, expected: tuple[str | None, int]) -> None:
+    assert _host_port(url) == expected
 
 
 # --------------------------------------------------------------------------- reauth, reconfigure
