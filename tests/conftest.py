@@ -23,7 +23,7 @@ from custom_components.plexus.const import (
     CONF_SERVER_NAME,
     DOMAIN,  # imported early; see ENVIRONMENT-NOTES
 )
-from tests.plex_simulator import PlexSimulator
+from tests.plex_simulator import PlexSimulator, PlexTvSimulator
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +137,21 @@ async def session() -> AsyncIterator[ClientSession]:
     """A plain aiohttp session (engine tests without Home Assistant)."""
     async with ClientSession() as client:
         yield client
+
+
+@pytest.fixture
+async def plex_tv(
+    socket_enabled: None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[PlexTvSimulator]:
+    """A fake plex.tv on 127.0.0.1 that Plexus talks to instead of https://plex.tv.
+
+    Its resources are the recorded account (one unreachable server, three players); tests add
+    their own servers (`add_server`, e.g. the simulator) and approve PINs (`approve`).
+    """
+    fake = PlexTvSimulator(token="plex-tv-token")
+    await fake.start()
+    monkeypatch.setattr("custom_components.plexus.plex.plextv.PLEX_TV_URL", fake.url)
+    try:
+        yield fake
+    finally:
+        await fake.stop()

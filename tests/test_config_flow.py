@@ -1,16 +1,18 @@
 """Config flow: every path, every error followed by its recovery, against the Plex simulator.
 
-plex.tv itself cannot be reached from tests: the PIN calls of plexauth are patched, and the account
-and resources requests PlexAPI makes are answered with real recorded plex.tv responses
-(tests/fixtures/ha-core) through requests_mock, with the server's connection pointing at the
-simulator.
+plex.tv itself cannot be reached from tests: a fake plex.tv (tests/plex_simulator/plextv.py)
+answers the PIN sign-in and the account's resources in plex.tv's JSON, starting from the recorded
+real answer (tests/fixtures/ha-core), with the server's connection pointing at the simulator.
 """
 
 import asyncio
+from collections.abc import Iterator
+import contextlib
 from ipaddress import ip_address
+import logging
 from pathlib import Path
 from typing import Any
-from unittest.mock import AsyncMock, patch
+from unittest.mock import patch
 
 from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigEntryState
@@ -18,11 +20,10 @@ from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-from plexauth import PlexAuth
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-import requests_mock as rm
 
+from custom_components.plexus.config_flow import _host_port
 from custom_components.plexus.const import (
     CONF_CLIENT_IDENTIFIER,
     CONF_DB_URL,
@@ -32,15 +33,11 @@ from custom_components.plexus.const import (
     CONF_SERVER_IDENTIFIER,
     DOMAIN,
 )
-from custom_components.plexus.flow_validate import server_url
+from custom_components.plexus.flow_validate import moved_url, server_url
 from custom_components.plexus.plex import PlexClientInfo
-from tests.conftest import entry_data
-from tests.plex_simulator import PlexSimulator
+from tests.conftest import entry_data, wait_until
+from tests.plex_simulator import PlexSimulator, PlexTvSimulator
 from tests.tls import https_front
-
-FIXTURES = Path(__file__).parent / "fixtures" / "ha-core"
-PLEX_TV_USER = "https://plex.tv/api/v2/user"
-PLEX_TV_RESOURCES = "https://plex.tv/api/v2/resources"
 
 
 async def _start_manual(hass: HomeAssistant) -> dict[str, Any]:
@@ -277,96 +274,76 @@ async def test_manual_duplicate_aborts(
 
 
 # --------------------------------------------------------------------------- plex.tv sign-in
-
-
-def _resources_xml(servers: list[tuple[str, str, str]]) -> str:
-    """The recorded plex.tv v2 resources answer, with its server replaced by `servers`.
-
-    Each server is (name, clientIdentifier, connection uri); the recorded players stay.
-    """
-    recorded = (FIXTURES / "plextv_resources_one_server.xml").read_text()
-    start = recorded.index('  <resource name="Plex Server 1"')
-    end = recorded.index("</resource>", start) + len("</resource>\n")
-    template = recorded[start:end]
-    blocks = []
-    for name, ident, uri in servers:
-        block = template.replace('name="Plex Server 1"', f'name="{name}"')
-        block = block.replace('clientIdentifier="unique_id_123"', f'clientIdentifier="{ident}"')
-        block = block.replace('accessToken="faketoken"', 'accessToken="sim-token"')
-        block = block.replace(
-            'uri="https://1-2-3-4.123456789001234567890.plex.direct:32400"', f'uri="{uri}"'
-        )
-        blocks.append(block)
-    return recorded[:start] + "".join(blocks) + recorded[end:]
+# Against the fake plex.tv (tests/plex_simulator/plextv.py, the `plex_tv` fixture): Plexus's own
+# PIN sign-in and resources calls, over HA's shared session, with the server pointing at the
+# simulator.
 
 
 @pytest.fixture
-def plex_tv(requests_mock: rm.Mocker) -> rm.Mocker:
-    """plex.tv's account endpoint answers with the recorded account."""
-    requests_mock.get(PLEX_TV_USER, text=(FIXTURES / "plextv_account.xml").read_text())
-    return requests_mock
+def pin_approved(plex_tv: PlexTvSimulator) -> Iterator[PlexTvSimulator]:
+    """The user approves the PIN on plex.tv: the second poll carries the token."""
+    plex_tv.approve_after = 2
+    with patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0):
+        yield plex_tv
 
 
-@pytest.fixture
-def pin_approved() -> Any:
-    """plex.tv accepts the PIN request and the user approves at once."""
-    with (
-        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
-        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
-        patch.object(
-            PlexAuth, "request_auth_token", AsyncMock(side_effect=[None, "plex-tv-token"])
-        ),
-        patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0),
-    ):
-        yield
+def _own_server(plex_tv: PlexTvSimulator, sim: PlexSimulator, name: str = "Home") -> None:
+    """The account's only server is the simulator (the recorded one is unreachable)."""
+    plex_tv.remove_servers()
+    plex_tv.add_server(name, sim.machine_identifier, sim.url, access_token=sim.token)
 
 
-async def _sign_in(hass: HomeAssistant) -> dict[str, Any]:
+async def _sign_in(hass: HomeAssistant, plex_tv: PlexTvSimulator) -> dict[str, Any]:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "plex_tv"}
     )
     assert result["type"] is FlowResultType.EXTERNAL_STEP
-    assert result["url"] == "https://app.plex.tv/auth#!?code=x"
+    pin = plex_tv.latest_pin()
+    assert result["url"] == (
+        f"https://app.plex.tv/auth#?clientID={pin.client_identifier}&code={pin.code}"
+        "&context%5Bdevice%5D%5Bproduct%5D=Plexus"
+    )
     await hass.async_block_till_done()
     return await hass.config_entries.flow.async_configure(result["flow_id"])
 
 
-@pytest.mark.usefixtures("pin_approved")
 async def test_plex_tv_single_server(
-    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+    hass: HomeAssistant, simulator: PlexSimulator, pin_approved: PlexTvSimulator
 ) -> None:
     """With one server on the account, sign-in connects to it directly."""
-    plex_tv.get(
-        PLEX_TV_RESOURCES,
-        text=_resources_xml([("Home", simulator.machine_identifier, simulator.url)]),
-    )
-    result = await _sign_in(hass)
+    plex_tv = pin_approved
+    _own_server(plex_tv, simulator)
+    result = await _sign_in(hass, plex_tv)
     await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == simulator.machine_identifier
-    assert result["data"][CONF_URL] == simulator.url
-    assert result["data"][CONF_TOKEN] == "sim-token"
-    assert result["data"]["plex_tv_token"] == "plex-tv-token"  # to list the account's players
-    # PlexAPI signs in with the PIN's token (and then uses the account's own token).
-    user_calls = [r for r in plex_tv.request_history if r.url.startswith(PLEX_TV_USER)]
-    assert user_calls[0].headers["X-Plex-Token"] == "plex-tv-token"
-    assert any(r.url.startswith(PLEX_TV_RESOURCES) for r in plex_tv.request_history)
+    data = result["data"]
+    assert data[CONF_URL] == simulator.url
+    assert data[CONF_TOKEN] == "sim-token"
+    assert data["plex_tv_token"] == "plex-tv-token"  # to list the account's players
+    # A strong PIN, polled by the client that made it; then the resources with the PIN's token
+    # (read again by the new entry, for the account's players).
+    created, poll_1, poll_2, resources, *_ = plex_tv.requests
+    assert (created.method, created.path_qs) == ("POST", "/api/v2/pins?strong=true")
+    pin_path = f"/api/v2/pins/{plex_tv.latest_pin().id}"
+    assert poll_1.path_qs == poll_2.path_qs == pin_path
+    assert resources.path_qs == "/api/v2/resources?includeHttps=1&includeRelay=1"
+    assert resources.headers["X-Plex-Token"] == "plex-tv-token"
+    assert resources.headers["Accept"] == "application/json"
+    for request in plex_tv.requests:
+        assert request.headers["X-Plex-Client-Identifier"] == data[CONF_CLIENT_IDENTIFIER]
+        assert request.headers["X-Plex-Product"] == "Plexus"
 
 
-@pytest.mark.usefixtures("pin_approved")
 async def test_plex_tv_pick_server_with_error_and_recovery(
-    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+    hass: HomeAssistant, simulator: PlexSimulator, pin_approved: PlexTvSimulator
 ) -> None:
     """Several servers: the user picks one; an unreachable one shows cannot_connect."""
-    dead_url = "http://127.0.0.1:9"  # discard port: nothing listens
-    plex_tv.get(
-        PLEX_TV_RESOURCES,
-        text=_resources_xml(
-            [("Home", simulator.machine_identifier, simulator.url), ("Away", "away-id", dead_url)]
-        ),
-    )
-    result = await _sign_in(hass)
+    plex_tv = pin_approved
+    _own_server(plex_tv, simulator)
+    plex_tv.add_server("Away", "away-id", "http://127.0.0.1:9")  # discard port: nothing listens
+    result = await _sign_in(hass, plex_tv)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "select_server"
     result = await hass.config_entries.flow.async_configure(
@@ -382,104 +359,229 @@ async def test_plex_tv_pick_server_with_error_and_recovery(
     assert result["title"] == "Plexus Simulator"
 
 
-@pytest.mark.usefixtures("pin_approved")
+async def test_plex_tv_connects_local_before_relay(
+    hass: HomeAssistant, simulator: PlexSimulator, pin_approved: PlexTvSimulator
+) -> None:
+    """A server plex.tv lists with a relay first still gets its local address."""
+    plex_tv = pin_approved
+    plex_tv.remove_servers()
+    plex_tv.add_server(
+        "Home", simulator.machine_identifier, "http://127.0.0.1:9", local=False, relay=True
+    )
+    plex_tv.add_connection(simulator.machine_identifier, simulator.url, local=True)
+    result = await _sign_in(hass, plex_tv)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"][CONF_URL] == simulator.url
+
+
 async def test_plex_tv_skips_configured_servers(
     hass: HomeAssistant,
     simulator: PlexSimulator,
-    plex_tv: rm.Mocker,
+    pin_approved: PlexTvSimulator,
     config_entry: MockConfigEntry,
 ) -> None:
     """A server that is already set up is not offered; if it is the only one, abort."""
     config_entry.add_to_hass(hass)
-    plex_tv.get(
-        PLEX_TV_RESOURCES,
-        text=_resources_xml([("Home", simulator.machine_identifier, simulator.url)]),
-    )
-    result = await _sign_in(hass)
+    _own_server(pin_approved, simulator)
+    result = await _sign_in(hass, pin_approved)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
 
 
-@pytest.mark.usefixtures("pin_approved")
-async def test_plex_tv_account_without_servers(hass: HomeAssistant, plex_tv: rm.Mocker) -> None:
+async def test_plex_tv_account_without_servers(
+    hass: HomeAssistant, pin_approved: PlexTvSimulator
+) -> None:
     """An account with players only has nothing to add."""
-    plex_tv.get(PLEX_TV_RESOURCES, text=_resources_xml([]))
-    result = await _sign_in(hass)
+    pin_approved.remove_servers()
+    result = await _sign_in(hass, pin_approved)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_servers"
 
 
-@pytest.mark.usefixtures("pin_approved")
 @pytest.mark.parametrize(
-    ("response", "reason"),
+    ("fault", "reason"),
     [
-        ({"status_code": 401, "text": "Unauthorized"}, "invalid_auth"),
-        ({"status_code": 503, "text": "down"}, "cannot_connect"),
+        ("401", "invalid_auth"),
+        ("503", "cannot_connect"),
+        ("garbage", "cannot_connect"),
+        ("not a list", "cannot_connect"),
     ],
 )
 async def test_plex_tv_resources_fail(
-    hass: HomeAssistant, plex_tv: rm.Mocker, response: dict[str, Any], reason: str
+    hass: HomeAssistant, pin_approved: PlexTvSimulator, fault: str, reason: str
 ) -> None:
-    """plex.tv refusing the token or failing ends the flow with a reason the user can act on."""
-    plex_tv.get(PLEX_TV_RESOURCES, **response)
-    result = await _sign_in(hass)
+    """plex.tv refusing the token, failing or sending garbage ends the flow with a reason."""
+    plex_tv = pin_approved
+    if fault == "401":
+        plex_tv.token = "another-token"  # the PIN's token is then not the account's
+        plex_tv.approve_after = None
+    elif fault == "503":
+        plex_tv.set_error(503, "/api/v2/resources")
+    elif fault == "garbage":
+        plex_tv.set_answer("/api/v2/resources", b"<html>Sign in to the proxy</html>")
+    else:
+        plex_tv.set_answer("/api/v2/resources", b'{"errors": []}', "application/json")
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "plex_tv"}
+    )
+    if fault == "401":
+        plex_tv.approve("plex-tv-token")
+    await hass.async_block_till_done()
+    result = await hass.config_entries.flow.async_configure(result["flow_id"])
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == reason
 
 
-async def test_plex_tv_unreachable(hass: HomeAssistant) -> None:
-    """plex.tv not answering the PIN request aborts with cannot_connect."""
-    with patch.object(PlexAuth, "initiate_auth", AsyncMock(side_effect=TimeoutError)):
-        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-        result = await hass.config_entries.flow.async_configure(
-            result["flow_id"], {"next_step_id": "plex_tv"}
-        )
+@pytest.mark.parametrize("fault", ["down", "503", "garbage"])
+async def test_plex_tv_unreachable(
+    hass: HomeAssistant, plex_tv: PlexTvSimulator, fault: str
+) -> None:
+    """plex.tv not answering the PIN request (or with garbage) aborts with cannot_connect."""
+    if fault == "down":
+        await plex_tv.stop()
+    elif fault == "503":
+        plex_tv.set_error(503)
+    else:
+        plex_tv.set_answer("/api/v2/pins", b'{"id": "x"}', "application/json")
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "plex_tv"}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "cannot_connect"
 
 
 async def test_plex_tv_timeout_then_new_flow_succeeds(
-    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: rm.Mocker
+    hass: HomeAssistant, simulator: PlexSimulator, plex_tv: PlexTvSimulator
 ) -> None:
-    """A PIN never approved (and plex.tv hiccups while polling) ends in token_timeout."""
+    """A PIN never approved (while plex.tv hiccups during polling) ends in token_timeout;
+    a new sign-in then works."""
+    _own_server(plex_tv, simulator)
     with (
-        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
-        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
-        patch.object(
-            PlexAuth, "request_auth_token", AsyncMock(side_effect=[TimeoutError, None, None])
-        ),
         patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
-        patch("custom_components.plexus.config_flow.PIN_TIMEOUT", 0.025),
+        patch("custom_components.plexus.config_flow.PIN_TIMEOUT", 0.1),
     ):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "plex_tv"}
         )
+        plex_tv.set_error(503)  # every poll fails: retried, not fatal
         await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "token_timeout"
+    polls = [r for r in plex_tv.requests if r.method == "GET"]
+    assert len(polls) >= 2  # it kept trying after the first failure
+    plex_tv.set_error(None)
+    plex_tv.approve_after = 1
+    with patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0):
+        result = await _sign_in(hass, plex_tv)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_plex_tv_expired_pin_stops_waiting(
+    hass: HomeAssistant, plex_tv: PlexTvSimulator
+) -> None:
+    """A PIN plex.tv forgot (404) ends the wait at once, not after the whole timeout."""
+    with patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+        plex_tv.expire()
+        async with asyncio.timeout(5):  # PIN_TIMEOUT is 300 s
+            await hass.async_block_till_done()
         result = await hass.config_entries.flow.async_configure(result["flow_id"])
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "token_timeout"
 
 
-async def test_plex_tv_flow_removed_stops_polling(hass: HomeAssistant) -> None:
-    """Closing the dialog while waiting for plex.tv cancels the polling task."""
-    poll = AsyncMock(return_value=None)
+@pytest.mark.parametrize(("fault", "reason"), [("401", "invalid_auth"), ("bug", "unknown")])
+async def test_plex_tv_polling_fails(
+    hass: HomeAssistant,
+    plex_tv: PlexTvSimulator,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    fault: str,
+    reason: str,
+) -> None:
+    """plex.tv refusing the polls, or a bug while waiting, ends the flow (never a dead task)."""
+
+    async def broken(*_: Any, **__: Any) -> str:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("boom")
+
+    bug = patch("custom_components.plexus.config_flow.wait_for_token", broken)
     with (
-        patch.object(PlexAuth, "initiate_auth", AsyncMock()),
-        patch.object(PlexAuth, "auth_url", return_value="https://app.plex.tv/auth#!?code=x"),
-        patch.object(PlexAuth, "request_auth_token", poll),
         patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01),
+        bug if fault == "bug" else contextlib.nullcontext(),
     ):
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {"next_step_id": "plex_tv"}
         )
-        await asyncio.sleep(0.05)
+        plex_tv.set_error(401, f"/api/v2/pins/{plex_tv.latest_pin().id}")
+        await hass.async_block_till_done()
+        result = await hass.config_entries.flow.async_configure(result["flow_id"])
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == reason
+    if fault == "bug":
+        assert "Unexpected error during the plex.tv sign-in" in caplog.text
+
+
+async def test_plex_tv_flow_removed_stops_polling(
+    hass: HomeAssistant, plex_tv: PlexTvSimulator
+) -> None:
+    """Closing the dialog while waiting for plex.tv cancels the polling task."""
+
+    def polls() -> int:
+        return sum(1 for r in plex_tv.requests if r.method == "GET")
+
+    with patch("custom_components.plexus.config_flow.PIN_POLL_INTERVAL", 0.01):
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plex_tv"}
+        )
+        await wait_until(lambda: polls() > 1)
         hass.config_entries.flow.async_abort(result["flow_id"])
-        calls = poll.await_count
-        await asyncio.sleep(0.05)
-        assert calls > 0
-        assert poll.await_count == calls
+        await asyncio.sleep(0.02)
+        calls = polls()
+        await asyncio.sleep(0.1)
+        assert polls() == calls
+
+
+async def test_plex_tv_token_never_in_a_url_or_a_log_line(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    pin_approved: PlexTvSimulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Sign-in with debug logging, plus a failure: neither token shows up in a URL or the log."""
+    caplog.set_level(logging.DEBUG)
+    plex_tv = pin_approved
+    _own_server(plex_tv, simulator)
+    plex_tv.add_server("Away", "away-id", "http://127.0.0.1:9")
+    plex_tv.set_error(503, "/api/v2/resources")
+    result = await _sign_in(hass, plex_tv)
+    assert result["reason"] == "cannot_connect"
+    plex_tv.set_error(None, "/api/v2/resources")
+    result = await _sign_in(hass, plex_tv)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"server": "away-id"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"server": simulator.machine_identifier}
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "plex.tv GET /api/v2/resources" in caplog.text  # the debug lines were captured
+    for secret in ("plex-tv-token", simulator.token):
+        assert secret not in caplog.text
+        assert not [r for r in plex_tv.requests if secret in r.path_qs]
+        assert not [r for r in simulator.requests if secret in str(r)]
 
 
 # --------------------------------------------------------------------------- zeroconf
@@ -532,6 +634,110 @@ async def test_zeroconf_known_host_aborts(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_zeroconf_server_at_a_new_address_updates_its_entry(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """DHCP moved the server: the announcement at the new address fixes the entry's URL, and
+    the entry (retrying at the old one) comes up there."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator, **{CONF_URL: "http://127.0.0.1:9"}),  # nothing listens
+    )
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_URL] == simulator.url
+    assert entry.data[CONF_TOKEN] == simulator.token  # the rest is kept
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert not hass.config_entries.flow.async_progress()
+
+
+async def test_zeroconf_entry_with_a_host_name_is_not_rewritten(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """An entry that reaches its server by name keeps the name (it follows the server)."""
+    named = "https://1-2-3-4.0123456789abcdef.plex.direct:32400"
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator, **{CONF_URL: named}),
+    )
+    entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_URL] == named
+
+
+async def test_zeroconf_another_server_on_a_known_host_is_offered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """Two servers on one machine (other ports): the one not set up is still offered."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="another-server",
+        data=entry_data(simulator, **{CONF_URL: "http://127.0.0.1:9"}),
+    )
+    other.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["step_id"] == "zeroconf_confirm"
+    assert other.data[CONF_URL] == "http://127.0.0.1:9"
+
+
+async def test_zeroconf_server_that_does_not_answer_is_still_offered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """When /identity fails, the discovery is offered as before (the user can still add it)."""
+    simulator.set_error(500)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["description_placeholders"]["url"] == simulator.url
+
+
+@pytest.mark.parametrize(
+    ("configured", "host", "port", "expected"),
+    [
+        ("http://192.168.1.10:32400", "192.168.1.23", 32400, "http://192.168.1.23:32400"),
+        ("https://192.168.1.10:32400", "192.168.1.10", 32401, "https://192.168.1.10:32401"),
+        ("http://192.168.1.10", "fe80::1", 32400, "http://[fe80::1]:32400"),
+        ("http://192.168.1.10:32400", "192.168.1.10", 32400, None),
+        ("http://plex.home.arpa:32400", "192.168.1.23", 32400, None),
+        ("", "192.168.1.23", 32400, None),
+    ],
+)
+def test_moved_url(configured: str, host: str, port: int, expected: str | None) -> None:
+    assert moved_url(configured, host, port) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://192.168.1.10:32400", ("192.168.1.10", 32400)),
+        ("https://plex.example", ("plex.example", 443)),
+        ("http://plex.example", ("plex.example", 80)),
+        ("http://plex.example:99999", ("plex.example", 80)),  # a port out of range: ignored
+        ("", (None, 80)),
+    ],
+)
+def test_host_port(url: str, expected: tuple[str | None, int]) -> None:
+    assert _host_port(url) == expected
 
 
 # --------------------------------------------------------------------------- reauth, reconfigure

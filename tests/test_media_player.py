@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 import json
 import logging
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -56,7 +55,7 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.plexus.const import CONF_STALE_MINUTES, DOMAIN
 from custom_components.plexus.ids import signal_notification
 from tests.conftest import entry_data, wait_until
-from tests.plex_simulator import LibraryConfig, PlexSimulator, SimulatedClient
+from tests.plex_simulator import LibraryConfig, PlexSimulator, PlexTvSimulator, SimulatedClient
 
 
 @pytest.fixture
@@ -423,22 +422,14 @@ async def test_user_deletes_client_device(
 
 
 async def test_plex_tv_players_appear_without_controls(
-    hass: HomeAssistant, sim: PlexSimulator, requests_mock: Any
+    hass: HomeAssistant, sim: PlexSimulator, plex_tv: PlexTvSimulator
 ) -> None:
     """Signed in with plex.tv: the account's online players appear even when the server does not
     list them; plex.tv does not say what they accept, so they offer no controls and are off."""
-    fixtures = Path(__file__).parent / "fixtures" / "ha-core"
-    requests_mock.get(
-        "https://plex.tv/api/v2/user", text=(fixtures / "plextv_account.xml").read_text()
-    )
-    requests_mock.get(
-        "https://plex.tv/api/v2/resources",
-        text=(fixtures / "plextv_resources_one_server.xml").read_text(),
-    )
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=sim.machine_identifier,
-        data=entry_data(sim, plex_tv_token="account-token"),
+        data=entry_data(sim, plex_tv_token="plex-tv-token"),
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
@@ -458,8 +449,8 @@ async def test_plex_tv_players_appear_without_controls(
         )
         is None
     )
-    user_calls = [r for r in requests_mock.request_history if r.url.endswith("/api/v2/user")]
-    assert user_calls[0].headers["X-Plex-Token"] == "account-token"
+    (request,) = plex_tv.requests
+    assert request.headers["X-Plex-Token"] == "plex-tv-token"
 
 
 # --- the entity set (snapshot) -----------------------------------------------------------------

@@ -8,7 +8,6 @@ from typing import Any, override
 from urllib.parse import urlsplit
 import uuid
 
-import aiohttp
 from homeassistant.components.webhook import async_generate_id
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -21,7 +20,6 @@ from homeassistant.const import CONF_TOKEN, CONF_URL, CONF_VERIFY_SSL, CONF_WEBH
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-from plexauth import PlexAuth
 
 from .catalog import suggest_mappings
 from .catalog_manager import format_path_mappings
@@ -52,7 +50,9 @@ from .flow_sync_group import SyncGroupSubentryFlow
 from .flow_transfer import TransferProfileSubentryFlow
 from .flow_validate import (
     InvalidURLError,
+    discovered_identifier,
     error_key,
+    moved_url,
     server_url,
     validate_catalog,
     validate_server,
@@ -60,6 +60,8 @@ from .flow_validate import (
 from .plex import PlexError, ServerInfo, ServerResource
 from .plex.account import account_servers
 from .plex.api import first_reachable
+from .plex.pin import PlexPin, auth_url, create_pin, wait_for_token
+from .plex.plextv import PlexTv
 from .runtime import PlexusConfigEntry
 from .tracking_manager import webhook_urls
 
@@ -75,7 +77,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         """Start with nothing known."""
         self._client_identifier = str(uuid.uuid4())
         self._discovered_url: str | None = None
-        self._plexauth: PlexAuth | None = None
+        self._pin_error: str | None = None
         self._pin_task: asyncio.Task[None] | None = None
         self._plex_tv_token: str | None = None
         self._servers: dict[str, ServerResource] = {}
@@ -153,51 +155,44 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # ------------------------------------------------------------------ plex.tv sign-in
 
+    def _plex_tv(self) -> PlexTv:
+        """plex.tv, reached over HA's shared session as this flow's client identifier."""
+        return PlexTv(async_get_clientsession(self.hass), self._client_identifier)
+
     async def async_step_plex_tv(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Start the plex.tv PIN sign-in and send the user to plex.tv."""
-        self._plexauth = PlexAuth(
-            {
-                "X-Plex-Product": "Plexus",
-                "X-Plex-Version": "1",
-                "X-Plex-Device": "Home Assistant",
-                "X-Plex-Device-Name": "Home Assistant",
-                "X-Plex-Model": "Plexus",
-                "X-Plex-Platform": "Home Assistant",
-            },
-            async_get_clientsession(self.hass),
-        )
+        plex_tv = self._plex_tv()
         try:
-            await self._plexauth.initiate_auth()
-        except aiohttp.ClientError, TimeoutError, KeyError, ValueError:
-            return self.async_abort(reason="cannot_connect")
-        self._client_identifier = self._plexauth.client_identifier
+            pin = await create_pin(plex_tv)
+        except PlexError as err:
+            LOGGER.debug("Could not start the plex.tv sign-in: %s", err)
+            return self.async_abort(reason=error_key(err))
+        self._pin_error = None
         self._pin_task = self.hass.async_create_task(
-            self._async_wait_for_token(), "plexus plex.tv sign-in"
+            self._async_wait_for_token(plex_tv, pin), "plexus plex.tv sign-in"
         )
-        return self.async_external_step(step_id="obtain_token", url=self._plexauth.auth_url())
+        return self.async_external_step(step_id="obtain_token", url=auth_url(plex_tv, pin))
 
-    async def _async_wait_for_token(self) -> None:
-        """Poll plex.tv until the user approved the PIN or it timed out, then go on."""
-        assert self._plexauth is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PIN_TIMEOUT
-        while loop.time() < deadline:
-            await asyncio.sleep(PIN_POLL_INTERVAL)
-            try:
-                token = await self._plexauth.request_auth_token()
-            except aiohttp.ClientError, TimeoutError, KeyError, ValueError:
-                continue
-            if token:
-                self._plex_tv_token = token
-                break
+    async def _async_wait_for_token(self, plex_tv: PlexTv, pin: PlexPin) -> None:
+        """Poll plex.tv until the user approved the PIN, it expired or time ran out; go on."""
+        try:
+            self._plex_tv_token = await wait_for_token(
+                plex_tv, pin, give_up_after=PIN_TIMEOUT, interval=PIN_POLL_INTERVAL
+            )
+        except PlexError as err:
+            LOGGER.debug("The plex.tv sign-in failed: %s", err)
+            self._pin_error = error_key(err)
+        except Exception:  # noqa: BLE001 - the flow must go on; the cause is logged
+            LOGGER.exception("Unexpected error during the plex.tv sign-in")
+            self._pin_error = "unknown"
         await self.hass.config_entries.flow.async_configure(flow_id=self.flow_id)
 
     async def async_step_obtain_token(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The sign-in ended: go on with the token, or say it timed out."""
+        """The sign-in ended: go on with the token, or say why not."""
         if self._plex_tv_token:
             return self.async_external_step_done(next_step_id="select_server")
         return self.async_external_step_done(next_step_id="timed_out")
@@ -205,8 +200,8 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_timed_out(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """The user did not approve the sign-in in time."""
-        return self.async_abort(reason="token_timeout")
+        """The user did not approve the sign-in in time (or plex.tv refused it)."""
+        return self.async_abort(reason=self._pin_error or "token_timeout")
 
     async def async_step_select_server(
         self, user_input: dict[str, Any] | None = None
@@ -216,9 +211,7 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if not self._servers:
             try:
-                servers = await self.hass.async_add_executor_job(
-                    account_servers, self._plex_tv_token, self._client_identifier
-                )
+                servers = await account_servers(self._plex_tv(), self._plex_tv_token)
             except PlexError as err:
                 return self.async_abort(reason=error_key(err))
             configured = self._async_current_ids(include_ignore=False)
@@ -257,11 +250,24 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ zeroconf
 
     async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
-        """A Plex server announced itself on the network."""
-        url = f"http://{discovery_info.host}:{discovery_info.port or 32400}"
+        """A Plex server announced itself on the network.
+
+        A server already set up at that address is not offered again; one set up at another
+        address (DHCP gave it a new IP, or a new port) gets its entry's URL updated.
+        """
+        port = discovery_info.port or 32400
+        shown = f"[{discovery_info.host}]" if ":" in discovery_info.host else discovery_info.host
+        url = f"http://{shown}:{port}"
         for entry in self._async_current_entries(include_ignore=False):
-            if urlsplit(entry.data.get(CONF_URL, "")).hostname == discovery_info.host:
+            if _host_port(entry.data.get(CONF_URL, "")) == (discovery_info.host, port):
                 return self.async_abort(reason="already_configured")
+        # The announcement does not say which server it is; the server's /identity does.
+        identifier = await discovered_identifier(self.hass, url, self._client_identifier)
+        if identifier is not None:
+            await self.async_set_unique_id(identifier)
+            known = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, identifier)
+            new_url = known and moved_url(known.data.get(CONF_URL, ""), discovery_info.host, port)
+            self._abort_if_unique_id_configured(updates={CONF_URL: new_url} if new_url else None)
         self._discovered_url = url
         name = discovery_info.name.split(".")[0] or discovery_info.host
         self.context["title_placeholders"] = {"name": name}
@@ -360,6 +366,16 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: PlexusConfigEntry) -> PlexusOptionsFlow:
         """Return the options flow."""
         return PlexusOptionsFlow()
+
+
+def _host_port(url: str) -> tuple[str | None, int]:
+    """Host and port of a configured URL (the scheme's default port when none is given)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def _known_clients(entry: PlexusConfigEntry) -> dict[str, str]:

@@ -57,6 +57,7 @@ from .plex import (
 from .plex.account import account_players
 from .plex.control import PlayerControl
 from .plex.library import PLEX_TYPE_IDS, MediaItem, PlexLibrary
+from .plex.plextv import PlexTv
 from .plex.resolve import MediaResolver
 from .plex.state import ServerState, finished_activity
 
@@ -281,8 +282,8 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             return
         self._plex_tv_checked = now
         try:
-            self._plex_tv_players = await self.hass.async_add_executor_job(
-                account_players, token, self.api.client_identifier
+            self._plex_tv_players = await account_players(
+                PlexTv(async_get_clientsession(self.hass), self.api.client_identifier), token
             )
         except PlexError as err:
             LOGGER.debug("plex.tv players not available: %s", err)

@@ -41,6 +41,7 @@ from .plex import (
     PlexSSLError,
     ServerInfo,
 )
+from .plex.parse import parse_server_info
 
 # A host name: letters, digits, '-' and '_', in dot-separated labels (IP addresses apart).
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
@@ -108,6 +109,40 @@ async def validate_server(
     except Exception:  # noqa: BLE001 - any surprise becomes "unknown", logged
         LOGGER.exception("Unexpected error while connecting to %s", urlsplit(url).hostname)
         return None, {"base": "unknown"}
+
+
+async def discovered_identifier(
+    hass: HomeAssistant, url: str, client_identifier: str
+) -> str | None:
+    """The machineIdentifier of the server at `url`, None if it does not say in a few seconds.
+
+    A Plex server's `/identity` answers without a token.
+    """
+    api = PlexServerAPI(
+        async_get_clientsession(hass), url, "", client_identifier=client_identifier, timeout=5
+    )
+    try:
+        return parse_server_info(await api.request("/identity")).machine_identifier
+    except PlexError as err:
+        LOGGER.debug("The discovered server at %s did not say who it is: %s", url, err)
+        return None
+
+
+def moved_url(configured: str, host: str, port: int) -> str | None:
+    """The entry's URL with the discovered address, or None when it should stay as it is.
+
+    Only an address given as an IP changes (DHCP moves those); a host name (a DNS name, a
+    plex.direct name whose certificate is checked) keeps pointing at the server by itself. The
+    scheme stays (a server reached over https keeps https).
+    """
+    parts = urlsplit(configured)
+    try:
+        ip_address(parts.hostname or "")
+    except ValueError:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{parts.scheme}://{shown}:{port}"
+    return url if url != configured else None
 
 
 async def validate_catalog(

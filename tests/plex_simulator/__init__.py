@@ -10,6 +10,7 @@ Run it stand-alone with `python -m tests.plex_simulator --help`.
 
 from .clients import PlayQueue, SimulatedClient, StateChange
 from .library import Item, Library, LibraryConfig, MediaInfo, Playlist, Section
+from .plextv import PlexTvSimulator
 from .presets import PRESETS, ClientBehaviour, behaviour
 from .server import PlexSimulator
 
@@ -23,6 +24,7 @@ __all__ = [
     "PlayQueue",
     "Playlist",
     "PlexSimulator",
+    "PlexTvSimulator",
     "Section",
     "SimulatedClient",
     "StateChange",

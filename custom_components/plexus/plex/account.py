@@ -1,13 +1,34 @@
-"""plex.tv account access: the servers an account can use.
+"""plex.tv account access: the servers an account can use and its players that are online.
 
-Uses python-plexapi, which tracks plex.tv's API. It is blocking (requests), so callers run
-`account_servers` in an executor.
+One request, GET /api/v2/resources?includeHttps=1&includeRelay=1, lists every device of the
+account (and the servers shared with it). In JSON each resource is an object: `name`,
+`clientIdentifier`, `provides` ("server", "client,player,..."), `presence`, `owned`,
+`accessToken` (the token to use on that server; empty for players), `product`, `platform`,
+`productVersion` and `connections` (`uri`, `local`, `relay`, `protocol`, `address`, `port`).
+Malformed entries are skipped, not fatal: one odd device must not hide the others.
 """
 
 from typing import Any
 
-from .errors import PlexAuthError, PlexConnectionError
+from .errors import PlexConnectionError
 from .models import PlexClientInfo, ServerConnection, ServerResource
+from .plextv import PlexTv
+
+RESOURCES_PATH = "/api/v2/resources"
+RESOURCES_PARAMS = {"includeHttps": "1", "includeRelay": "1"}
+
+
+def _flag(value: Any) -> bool:
+    """plex.tv's booleans (true/false; tolerate 1/0 and "1"/"0" as its XML has them)."""
+    return value is True or value == 1 or value in ("1", "true")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _provides(resource: dict[str, Any]) -> set[str]:
+    return {p.strip() for p in _text(resource.get("provides")).split(",") if p.strip()}
 
 
 def _connection_rank(conn: ServerConnection) -> tuple[int, int]:
@@ -15,65 +36,59 @@ def _connection_rank(conn: ServerConnection) -> tuple[int, int]:
     return (1 if conn.relay else 0, 0 if conn.local else 1)
 
 
-def _account_resources(token: str, client_identifier: str) -> list[Any]:
-    """Return plex.tv's resources of the account behind `token` (blocking)."""
-    import plexapi  # noqa: PLC0415 - imported here so the import runs in the executor too
-    from plexapi.exceptions import BadRequest, Unauthorized  # noqa: PLC0415
-    from plexapi.myplex import MyPlexAccount  # noqa: PLC0415
-    import requests  # noqa: PLC0415
-
-    plexapi.X_PLEX_IDENTIFIER = client_identifier
-    plexapi.X_PLEX_PRODUCT = "Plexus"
-    try:
-        account = MyPlexAccount(token=token, timeout=15)  # type: ignore[no-untyped-call]
-        return list(account.resources())  # type: ignore[no-untyped-call]
-    except Unauthorized as err:
-        raise PlexAuthError("plex.tv rejected the token") from err
-    except (BadRequest, requests.RequestException) as err:
-        raise PlexConnectionError(f"plex.tv could not be reached: {type(err).__name__}") from err
+async def account_resources(plex_tv: PlexTv, token: str) -> list[dict[str, Any]]:
+    """The account's resources as plex.tv lists them (entries without an identifier dropped)."""
+    data = await plex_tv.request_json("GET", RESOURCES_PATH, token=token, params=RESOURCES_PARAMS)
+    if not isinstance(data, list):
+        raise PlexConnectionError(
+            f"plex.tv GET {RESOURCES_PATH}: plex.tv's resources answer is not a list"
+        )
+    return [r for r in data if isinstance(r, dict) and _text(r.get("clientIdentifier"))]
 
 
-def account_players(token: str, client_identifier: str) -> list[PlexClientInfo]:
-    """Return the account's players that plex.tv sees online (blocking).
+async def account_players(plex_tv: PlexTv, token: str) -> list[PlexClientInfo]:
+    """The account's players that plex.tv sees online.
 
     plex.tv does not say what a player accepts, so these carry no capabilities: they can be
     controlled only once the server itself lists them (its /clients answer then wins).
     """
     return [
         PlexClientInfo(
-            machine_identifier=resource.clientIdentifier,
-            name=resource.name or resource.clientIdentifier,
-            product=resource.product or "",
-            platform=resource.platform or "",
-            version=resource.productVersion or "",
+            machine_identifier=resource["clientIdentifier"],
+            name=_text(resource.get("name")) or resource["clientIdentifier"],
+            product=_text(resource.get("product")),
+            platform=_text(resource.get("platform")),
+            version=_text(resource.get("productVersion")),
         )
-        for resource in _account_resources(token, client_identifier)
-        if "player" in (resource.provides or "").split(",") and resource.presence
+        for resource in await account_resources(plex_tv, token)
+        if "player" in _provides(resource) and _flag(resource.get("presence"))
     ]
 
 
-def account_servers(token: str, client_identifier: str) -> list[ServerResource]:
-    """Return the Plex Media Servers the account behind `token` can use (blocking)."""
-    resources = _account_resources(token, client_identifier)
-    servers: list[ServerResource] = []
-    for resource in resources:
-        if "server" not in (resource.provides or "").split(","):
-            continue
-        connections = sorted(
-            (
-                ServerConnection(uri=conn.uri, local=bool(conn.local), relay=bool(conn.relay))
-                for conn in resource.connections
-                if conn.uri
-            ),
-            key=_connection_rank,
+def _connections(resource: dict[str, Any]) -> tuple[ServerConnection, ...]:
+    raw = resource.get("connections")
+    found = [
+        ServerConnection(
+            uri=_text(conn.get("uri")),
+            local=_flag(conn.get("local")),
+            relay=_flag(conn.get("relay")),
         )
-        servers.append(
-            ServerResource(
-                name=resource.name,
-                client_identifier=resource.clientIdentifier,
-                access_token=resource.accessToken or token,
-                owned=bool(resource.owned),
-                connections=tuple(connections),
-            )
+        for conn in (raw if isinstance(raw, list) else [])
+        if isinstance(conn, dict) and _text(conn.get("uri"))
+    ]
+    return tuple(sorted(found, key=_connection_rank))
+
+
+async def account_servers(plex_tv: PlexTv, token: str) -> list[ServerResource]:
+    """The Plex Media Servers the account behind `token` can use, best connection first."""
+    return [
+        ServerResource(
+            name=_text(resource.get("name")) or resource["clientIdentifier"],
+            client_identifier=resource["clientIdentifier"],
+            access_token=_text(resource.get("accessToken")) or token,
+            owned=_flag(resource.get("owned")),
+            connections=_connections(resource),
         )
-    return servers
+        for resource in await account_resources(plex_tv, token)
+        if "server" in _provides(resource)
+    ]
