@@ -12,7 +12,7 @@ in the UI (no file under `.storage` is written):
 5. a sync-play group "Movie night" (subentry) of two local simulated players;
 6. the "Plexus" dashboard as the default panel (frontend system data);
 7. motion: Plex webhooks of episodes Alice watched (her Up Next list fills, her watch time
-   counts), two movies queued on the profile (real files, written here), the group playing a
+   counts), three movies queued on the profile (real files, written here), the group playing a
    movie in sync (the player of the third client was started by the simulator's `--autoplay`).
 
 Every step is skipped when its result is already there (a second start of the same folder).
@@ -26,9 +26,9 @@ import argparse
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 import contextlib
+from datetime import UTC, datetime, timedelta
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 import sys
 import time
@@ -50,10 +50,10 @@ TRACKED_USER = (1001, "Alice")
 PROFILE = "Laptop"
 GROUP = "Movie night"
 GROUP_MEMBERS = ("media_player.bedroom_roku", "media_player.office_htpc")
-# Two movies copied at this speed: each takes about FILE_MIB / (BANDWIDTH_KIB / 1024) seconds.
+# Three movies copied at this speed: each takes FILE_MIB * 1024 / BANDWIDTH_KIB seconds (48 s).
 FILE_MIB = 24
-BANDWIDTH_KIB = 1024
-TRANSFERS = 2
+BANDWIDTH_KIB = 512
+TRANSFERS = 3
 # Alice's history: the first episodes of a few shows (Up Next: the episode after the last).
 WATCHED_EPISODES = {0: 3, 1: 1, 2: 5}  # show index -> episodes of season 1 watched
 # Simulated minutes Alice watched on each of the days before the demo started (newest first):
@@ -263,7 +263,7 @@ class Simulator:
         async with self.http.get(f"{self.url}{path}", params=params, headers=headers) as response:
             if response.status >= 400:
                 raise SetupError(f"simulator GET {path} -> {response.status}")
-            return ET.fromstring(await response.read())
+            return ET.fromstring(await response.read())  # noqa: S314 - the demo's own simulator
 
     async def identity(self) -> str:
         """The server's machine identifier."""
@@ -373,7 +373,9 @@ class DemoSetup:
             await self.add_plexus(ws)
             await self.set_options()
             await self.add_subentries(ws)
-            await ws.call("frontend/set_system_data", key="core", value={"default_panel": DASHBOARD})
+            await ws.call(
+                "frontend/set_system_data", key="core", value={"default_panel": DASHBOARD}
+            )
             say(f"default dashboard: {DASHBOARD}")
             await self.wait_for_entities()
             await self.send_webhooks()
@@ -444,6 +446,15 @@ class DemoSetup:
                 },
             )
             say(f"transfer profile {PROFILE!r}: catalog files -> {laptop}")
+            await self.wait_for((f"sensor.{PROFILE.lower()}_queue",), "the profile's sensors")
+            # Sizes in GB and MB instead of bytes, as a person sets them in the entity settings.
+            for sensor, unit in (("destination_free_space", "GB"), ("transferred_today", "MB")):
+                await ws.call(
+                    "config/entity_registry/update",
+                    entity_id=f"sensor.{PROFILE.lower()}_{sensor}",
+                    options_domain="sensor",
+                    options={"unit_of_measurement": unit},
+                )
         if ("sync_group", GROUP) not in have:
             await self.wait_for(GROUP_MEMBERS, "the group's players")
             await self.home.flow(
@@ -460,8 +471,8 @@ class DemoSetup:
         async def present() -> dict[str, Any] | None:
             states = await self.home.states()
             found = {e: states[e] for e in entity_ids if e in states}
-            ok = len(found) == len(entity_ids)
-            return found if ok and all(s["state"] != "unavailable" for s in found.values()) else None
+            available = all(s["state"] != "unavailable" for s in found.values())
+            return found if len(found) == len(entity_ids) and available else None
 
         return await until(f"{what} did not appear", present, STEP_TIMEOUT_S)
 
@@ -569,7 +580,7 @@ class DemoSetup:
         say(f"statistics of {statistic}: {len(rows)} simulated past days imported")
 
     async def queue_transfers(self) -> None:
-        """Real files for two movies, queued on the profile with plexus.sync_media."""
+        """Real files for a few movies, queued on the profile with plexus.sync_media."""
         roots = await self.sim.roots()
         movies = await self.sim.items("movie", "1", TRANSFERS)
         share = self.media / "share" / "movie"
@@ -583,7 +594,9 @@ class DemoSetup:
             await asyncio.to_thread(write_source, local, FILE_MIB * 1024 * 1024)
             try:
                 await self.home.call_service(
-                    "plexus", "sync_media", {"profile": PROFILE, "rating_key": movie.get("ratingKey")}
+                    "plexus",
+                    "sync_media",
+                    {"profile": PROFILE, "rating_key": movie.get("ratingKey")},
                 )
             except SetupError as err:  # e.g. copied already on an earlier start
                 say(f"transfer of {movie.get('title')!r} not queued: {err}")
