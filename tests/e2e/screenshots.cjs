@@ -9,7 +9,7 @@ const fs = require("fs");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const TIMEOUT_MS = 60_000;
+let TIMEOUT_MS = 60_000; // job.timeout_ms changes it (tests)
 
 function fail(message) {
   const error = new Error(message);
@@ -23,7 +23,7 @@ async function waitForApp(page, what) {
     await page.locator("partial-panel-resolver > *").first().waitFor({ timeout: TIMEOUT_MS });
   } catch {
     const text = (await page.locator("body").innerText().catch(() => "")).slice(0, 200);
-    throw fail(`${what}: the page stays on "Loading…" (no panel after 60 s): ${text}`);
+    throw fail(`${what}: no panel after ${TIMEOUT_MS / 1000} s (stays on "Loading…" or the login page): ${text}`);
   }
 }
 
@@ -33,7 +33,7 @@ async function dashboard(page, shot) {
   try {
     await cards.first().waitFor({ timeout: TIMEOUT_MS });
   } catch {
-    throw fail(`${shot.name}: the dashboard view drew no card within 60 s`);
+    throw fail(`${shot.name}: the dashboard view drew no card within ${TIMEOUT_MS / 1000} s`);
   }
   if (shot.wait_text) {
     try {
@@ -47,12 +47,21 @@ async function dashboard(page, shot) {
   const count = await errors.count();
   if (count > 0) {
     const texts = [];
-    for (let i = 0; i < count; i += 1) texts.push((await errors.nth(i).innerText()).trim());
+    for (let i = 0; i < count; i += 1) {
+      texts.push(
+        await errors
+          .nth(i)
+          .evaluate((card) => (card.shadowRoot || card).textContent.replace(/\s+/g, " ").trim())
+      );
+    }
     throw fail(`${shot.name}: ${count} "Configuration error" card(s): ${texts.join(" | ")}`);
   }
   const warnings = page.locator("hui-warning");
   if ((await warnings.count()) > 0) {
-    throw fail(`${shot.name}: a card warns: ${(await warnings.first().innerText()).trim()}`);
+    const warning = await warnings
+      .first()
+      .evaluate((card) => (card.shadowRoot || card).textContent.replace(/\s+/g, " ").trim());
+    throw fail(`${shot.name}: a card warns: ${warning}`);
   }
   return count;
 }
@@ -106,6 +115,7 @@ async function moreInfo(page, shot) {
 
 async function main() {
   const job = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+  TIMEOUT_MS = job.timeout_ms || TIMEOUT_MS;
   const browser = await chromium.launch({
     executablePath: job.chromium,
     args: ["--no-sandbox", "--disable-dev-shm-usage"],
