@@ -649,6 +649,7 @@ async def main(argv: list[str] | None = None) -> int:
             await setup.run()
         except (SetupError, TimeoutError, aiohttp.ClientError) as err:
             say(f"demo setup FAILED: {err}")
+            say("(Home Assistant keeps running; DEMO_SETUP=0 scripts/develop skips the set-up)")
             return 1
     say(f"demo ready in {time.monotonic() - started:.0f} s: {args.url}/{DASHBOARD}")
     return 0
