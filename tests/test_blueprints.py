@@ -23,7 +23,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 import yaml
 
 from custom_components.plexus.const import DOMAIN
-from tests.conftest import entry_data, wait_until
+from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator, SimulatedClient
 
 SOURCE = Path(__file__).parent.parent / "blueprints" / "automation" / "plexus"
@@ -396,45 +396,3 @@ async def test_pause_for_the_doorbell_resumes_after_the_delay(
     await client.wait_for_state("paused", timeout=10)
     await wait_until(lambda: hass.states.get(player).state == "paused")
     await client.wait_for_state("playing", timeout=10)
-
-
-# ---------------------------------------------------------------------------------- dashboard
-
-
-def dashboard_entities(node: Any) -> set[str]:
-    """Every entity id docs/dashboard.yaml names (in `entity:` or `entities:`)."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "entity" and isinstance(value, str):
-                found.add(value)
-            elif key == "entities" and isinstance(value, list):
-                found.update(v if isinstance(v, str) else v["entity"] for v in value)
-            else:
-                found |= dashboard_entities(value)
-    elif isinstance(node, list):
-        for value in node:
-            found |= dashboard_entities(value)
-    return found
-
-
-async def test_dashboard_names_only_demo_entities(
-    hass: HomeAssistant, socket_enabled: None
-) -> None:
-    """The dashboard's entities all exist on the demo's server (simulator seed 1, 3 players)."""
-    dashboard = yaml.safe_load((SOURCE.parents[2] / "docs" / "dashboard.yaml").read_text())
-    wanted = dashboard_entities(dashboard)
-    assert len(wanted) > 20
-    async with PlexSimulator(token="demo-token", clients=3, seed=1) as sim:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            title=sim.friendly_name,
-            unique_id=sim.machine_identifier,
-            data=entry_data(sim),
-        )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
-        missing = sorted(e for e in wanted if hass.states.get(e) is None)
-        assert missing == []
-        assert await hass.config_entries.async_unload(entry.entry_id)

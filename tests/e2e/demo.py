@@ -5,19 +5,22 @@ folder on free ports — never HA's default port, so it also checks that a non-d
 HA's confirmed HTTP config and not a trial that reverts after five minutes. Then, through Home
 Assistant's own HTTP API and in the order the frontend does it:
 
-1. onboarding: the user (`/api/onboarding/users`), its auth code exchanged for a token, the core
-   config with the frontend's default location (which `met` skips), analytics, integration —
-   finishing onboarding sets up HA's own picks (radio_browser, google_translate, shopping_list);
+1. the demo's own set-up (tests/e2e/demo_setup.py, started by the script) must report
+   "demo ready": onboarding (finishing it sets up HA's own picks: radio_browser,
+   google_translate, shopping_list), the Plexus config flow, options, a transfer profile, a
+   sync-play group, webhooks, transfers and the group playing in sync; then the check logs in
+   with the demo user (HA's login flow);
 2. what the default dashboard loads over the websocket: `get_config`, `get_services`,
    `get_states`, `get_panels`, `frontend/get_themes`, `frontend/get_translations`; and
    `http/config` (the port stored as confirmed, nothing pending);
-3. the Plexus config flow with the URL and token the demo prints; the entry's media players in
-   `get_states`; the config entries (none failed) and the notifications (no "Invalid config");
+3. the Plexus entry's media players in `get_states`; the "Plexus" dashboard as HA serves it
+   (`lovelace/config`): every entity it names exists; the config entries (none failed) and the
+   notifications (no "Invalid config");
 4. the demo's output: no ERROR line and no traceback; WARNING lines are counted and shown;
 5. Ctrl-C (SIGINT to the script's process group), then a second start of the same demo folder
    on another free port: the first stop was clean (no recorder warning), the stored port follows
-   `HA_PORT`, the user logs in (login flow), Plexus comes back from storage, the UI calls and
-   the log check pass again.
+   `HA_PORT`, the set-up finds everything in place, Plexus comes back from storage, the UI calls,
+   the dashboard and the log check pass again.
 
 Any failed call or ERROR line fails the check (exit status 1). Only this machine is contacted (on
 one without internet access radio_browser's entry waits to retry, logged at INFO).
@@ -42,14 +45,14 @@ from typing import Any
 
 import aiohttp
 
+from tests.e2e.demo_setup import DASHBOARD, PASSWORD, SIM_TOKEN, USER
 from tests.e2e.harness import ROOT, HomeError, free_port, login
 
-USER = "demo"
-PASSWORD = "demo-password-not-secret"
-SIM_TOKEN = "demo-token"
 PLAYERS = 3  # the simulator's default clients
-# What the frontend's onboarding map starts at when nothing is detected (met's "no home yet").
-DEFAULT_LOCATION = {"latitude": 52.3731339, "longitude": 4.8903147}
+# The demo set-up's last line, or its failure (tests/e2e/demo_setup.py).
+SETUP_READY = "[demo] demo ready"
+SETUP_FAILED = "[demo] demo setup FAILED"
+SETUP_TIMEOUT_S = 240.0
 # The integrations HA itself sets up when onboarding finishes (met skips the default location).
 ONBOARDING_DOMAINS = {"google_translate", "radio_browser", "shopping_list"}
 # HA's log lines: "2026-10-07 12:00:00.123 ERROR (MainThread) [name] message".
@@ -199,16 +202,6 @@ class DemoRun:
                 raise CheckError(f"{method} {path} -> {response.status}: {await response.text()}")
             return await response.json(content_type=None)
 
-    async def token_for(self, code: str) -> str:
-        """Exchange an authorization code for an access token (as the frontend does)."""
-        tokens = await self.request(
-            "POST",
-            "/auth/token",
-            auth=False,
-            data={"grant_type": "authorization_code", "code": code, "client_id": self.client_id},
-        )
-        return str(tokens["access_token"])
-
     @contextlib.asynccontextmanager
     async def websocket(self) -> AsyncIterator[Websocket]:
         """An authenticated websocket connection."""
@@ -230,48 +223,24 @@ class DemoRun:
 
     # ------------------------------------------------------------------ the steps
 
-    async def onboard(self) -> None:
-        """Every onboarding step, as the frontend's onboarding pages do them."""
-        steps = await self.request("GET", "/api/onboarding", auth=False)
-        if any(step["done"] for step in steps):
-            raise CheckError(f"a fresh demo is already (partly) onboarded: {steps}")
-        created = await self.request(
-            "POST",
-            "/api/onboarding/users",
-            auth=False,
-            json={
-                "client_id": self.client_id,
-                "name": "Demo",
-                "username": USER,
-                "password": PASSWORD,
-                "language": "en",
-            },
-        )
-        self.token = await self.token_for(created["auth_code"])
-        async with self.websocket() as ws:
-            await ws.call(
-                "config/core/update",
-                **DEFAULT_LOCATION,
-                elevation=0,
-                unit_system="metric",
-                time_zone="Europe/Amsterdam",
-                currency="EUR",
-                country="NL",
-                language="en",
-            )
-        await self.request("POST", "/api/onboarding/core_config")
-        await self.request("POST", "/api/onboarding/analytics")
-        integration = await self.request(
-            "POST",
-            "/api/onboarding/integration",
-            json={"client_id": self.client_id, "redirect_uri": f"{self.url}/?auth_callback=1"},
-        )
-        # The frontend logs in again with this code when onboarding ends.
-        self.token = await self.token_for(integration["auth_code"])
-        steps = await self.request("GET", "/api/onboarding", auth=False)
-        if not all(step["done"] for step in steps):
-            raise CheckError(f"onboarding not finished: {steps}")
-        self.ok(f"onboarding done ({', '.join(s['step'] for s in steps)}), logged in")
+    async def wait_for_setup(self) -> None:
+        """Wait for the demo's own set-up (run by scripts/develop) to report it is ready."""
+        deadline = time.monotonic() + SETUP_TIMEOUT_S
+        while True:
+            lines = self.log_lines()
+            if any(line.startswith(SETUP_FAILED) for line in lines):
+                raise CheckError("the demo set-up failed (its [demo] lines say why)")
+            if ready := [line for line in lines if line.startswith(SETUP_READY)]:
+                break
+            if self.process is not None and self.process.returncode is not None:
+                raise CheckError("scripts/develop exited")
+            if time.monotonic() > deadline:
+                raise CheckError(f"the demo set-up did not finish within {SETUP_TIMEOUT_S} s")
+            await asyncio.sleep(1)
+        for line in lines:
+            if line.startswith("[demo] "):
+                say(f"       {line}")
+        self.ok(ready[0].removeprefix("[demo] "))
 
     async def log_in(self) -> None:
         """A returning user: HA's login flow with the user made at onboarding."""
@@ -318,26 +287,6 @@ class DemoRun:
             raise CheckError(f"HTTP port {self.ha_port} is not HA's confirmed config: {http}")
         self.ok(f"http/config: port {stored} stored as confirmed, nothing pending or to revert")
 
-    async def add_plexus(self) -> None:
-        """The config flow with the URL and token the demo prints."""
-        flow = "/api/config/config_entries/flow"
-        result = await self.request("POST", flow, json={"handler": "plexus"})
-        result = await self.request(
-            "POST", f"{flow}/{result['flow_id']}", json={"next_step_id": "manual"}
-        )
-        result = await self.request(
-            "POST",
-            f"{flow}/{result['flow_id']}",
-            json={
-                "url": f"http://127.0.0.1:{self.sim_port}",
-                "token": SIM_TOKEN,
-                "verify_ssl": True,
-            },
-        )
-        if result.get("type") != "create_entry":
-            raise CheckError(f"Plexus config flow ended with {result}")
-        self.ok(f"Plexus config flow: entry {result['result']['title']!r} created")
-
     async def check_plexus(self, ws: Websocket) -> None:
         """The Plexus entry loaded, with a media player per simulated client."""
 
@@ -358,6 +307,21 @@ class DemoRun:
         if "plexus" not in services:
             raise CheckError(f"no plexus actions in get_services: {sorted(services)}")
         self.ok(f"get_services has plexus.{', plexus.'.join(sorted(services['plexus']))}")
+
+    async def check_dashboard(self, ws: Websocket) -> None:
+        """The Plexus dashboard as HA serves it; every entity it names is in the demo."""
+        config = await ws.call("lovelace/config", url_path=DASHBOARD, force=True)
+        wanted = dashboard_entities(config)
+        states = {s["entity_id"]: s["state"] for s in await ws.call("get_states")}
+        missing = missing_entities(wanted, states)
+        if missing:
+            raise CheckError(f"the dashboard names entities the demo does not have: {missing}")
+        unavailable = sorted(e for e in wanted if states[e] == "unavailable")
+        views = ", ".join(v.get("title", "?") for v in config.get("views", []))
+        self.ok(
+            f"dashboard {DASHBOARD!r} ({views}): {len(wanted)} entities, all in the demo"
+            + (f"; unavailable now: {', '.join(unavailable)}" if unavailable else "")
+        )
 
     async def check_entries(self, ws: Websocket, domains: set[str]) -> None:
         """These config entries exist, each loaded or waiting to retry (no network); none failed."""
@@ -385,6 +349,32 @@ class DemoRun:
         check_log(self.log_lines(), self.log_file.name)
 
 
+def dashboard_entities(node: Any) -> set[str]:
+    """Every entity id a dashboard config names (`entity:` and `entities:` at any depth)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "entity" and isinstance(value, str):
+                found.add(value)
+            elif key == "entities" and isinstance(value, list):
+                for item in value:
+                    if isinstance(item, str):
+                        found.add(item)
+                    else:
+                        found |= dashboard_entities(item)
+            else:
+                found |= dashboard_entities(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= dashboard_entities(value)
+    return found
+
+
+def missing_entities(wanted: set[str], states: dict[str, str]) -> list[str]:
+    """The wanted entity ids that have no state."""
+    return sorted(e for e in wanted if e not in states)
+
+
 def check_log(lines: list[str], name: str) -> None:
     """Report a demo log's ERROR/WARNING lines and tracebacks; CheckError on any ERROR."""
     levels: dict[str, list[str]] = {"ERROR": [], "WARNING": [], "CRITICAL": []}
@@ -404,14 +394,15 @@ def check_log(lines: list[str], name: str) -> None:
 
 
 async def first_start(run: DemoRun) -> None:
-    """A fresh demo folder: onboarding, the UI, Plexus added, the log."""
+    """A fresh demo folder: the demo's set-up, the UI, Plexus, the dashboard, the log."""
     await run.start()
-    await run.onboard()
+    await run.wait_for_setup()
+    await run.log_in()
     async with run.websocket() as ws:
         await run.check_ui(ws)
         await run.check_http_config(ws)
-        await run.add_plexus()
         await run.check_plexus(ws)
+        await run.check_dashboard(ws)
         await run.check_entries(ws, ONBOARDING_DOMAINS | {"plexus"})
         # Onboarding's integrations were set up in the background: the UI calls once more.
         await run.check_ui(ws)
@@ -421,6 +412,7 @@ async def first_start(run: DemoRun) -> None:
 async def second_start(run: DemoRun) -> None:
     """The same folder again, on another port: the port moves, the rest is kept."""
     await run.start()
+    await run.wait_for_setup()
     await run.log_in()
     async with run.websocket() as ws:
         await run.check_ui(ws)
@@ -430,6 +422,7 @@ async def second_start(run: DemoRun) -> None:
         run.ok("the first start had stopped cleanly (recorder)")
         await run.check_http_config(ws)
         await run.check_plexus(ws)
+        await run.check_dashboard(ws)
         await run.check_entries(ws, ONBOARDING_DOMAINS | {"plexus"})
     run.check_log()
 
