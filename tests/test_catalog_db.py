@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
+import threading
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert, text
@@ -255,6 +257,56 @@ def test_writer_misuse(catalog: Catalog) -> None:
     with pytest.raises(CatalogError):
         writer.commit()
     writer.fail("ignored")  # already finished: no-op
+
+
+def test_cancelled_import_cleans_up_after_its_running_step(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unload cancels an import while a batch is being written in an executor thread: the
+    clean-up (``fail``, started from another thread) waits for that batch instead of using the
+    one connection at the same time (which crashed the interpreter in the SQLite driver), and a
+    step that starts after the run ended is refused, not run on a closed connection."""
+    load(catalog, "srv1", [movie("1", "Alien")])
+    writer = catalog.begin_import("srv1", "full")
+    writer.sync_libraries(SECTIONS)
+    writer.start_library("1")
+    in_batch, release = threading.Event(), threading.Event()
+    real_existing = writer._existing
+
+    def slow_existing(keys: Any) -> Any:
+        in_batch.set()
+        assert release.wait(10)
+        return real_existing(keys)
+
+    monkeypatch.setattr(writer, "_existing", slow_existing)
+    order: list[str] = []
+
+    def write() -> None:
+        writer.write_batch([movie("2", "Aliens")])
+        order.append("batch written")
+
+    def clean_up() -> None:
+        writer.fail("cancelled")
+        order.append("failed")
+
+    batch_thread = threading.Thread(target=write)
+    batch_thread.start()
+    assert in_batch.wait(10)
+    fail_thread = threading.Thread(target=clean_up)
+    fail_thread.start()
+    fail_thread.join(0.3)
+    assert fail_thread.is_alive(), "fail() ran while the batch still used the connection"
+    release.set()
+    batch_thread.join(10)
+    fail_thread.join(10)
+    assert order == ["batch written", "failed"]
+    with pytest.raises(CatalogError, match="already finished"):
+        writer.write_batch([movie("3", "Alien 3")])
+    assert catalog.get_item("srv1", "2") is None  # rolled back
+    assert catalog.get_item("srv1", "1") is not None
+    run = catalog.last_import("srv1")
+    assert run is not None
+    assert run.status == "failed"
 
 
 def test_migrations_forward_and_refuse_newer(

@@ -8,9 +8,11 @@ separate short transactions (``running`` → ``success`` or ``failed`` with the 
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+import functools
 import hashlib
 import logging
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Concatenate
 
 from sqlalchemy import Engine, delete, insert, select, update
 
@@ -30,6 +32,28 @@ _CHUNK = 900  # bound parameters per IN (...) list
 # What the search index needs of an item written: title, type, year, show title, original title.
 type IndexEntry = tuple[str, str, int | None, str, str]
 type IndexUpdate = Callable[[dict[int, IndexEntry], set[int], bool], None]
+
+
+def _one_at_a_time[**P, R](
+    func: Callable[Concatenate[ImportWriter, P], R],
+) -> Callable[Concatenate[ImportWriter, P], R]:
+    """Run a writer method under the writer's lock.
+
+    The importer runs each step as an executor job. When its task is cancelled (an unload, a
+    reload), the job already running in a thread goes on while the clean-up (``fail``) starts
+    in another thread: without the lock both used the one database connection at once, which
+    can crash the interpreter inside the SQLite driver. A step that only starts after the run
+    ended is refused instead of touching a closed connection.
+    """
+
+    @functools.wraps(func)
+    def wrapper(self: ImportWriter, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._lock:
+            if self._closed and func.__name__ not in ("fail", "commit"):
+                raise CatalogError("import already finished")
+            return func(self, *args, **kwargs)
+
+    return wrapper
 
 
 def fingerprint(item: ItemRecord) -> str:
@@ -113,10 +137,12 @@ class ImportWriter:
         self._index_added: dict[int, IndexEntry] = {}
         self._index_removed: set[int] = set()
         self._closed = False
+        self._lock = threading.RLock()
 
     # libraries
 
     @guarded
+    @_one_at_a_time
     def sync_libraries(
         self, sections: Sequence[LibraryRecord], *, remove_missing: bool = True
     ) -> None:
@@ -185,6 +211,7 @@ class ImportWriter:
         )
 
     @guarded
+    @_one_at_a_time
     def library_marker(self, section_key: str) -> int | None:
         """Return the highest ``updatedAt`` the last successful import saw in a library."""
         return self._conn.execute(
@@ -194,6 +221,7 @@ class ImportWriter:
         ).scalar()
 
     @guarded
+    @_one_at_a_time
     def start_library(self, section_key: str) -> int | None:
         """Make a library current for ``write_batch`` and load what it holds.
 
@@ -216,6 +244,7 @@ class ImportWriter:
         return marker
 
     @guarded
+    @_one_at_a_time
     def known_keys(self, types: Iterable[str] | None = None) -> set[str]:
         """Return the rating keys the current library holds (optionally of some types)."""
         i = s.items
@@ -241,6 +270,7 @@ class ImportWriter:
         return found
 
     @guarded
+    @_one_at_a_time
     def write_batch(self, batch: Sequence[ItemRecord]) -> None:
         """Insert new items and rewrite changed ones (unchanged items are left alone)."""
         if self._library_id is None:
@@ -362,6 +392,7 @@ class ImportWriter:
             conn.execute(insert(s.media_files), file_rows)
 
     @guarded
+    @_one_at_a_time
     def remove_items(self, rating_keys: Iterable[str]) -> int:
         """Delete items of the current library by rating key; return how many were removed."""
         if self._library_id is None:
@@ -398,6 +429,7 @@ class ImportWriter:
                 self._index_added.pop(item_id, None)
 
     @guarded
+    @_one_at_a_time
     def finish_library(self, *, marker: int | None = None) -> None:
         """Store where the library's next incremental import starts.
 
@@ -422,6 +454,7 @@ class ImportWriter:
         self._library_id = None
 
     @guarded
+    @_one_at_a_time
     def commit(self) -> ImportCounts:
         """Commit every change of the run and record it as successful."""
         if self._closed:
@@ -439,6 +472,7 @@ class ImportWriter:
             self._index_update(self._index_added, self._index_removed, self._track_index)
         return self.counts
 
+    @_one_at_a_time
     def fail(self, error: BaseException | str) -> None:
         """Roll every change of the run back and record the failure.
 
