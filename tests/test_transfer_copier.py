@@ -5,6 +5,7 @@
 import asyncio
 from collections.abc import Iterator
 import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -248,16 +249,16 @@ async def test_injected_enospc_is_disk_full(
     source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = 0
-    real = os.copy_file_range
+    real = os.pwrite
 
-    def fake(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+    def fake(fd: int, data: memoryview, offset: int) -> int:
         nonlocal calls
         calls += 1
         if calls > 4:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(src, dst, count, offset_src, offset_dst)
+        return real(fd, data, offset)
 
-    monkeypatch.setattr(os, "copy_file_range", fake)
+    monkeypatch.setattr(os, "pwrite", fake)
     with pytest.raises(DiskFullError) as caught:
         await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest), verify="size")
     assert caught.value.needed_bytes == SIZE - 4 * MiB
@@ -272,15 +273,86 @@ async def test_builtin_bandwidth_limit_slows_the_copy(source: Path, dest: Path) 
     assert dest.read_bytes() == source.read_bytes()
 
 
-async def test_builtin_falls_back_to_read_write_without_copy_file_range(
+def record_writes(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list[bool]:
+    """Record, for each write, whether the file was open for direct I/O."""
+    direct_flag = getattr(os, "O_DIRECT", 0)
+    real = os.pwrite
+    seen: list[bool] = []
+
+    def pwrite(fd: int, data: memoryview, offset: int) -> int:
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & direct_flag)
+        seen.append(direct)
+        if direct and refuse_direct:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_direct_and_the_unaligned_tail_buffered(
+    tmp_path: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole chunks bypass the page cache; the file's last, unaligned bytes go through it."""
+    odd = tmp_path / "odd.mkv"
+    odd.write_bytes(os.urandom(3 * MiB + 123))
+    seen = record_writes(monkeypatch)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(odd), str(dest))
+    assert dest.read_bytes() == odd.read_bytes()
+    assert result.sha256 == sha(odd)
+    assert seen == [True, True, True, False]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_falls_back_to_buffered_writes_where_direct_io_is_refused(
     source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unsupported(*args: object) -> int:
-        raise OSError(errno.EXDEV, "cross-device")
-
-    monkeypatch.setattr(os, "copy_file_range", unsupported)
-    result = await BuiltinCopier().copy(str(source), str(dest), verify="size")
+    seen = record_writes(monkeypatch, refuse_direct=True)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
     assert result.bytes_written == SIZE
+    assert result.sha256 == sha(source)
+    assert dest.read_bytes() == source.read_bytes()
+    assert seen[0] is True  # tried once, refused
+    assert seen[1:] == [False] * 8  # then every chunk buffered
+
+
+async def test_builtin_resumes_an_unaligned_partial_from_the_4k_boundary_below(
+    source: Path, dest: Path
+) -> None:
+    part = partial_path(dest)
+    part.parent.mkdir(parents=True)
+    have = 3 * MiB + 1000
+    part.write_bytes(source.read_bytes()[:have])
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.resumed_from == 3 * MiB
+    assert result.bytes_written == SIZE - 3 * MiB
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+
+
+async def test_builtin_source_read_error_is_raised_and_keeps_the_partial(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read failing mid-file (the share dropping) stops the copy with a typed error."""
+    real = os.preadv
+    calls = 0
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 3:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    with pytest.raises(SourceMissingError, match="not connected"):
+        await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert partial_path(dest).stat().st_size == 3 * MiB
+    assert not dest.exists()
+    monkeypatch.undo()
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.resumed_from == 3 * MiB
     assert dest.read_bytes() == source.read_bytes()
 
 

@@ -472,15 +472,15 @@ async def test_disk_full_raises_a_repairs_issue_until_resolved(
     (dirs["movies"] / "Big (1988)" / "Big (1988).mkv").write_bytes(_bytes(2 * MiB, "big"))
     await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
 
-    real_copy_range = os.copy_file_range
+    real_pwrite = os.pwrite
     full = {"on": True}
 
-    def copy_file_range(*args: Any) -> int:
+    def pwrite(*args: Any) -> int:
         if full["on"]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_copy_range(*args)
+        return real_pwrite(*args)
 
-    monkeypatch.setattr(f"{COPIER}.os.copy_file_range", copy_file_range)
+    monkeypatch.setattr(f"{COPIER}.os.pwrite", pwrite)
     sid = subentry_id(entry)
     [transfer_id] = (await sync_media(hass, title="Big"))["transfer_ids"]
     issues = ir.async_get(hass)

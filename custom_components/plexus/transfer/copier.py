@@ -14,8 +14,9 @@ Both have the same interface and the same semantics (:meth:`Copier.copy`):
    ``rsync --stats``' "Literal data" is what it wrote, reported as ``bytes_written``.
 3. Verification ``size``: the copy has the source's size, and the source's ``(size, mtime)`` did
    not change during the copy. ``sha256`` adds a SHA-256 comparison: the built-in copier hashes
-   while copying (a second thread hashes each chunk the first one has just written, read back
-   from the copy's fresh pages); on a resume it hashes
+   while copying (a reader, a hasher and a writer thread pass chunks along a ring of buffers:
+   each chunk is hashed and written from the same buffer, so the hash is that of the bytes
+   written); on a resume it hashes
    the partial's prefix and re-reads the source's prefix (reading, not writing) so a corrupted
    partial is found. rsync: a fresh copy is checked by rsync's own whole-file checksum (what
    the sender read against what the receiver wrote), then the copy is hashed; a resumed copy
@@ -26,19 +27,23 @@ Both have the same interface and the same semantics (:meth:`Copier.copy`):
    bytes still needed), :class:`.SourceMissingError` (the source or its share is gone),
    :class:`.CopierError` (anything else, rsync's exit code explained). Cancelling the task stops
    the copy (rsync is terminated; the built-in thread stops at the next chunk) and keeps the
-   partial for a later resume.
+   partial for a later resume. :func:`classify_failure` is the one mapping both copiers use.
+5. The built-in copier writes with direct I/O where the destination allows it (no page cache
+   filled with a film; see :class:`BuiltinCopier`), and resumes from a 4 KiB boundary.
 
 :func:`copier_for` picks rsync when ``shutil.which("rsync")`` finds it, the built-in copier
 otherwise, and says which (``copier.name``, ``copier.description``).
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 import contextlib
 from dataclasses import dataclass
 import errno
+import fcntl
 import hashlib
 import logging
+import mmap
 import os
 from pathlib import Path, PurePath
 import queue as thread_queue
@@ -134,6 +139,9 @@ def _in_own_thread[T](func: Callable[[], T], name: str) -> asyncio.Future[T]:
     future: asyncio.Future[T] = loop.create_future()
 
     def settle(result: T | None, error: BaseException | None) -> None:
+        if thread.is_alive():  # settle once the thread is gone: nothing outlives the await
+            loop.call_later(0.001, settle, result, error)
+            return
         if future.done():
             return
         if error is not None:
@@ -149,7 +157,8 @@ def _in_own_thread[T](func: Callable[[], T], name: str) -> asyncio.Future[T]:
         else:
             loop.call_soon_threadsafe(settle, value, None)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
     return future
 
 
@@ -171,6 +180,27 @@ def disk_full(size: int, partial: Path) -> DiskFullError:
         have = 0
     free = _free_bytes(partial.parent)
     return DiskFullError(max(0, size - have), free, partial.parent)
+
+
+_DISK_FULL_TEXT: Final = ("No space left on device", "Disk quota exceeded")
+
+
+def classify_failure(
+    source: str, partial: Path, size: int, err: OSError | None = None, text: str = ""
+) -> DiskFullError | SourceMissingError | None:
+    """Return the typed error for a failed copy (both copiers), or None for "something else".
+
+    ``err`` is the built-in copier's ``OSError``; ``text`` is rsync's error output. A full
+    destination wins (the partial is kept); a source that is gone (or an errno saying its
+    share is) comes next. Blocking (stats files): run it off the event loop.
+    """
+    number = err.errno if err is not None else None
+    if number in _DISK_FULL_ERRNOS or any(marker in text for marker in _DISK_FULL_TEXT):
+        return disk_full(size, partial)
+    if number in _SOURCE_GONE_ERRNOS or not Path(source).exists():
+        detail = (err.strerror or "") if err is not None else text
+        return SourceMissingError(source, detail)
+    return None
 
 
 def _stat_source(source: str) -> tuple[int, int]:
@@ -210,11 +240,19 @@ def prepare_partial(source: str, partial: Path, size: int) -> int:
     return have
 
 
-def _hash_file(path: str | Path, length: int | None = None) -> str:
+class _StoppedError(Exception):
+    """A copy or hashing thread was asked to stop (the task was cancelled or failed)."""
+
+
+def _hash_file(
+    path: str | Path, length: int | None = None, stop: threading.Event | None = None
+) -> str:
     digest = hashlib.sha256()
     remaining = length
     with Path(path).open("rb", buffering=0) as handle:
         while remaining is None or remaining > 0:
+            if stop is not None and stop.is_set():
+                raise _StoppedError
             size = _HASH_CHUNK if remaining is None else min(_HASH_CHUNK, remaining)
             block = handle.read(size)
             if not block:
@@ -258,6 +296,8 @@ class _BaseCopier:
 
     name = "base"
     description = "base"
+    # A resume continues from the partial's length rounded down to a multiple of this.
+    resume_align = 1
 
     def __init__(self, run_sync: RunSync | None = None) -> None:
         """Keep the executor hand-off for short blocking steps (default: ``asyncio.to_thread``)."""
@@ -298,6 +338,7 @@ class _BaseCopier:
         size, mtime = await self._run_sync(lambda: _stat_source(src))
         await self._run_sync(lambda: partial.parent.mkdir(parents=True, exist_ok=True))
         offset = await self._run_sync(lambda: prepare_partial(src, partial, size))
+        offset -= offset % self.resume_align
         written, digest = await self._transfer(
             src, partial, offset, size, verify == "sha256", bandwidth_limit, progress
         )
@@ -326,22 +367,173 @@ class _BaseCopier:
         raise NotImplementedError
 
 
-class _StoppedError(Exception):
-    """The copy thread was asked to stop (the task was cancelled)."""
+_ALIGN: Final = 4096  # direct I/O: buffer address, offset and length multiples of this
+_BUFFERS: Final = 4  # chunks in flight between the reader, the hasher and the writer
+_O_DIRECT: Final = getattr(os, "O_DIRECT", 0)
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn direct I/O on or off for ``fd``; return whether it is on (False where refused)."""
+    if not _O_DIRECT:
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+    except OSError:
+        return False
+    return on
+
+
+def _write_at(fd: int, data: memoryview, pos: int, direct: bool) -> bool:
+    """Write all of ``data`` at ``pos``; return whether direct I/O is still on.
+
+    Direct I/O needs aligned offsets and lengths: the file's unaligned tail (and anything after a
+    short write) goes through the page cache, and a filesystem that refuses direct writes
+    (``EINVAL``) gets buffered ones from then on.
+    """
+    while data:
+        if direct and (pos % _ALIGN or len(data) % _ALIGN):
+            direct = _set_direct(fd, on=False)
+        try:
+            n = os.pwrite(fd, data, pos)
+        except OSError as err:
+            if direct and err.errno == errno.EINVAL:
+                direct = _set_direct(fd, on=False)
+                continue
+            raise
+        data = data[n:]
+        pos += n
+    return direct
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    buffer: int  # index into the pipeline's buffers
+    pos: int
+    length: int
+
+
+type _Item = _Chunk | BaseException | None  # None: the end
+
+
+class _ReadAhead:
+    """Read the source ahead of the writer into a ring of page-aligned buffers; hash them.
+
+    A reader thread fills free buffers in order; with a digest, a hasher thread hashes each
+    filled buffer (hashlib releases the GIL on large blocks) before handing it on; the writer
+    (the caller, iterating) writes it and gives the buffer back (:meth:`release`). So reading,
+    hashing and writing overlap, and the hash is that of the very bytes written.
+    The reader owns ``fd`` and closes it.
+    """
+
+    def __init__(  # noqa: PLR0917 - one internal call site
+        self,
+        fd: int,
+        start: int,
+        end: int,
+        chunk: int,
+        digest: hashlib._Hash | None,
+        name: str,
+    ) -> None:
+        self._fd = fd
+        self._start = start
+        self._end = end
+        self._chunk = chunk
+        self._digest = digest
+        self._closing = False
+        try:
+            # Anonymous mappings are page-aligned, as direct I/O wants.
+            self.buffers = [mmap.mmap(-1, chunk) for _ in range(_BUFFERS)]
+        except BaseException:
+            os.close(fd)
+            raise
+        self._free: thread_queue.SimpleQueue[int | None] = thread_queue.SimpleQueue()
+        for index in range(_BUFFERS):
+            self._free.put(index)
+        self._ready: thread_queue.SimpleQueue[_Item] = thread_queue.SimpleQueue()
+        self._to_hash: thread_queue.SimpleQueue[_Item] | None = None
+        self._threads = [threading.Thread(target=self._read, name=f"{name} read", daemon=True)]
+        if digest is not None:
+            self._to_hash = thread_queue.SimpleQueue()
+            self._threads.append(
+                threading.Thread(target=self._hash, name=f"{name} sha256", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self) -> None:
+        out = self._to_hash if self._to_hash is not None else self._ready
+        pos = self._start
+        try:
+            with contextlib.suppress(OSError):  # a hint: more read-ahead on shares
+                os.posix_fadvise(self._fd, pos, 0, os.POSIX_FADV_SEQUENTIAL)
+            while pos < self._end:
+                index = self._free.get()
+                if index is None or self._closing:
+                    break
+                with memoryview(self.buffers[index]) as view:
+                    got = os.preadv(self._fd, [view[: min(self._chunk, self._end - pos)]], pos)
+                if got == 0:
+                    break  # the source is shorter than it was: verification says so
+                out.put(_Chunk(index, pos, got))
+                pos += got
+        except BaseException as err:  # noqa: BLE001  (raised by the writer)
+            out.put(err)
+        finally:
+            os.close(self._fd)
+            out.put(None)
+
+    def _hash(self) -> None:
+        assert self._to_hash is not None
+        assert self._digest is not None
+        while True:
+            item = self._to_hash.get()
+            if isinstance(item, _Chunk) and not self._closing:
+                with memoryview(self.buffers[item.buffer]) as view:
+                    self._digest.update(view[: item.length])
+            self._ready.put(item)
+            if item is None:
+                return
+
+    def __iter__(self) -> Iterator[_Chunk]:
+        """Yield the filled chunks in order; raise the reader's error."""
+        while (item := self._ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def release(self, chunk: _Chunk) -> None:
+        """Give a written chunk's buffer back to the reader."""
+        self._free.put(chunk.buffer)
+
+    def close(self) -> None:
+        """Stop reading (at the next chunk) and wait a little for the threads."""
+        self._closing = True
+        self._free.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
 
 class BuiltinCopier(_BaseCopier):
-    """Chunked copy in a dedicated thread; SHA-256 computed by a second thread while copying."""
+    """Pipelined copy: a reader, a hasher and a writer thread; direct I/O into the copy.
+
+    The writer uses direct I/O (``O_DIRECT``) where the destination's filesystem allows it: the
+    data goes from the buffer to the disk without filling the page cache with a film the host
+    will not read again, and the final ``fsync`` has little left to do. Elsewhere it writes
+    through the page cache. A resumed partial is continued from its length rounded down to
+    4 KiB (direct I/O wants aligned offsets), so up to 4 KiB are written again.
+    """
 
     name = "builtin"
-    description = "built-in copier (Python, chunked, hash while copying)"
+    description = "built-in copier (Python, pipelined, direct I/O, hash while copying)"
+    resume_align = _ALIGN
 
     def __init__(self, run_sync: RunSync | None = None, *, chunk_size: int = CHUNK) -> None:
-        """Set the chunk size (bytes read and written per step)."""
+        """Set the chunk size (bytes read and written per step; rounded up to 4 KiB)."""
         super().__init__(run_sync)
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
-        self.chunk_size = chunk_size
+        self.chunk_size = -(-chunk_size // _ALIGN) * _ALIGN
 
     async def _transfer(  # noqa: PLR0917 - one internal call site
         self,
@@ -386,60 +578,57 @@ class BuiltinCopier(_BaseCopier):
         stop: threading.Event,
         report: Callable[[int], None],
     ) -> tuple[int, str | None]:
-        digest: hashlib._Hash | None = None
-        if want_hash:
-            digest = self._verified_prefix(source, partial, offset)
+        try:
+            return self._pipeline(
+                source, partial, offset, size, want_hash, bandwidth_limit, stop, report
+            )
+        except OSError as err:
+            if (typed := classify_failure(source, partial, size, err)) is None:
+                raise
+            raise typed from err
+
+    def _pipeline(  # noqa: PLR0917 - one internal call site
+        self,
+        source: str,
+        partial: Path,
+        offset: int,
+        size: int,
+        want_hash: bool,
+        bandwidth_limit: int | None,
+        stop: threading.Event,
+        report: Callable[[int], None],
+    ) -> tuple[int, str | None]:
+        digest = self._verified_prefix(source, partial, offset) if want_hash else None
         chunk = self.chunk_size
         if bandwidth_limit is not None:
-            chunk = max(64 * 1024, min(chunk, bandwidth_limit // 10))
-        hasher = _Hasher(digest, partial) if digest is not None else None
+            chunk = max(64 * 1024, min(chunk, bandwidth_limit // 10 // _ALIGN * _ALIGN))
         written = 0
         pos = offset
         started = time.monotonic()
         last_report = 0.0
-        kernel_copy = True
-        try:
-            fin = os.open(source, os.O_RDONLY)
-        except OSError as err:
-            if err.errno in _SOURCE_GONE_ERRNOS:
-                raise SourceMissingError(source, err.strerror or "") from err
-            raise
+        fin = os.open(source, os.O_RDONLY)
         try:
             fout = os.open(partial, os.O_WRONLY | os.O_CREAT, 0o644)
+        except BaseException:
+            os.close(fin)
+            raise
+        try:
             try:
                 os.ftruncate(fout, offset)
-                while pos < size:
+            except BaseException:
+                os.close(fin)
+                raise
+            direct = _set_direct(fout, on=True)
+            reader = _ReadAhead(fin, offset, size, chunk, digest, "plexus-copy")
+            try:
+                for piece in reader:
                     if stop.is_set():
                         raise _StoppedError
-                    want = min(chunk, size - pos)
-                    got = 0
-                    if kernel_copy:
-                        try:
-                            got = os.copy_file_range(fin, fout, want, pos, pos)
-                            if hasher is not None and got:
-                                hasher.put_range(pos, got)
-                        except OSError as err:
-                            if err.errno not in (
-                                errno.EXDEV,
-                                errno.ENOSYS,
-                                errno.EINVAL,
-                                errno.EOPNOTSUPP,
-                            ):
-                                raise
-                            kernel_copy = False
-                    if not kernel_copy:
-                        block = os.pread(fin, want, pos)
-                        got = len(block)
-                        if hasher is not None and got:
-                            hasher.put(block)
-                        view = memoryview(block)
-                        while view:
-                            n = os.pwrite(fout, view, pos + (got - len(view)))
-                            view = view[n:]
-                    if got == 0:
-                        break  # the source is shorter than it was: verification says so
-                    pos += got
-                    written += got
+                    with memoryview(reader.buffers[piece.buffer]) as view:
+                        direct = _write_at(fout, view[: piece.length], piece.pos, direct)
+                    reader.release(piece)
+                    pos = piece.pos + piece.length
+                    written += piece.length
                     now = time.monotonic()
                     if now - last_report >= _REPORT_EVERY:
                         last_report = now
@@ -449,18 +638,11 @@ class BuiltinCopier(_BaseCopier):
                         if ahead > 0 and stop.wait(ahead):
                             raise _StoppedError
             finally:
-                os.close(fout)
-        except OSError as err:
-            if err.errno in _DISK_FULL_ERRNOS:
-                raise disk_full(size, partial) from err
-            if err.errno in _SOURCE_GONE_ERRNOS or not Path(source).exists():
-                raise SourceMissingError(source, err.strerror or "") from err
-            raise
+                reader.close()
         finally:
-            os.close(fin)
-            sha = hasher.close() if hasher is not None else None
+            os.close(fout)
         report(pos)
-        return written, sha
+        return written, digest.hexdigest() if digest is not None else None
 
     @staticmethod
     def _verified_prefix(source: str, partial: Path, offset: int) -> hashlib._Hash:
@@ -488,62 +670,56 @@ class BuiltinCopier(_BaseCopier):
         return copy_digest
 
 
-class _Hasher:
-    """Feed a SHA-256 from a second thread while the first one copies.
+async def _stop_threads(stop: threading.Event, futures: list[asyncio.Future[str]]) -> None:
+    """Ask helper threads to stop and wait for them (each stops at its next chunk)."""
+    stop.set()
+    if futures:
+        await asyncio.wait(futures)
+    for future in futures:
+        if not future.cancelled():
+            future.exception()  # retrieved: the failure that stopped them is what counts
 
-    Blocks copied through user space are hashed as they are; ranges the kernel copied
-    (``copy_file_range``) are read back from the copy (its fresh pages) and hashed, so the hash is
-    that of the bytes in the destination. hashlib releases the GIL on large blocks.
+
+class _Follower:
+    """Hash a file while another process appends to it (rsync writing the copy).
+
+    A thread reads what is there, waits for more, and after :meth:`finish` reads to the end:
+    the hash covers the copy's bytes as they are in the file, read from its fresh pages.
+    Setting ``stop`` ends it early (with :class:`_StoppedError`).
     """
 
-    def __init__(self, digest: hashlib._Hash, partial: Path) -> None:
-        self._digest = digest
-        self._partial = partial
-        self._fd: int | None = None
-        self._error: OSError | None = None
-        self._queue: thread_queue.Queue[bytes | tuple[int, int] | None] = thread_queue.Queue(
-            maxsize=4
-        )
-        self._thread = threading.Thread(target=self._run, name="plexus-sha256", daemon=True)
-        self._thread.start()
+    _POLL: Final = 0.05
 
-    def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            if isinstance(job, bytes):
-                self._digest.update(job)
-                continue
-            try:
-                self._hash_range(*job)
-            except OSError as err:
-                self._error = err
+    def __init__(self, path: Path, stop: threading.Event) -> None:
+        self._path = path
+        self._done = threading.Event()
+        self._stop = stop
+        self.future = _in_own_thread(self._run, "plexus-sha256-copy")
 
-    def _hash_range(self, offset: int, length: int) -> None:
-        if self._fd is None:
-            self._fd = os.open(self._partial, os.O_RDONLY)
-        while length > 0:
-            block = os.pread(self._fd, min(length, CHUNK), offset)
-            if not block:
-                raise OSError(errno.EIO, "the copy is shorter than what was written")
-            self._digest.update(block)
-            offset += len(block)
-            length -= len(block)
+    def _run(self) -> str:
+        digest = hashlib.sha256()
+        buffer = bytearray(_HASH_CHUNK)
+        pos = 0
+        fd = os.open(self._path, os.O_RDONLY)
+        try:
+            while not self._stop.is_set():
+                finished = self._done.is_set()  # before the read: the last pass sees it all
+                got = os.preadv(fd, [buffer], pos)
+                if got:
+                    with memoryview(buffer) as view:
+                        digest.update(view[:got])
+                    pos += got
+                elif finished:
+                    return digest.hexdigest()
+                else:
+                    self._done.wait(self._POLL)  # finish() wakes it at once
+        finally:
+            os.close(fd)
+        raise _StoppedError
 
-    def put(self, block: bytes) -> None:
-        self._queue.put(block)
-
-    def put_range(self, offset: int, length: int) -> None:
-        self._queue.put((offset, length))
-
-    def close(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        if self._fd is not None:
-            os.close(self._fd)
-        if self._error is not None:
-            raise self._error
-        return self._digest.hexdigest()
+    def finish(self) -> None:
+        """The writer is done: hash the rest and stop."""
+        self._done.set()
 
 
 _PROGRESS_RE: Final = re.compile(r"^\s*([\d,.]+)\s+\d+%")
@@ -555,7 +731,7 @@ def _number(text: str) -> int:
 
 
 class RsyncCopier(_BaseCopier):
-    """``rsync --append`` as an asyncio subprocess; SHA-256 of source and copy afterwards."""
+    """``rsync --append`` as an asyncio subprocess; the SHA-256 computed while it copies."""
 
     name = "rsync"
 
@@ -587,6 +763,50 @@ class RsyncCopier(_BaseCopier):
         if offset == 0:
             # --append must not trust a stale file of any length: start from an empty one.
             await self._run_sync(lambda: partial.open("wb").close())
+        # Hash while copying: the copy as rsync appends to it and, for a resumed copy (rsync's
+        # own checksum covers only the appended bytes), the whole source beside it.
+        stop = threading.Event()
+        follower = _Follower(partial, stop) if want_hash else None
+        source_hash: asyncio.Future[str] | None = None
+        if want_hash and offset > 0:
+            source_hash = _in_own_thread(
+                lambda: _hash_file(source, stop=stop), "plexus-sha256-source"
+            )
+        hashing = [follower.future] if follower is not None else []
+        if source_hash is not None:
+            hashing.append(source_hash)
+        try:
+            written = await self._run_rsync(
+                source, partial, offset, size, bandwidth_limit, progress
+            )
+            if follower is None:
+                return written, None
+            follower.finish()
+            copy_sha = await follower.future
+        except BaseException:
+            await _stop_threads(stop, hashing)
+            raise
+        if source_hash is None:
+            # rsync checked the whole transfer with its own whole-file checksum (what it read
+            # against what it wrote); the hash records the copy's SHA-256.
+            return written, copy_sha
+        source_sha = await source_hash
+        if source_sha != copy_sha:
+            raise VerificationError(
+                f"SHA-256 mismatch: source {source_sha}, copy {copy_sha}: {source}"
+            )
+        return written, copy_sha
+
+    async def _run_rsync(  # noqa: PLR0917 - one internal call site
+        self,
+        source: str,
+        partial: Path,
+        offset: int,
+        size: int,
+        bandwidth_limit: int | None,
+        progress: Progress | None,
+    ) -> int:
+        """Run rsync for one file; return the bytes it wrote."""
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command(source, partial, bandwidth_limit),
@@ -617,22 +837,7 @@ class RsyncCopier(_BaseCopier):
         written = _number(literal[1]) if literal else max(0, size - offset)
         if progress is not None:
             progress(size, size)
-        if not want_hash:
-            return written, None
-        if offset == 0:
-            # rsync checked the whole transfer with its own whole-file checksum (what it read
-            # against what it wrote): hashing the copy records its SHA-256.
-            return written, await _in_own_thread(lambda: _hash_file(partial), "plexus-sha256")
-        # A resumed copy: rsync's checksum covered only the appended bytes; compare everything.
-        source_sha, copy_sha = await asyncio.gather(
-            _in_own_thread(lambda: _hash_file(source), "plexus-sha256-source"),
-            _in_own_thread(lambda: _hash_file(partial), "plexus-sha256-copy"),
-        )
-        if source_sha != copy_sha:
-            raise VerificationError(
-                f"SHA-256 mismatch: source {source_sha}, copy {copy_sha}: {source}"
-            )
-        return written, copy_sha
+        return written
 
     async def _read_progress(
         self, proc: asyncio.subprocess.Process, offset: int, size: int, progress: Progress | None
@@ -661,11 +866,11 @@ class RsyncCopier(_BaseCopier):
         self, code: int, stderr: str, source: str, partial: Path, size: int
     ) -> Exception:
         message = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-        if "No space left on device" in stderr or "Disk quota exceeded" in stderr:
-            return await self._run_sync(lambda: disk_full(size, partial))
-        source_exists = await self._run_sync(Path(source).exists)
-        if code == 24 or not source_exists:
-            return SourceMissingError(source, message or RSYNC_EXIT_CODES.get(code, ""))
+        if code == 24:
+            return SourceMissingError(source, message or RSYNC_EXIT_CODES[code])
+        typed = await self._run_sync(lambda: classify_failure(source, partial, size, text=stderr))
+        if typed is not None:
+            return typed
         if code < 0:
             return CopierError(f"rsync was killed by signal {-code}", exit_code=code)
         meaning = RSYNC_EXIT_CODES.get(code, "unknown error")
