@@ -12,6 +12,8 @@ Both have the same interface and the same semantics (:meth:`Copier.copy`):
    paths with ``--whole-file`` into a fresh temporary file and throws the old data away, so it
    would re-copy everything. ``--append`` sends only the bytes past the receiver's length —
    ``rsync --stats``' "Literal data" is what it wrote, reported as ``bytes_written``.
+   ``--preallocate`` reserves the file's length up front (``FALLOC_FL_KEEP_SIZE``: the
+   partial's length stays what was written); the receiver then does less work per block.
 3. Verification ``size``: the copy has the source's size, and the source's ``(size, mtime)`` did
    not change during the copy. ``sha256`` adds a SHA-256 comparison: the built-in copier hashes
    while copying (a reader, a hasher and a writer thread pass chunks along a ring of buffers:
@@ -745,7 +747,15 @@ class RsyncCopier(_BaseCopier):
 
     def command(self, source: str, partial: Path, bandwidth_limit: int | None) -> list[str]:
         """Return the rsync command line for one file."""
-        cmd = [self.rsync, "--append", "--info=progress2", "--outbuf=N", "--stats", "--no-motd"]
+        cmd = [
+            self.rsync,
+            "--append",
+            "--preallocate",
+            "--info=progress2",
+            "--outbuf=N",
+            "--stats",
+            "--no-motd",
+        ]
         if bandwidth_limit is not None:
             cmd.append(f"--bwlimit={max(1, bandwidth_limit // 1024)}")
         return [*cmd, "--", source, str(partial)]

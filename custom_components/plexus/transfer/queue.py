@@ -482,9 +482,13 @@ class TransferQueue:
 
         def check() -> None:
             try:
-                have = partial.stat().st_size
+                st = partial.stat()
             except FileNotFoundError:
                 have = 0
+            else:
+                # Blocks already allocated count too (rsync --preallocate reserves the file's
+                # whole length beyond the partial's end).
+                have = max(st.st_size, st.st_blocks * 512)
             needed = max(0, size - have) + options.free_space_reserve
             free = _free(partial.parent)
             if free is not None and free < needed:
