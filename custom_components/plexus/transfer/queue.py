@@ -49,6 +49,7 @@ from .errors import (
     SourceMissingError,
     TransferError,
     VerificationError,
+    is_disk_full_text,
 )
 from .models import (
     ACTIVE_STATES,
@@ -123,6 +124,7 @@ class TransferQueue:
         self._paused = False
         self._crashed = False
         self._callback_failed = False
+        self._forgotten = False
         self.current: dict[int, CurrentTransfer] = {}
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -137,9 +139,14 @@ class TransferQueue:
         """Return True while the whole queue is paused."""
         return self._paused
 
+    @property
+    def forgotten(self) -> bool:
+        """Return True once :meth:`forget` ran (the queue never starts again)."""
+        return self._forgotten
+
     async def start(self) -> None:
         """Recover transfers a crash left running, and start the workers."""
-        if self._workers:
+        if self._workers or self._forgotten:
             return
         recovered = await self._run_sync(
             lambda: self.store.move_states(
@@ -150,11 +157,48 @@ class TransferQueue:
             _LOGGER.info(
                 "Profile %s: resuming %s interrupted transfer(s)", self.profile, len(recovered)
             )
+        await self._restore_disk_full()
+        if self.forgotten:
+            return  # forget() ran meanwhile
         self._workers = [
             asyncio.create_task(self._supervise(n), name=f"plexus transfer {self.profile} #{n}")
             for n in range(self.options.concurrency)
         ]
         self._wake.set()
+
+    async def _restore_disk_full(self) -> None:
+        """Call ``on_disk_full`` again for a transfer still paused for space (after a restart)."""
+        paused = await self.items([TransferState.PAUSED])
+        waiting = next((i for i in paused if is_disk_full_text(i.error)), None)
+        if waiting is None:
+            return
+        options = self.options
+        shortfall = await self._run_sync(
+            lambda: _shortfall(waiting.size, waiting.destination, options.free_space_reserve)
+        )
+        self._notify_disk_full(shortfall, waiting)
+
+    async def forget(self) -> int:
+        """Stop, delete the partials of unfinished transfers, forget all of this profile's rows.
+
+        For a profile whose subentry was removed. Finished copies stay where they are; a partial
+        is deleted only where it lies inside the profile's destination roots and HA allows it.
+        Returns how many transfers were forgotten.
+        """
+        self._forgotten = True
+        await self.stop()
+        for item in await self.items():
+            if item.state == TransferState.DONE:
+                continue
+            try:
+                await self._run_sync(functools.partial(self._remove_partial, item.destination))
+            except (TransferError, OSError) as err:
+                _LOGGER.warning("Partial file of transfer %s left in place: %s", item.id, err)
+        return await self._run_sync(lambda: self.store.delete_profile(self.profile))
+
+    def _remove_partial(self, destination: str) -> None:
+        self._check_destination(destination)
+        _remove(partial_path(destination))
 
     async def stop(self) -> None:
         """Stop the workers; running transfers go back to ``queued`` with their partials kept."""
@@ -226,7 +270,7 @@ class TransferQueue:
         self._paused = False
         await self._run_sync(
             lambda: self.store.move_states(
-                self.profile, [TransferState.PAUSED], TransferState.QUEUED
+                self.profile, [TransferState.PAUSED], TransferState.QUEUED, error=None
             )
         )
         self._idle.clear()
@@ -478,21 +522,11 @@ class TransferQueue:
 
     async def _check_space(self, item: TransferItem, options: ProfileOptions) -> int:
         size, mtime = await self._run_sync(lambda: _stat(item.source))
-        partial = partial_path(item.destination)
 
         def check() -> None:
-            try:
-                st = partial.stat()
-            except FileNotFoundError:
-                have = 0
-            else:
-                # Blocks already allocated count too (rsync --preallocate reserves the file's
-                # whole length beyond the partial's end).
-                have = max(st.st_size, st.st_blocks * 512)
-            needed = max(0, size - have) + options.free_space_reserve
-            free = _free(partial.parent)
-            if free is not None and free < needed:
-                raise DiskFullError(needed, free, partial.parent)
+            shortfall = _shortfall(size, item.destination, options.free_space_reserve)
+            if shortfall.free_bytes is not None and shortfall.free_bytes < shortfall.needed_bytes:
+                raise shortfall
 
         await self._run_sync(check)
         await self._run_sync(
@@ -513,6 +547,9 @@ class TransferQueue:
         )
         _LOGGER.warning("Transfer %s paused: %s", item.id, err)
         self._emit("paused", item, bytes_done=done, error=str(err))
+        self._notify_disk_full(err, item)
+
+    def _notify_disk_full(self, err: DiskFullError, item: TransferItem) -> None:
         if self._on_disk_full is not None:
             try:
                 self._on_disk_full(err, item)
@@ -649,6 +686,22 @@ def _size(path: Path) -> int:
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def _shortfall(size: int, destination: str, reserve: int) -> DiskFullError:
+    """Return what a copy to ``destination`` needs free (and what is free) as a DiskFullError.
+
+    Blocks the partial already has count as copied: also those allocated past its end (rsync
+    ``--preallocate`` reserves the file's whole length).
+    """
+    partial = partial_path(destination)
+    try:
+        st = partial.stat()
+    except FileNotFoundError:
+        have = 0
+    else:
+        have = max(st.st_size, st.st_blocks * 512)
+    return DiskFullError(max(0, size - have) + reserve, _free(partial.parent), partial.parent)
 
 
 def _free(folder: Path) -> int | None:
