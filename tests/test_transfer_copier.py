@@ -13,6 +13,7 @@ from pathlib import Path
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -118,6 +119,38 @@ async def test_killed_mid_file_resumes_recopying_at_most_1mib(
     recopied = first_run_bytes + result.bytes_written - SIZE
     assert result.resumed_from == first_run_bytes
     assert recopied <= MiB
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+
+
+async def test_builtin_copier_process_killed_mid_file_resumes_recopying_at_most_1mib(
+    source: Path, dest: Path
+) -> None:
+    """SIGKILL of a process copying with the built-in copier (as when HA dies): the partial on
+    disk is good, and the next copy continues it, bit-exact."""
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import asyncio, sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from custom_components.plexus.transfer.copier import BuiltinCopier\n"
+        "asyncio.run(BuiltinCopier(chunk_size=256 * 1024).copy(\n"
+        f"    {str(source)!r}, {str(dest)!r}, verify='size', bandwidth_limit=2 * 1024 * 1024))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    try:
+        await asyncio.wait_for(grown(partial_path(dest), 2 * MiB), 20)
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    have = partial_path(dest).stat().st_size
+    assert 0 < have < SIZE
+    assert not dest.exists()
+
+    result = await BuiltinCopier().copy(str(source), str(dest), verify="sha256")
+
+    assert result.resumed_from > 0
+    assert have + result.bytes_written - SIZE <= MiB
     assert dest.read_bytes() == source.read_bytes()
     assert result.sha256 == sha(source)
 
