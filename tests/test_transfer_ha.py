@@ -40,6 +40,7 @@ from tests.plex_simulator import PlexSimulator
 
 MiB = 1024 * 1024
 COPIER = "custom_components.plexus.transfer.copier"
+BUILTIN_COPIER = "custom_components.plexus.transfer.builtin_copier"
 
 
 def _bytes(size: int, seed: str) -> bytes:
@@ -481,7 +482,7 @@ async def test_disk_full_raises_a_repairs_issue_until_resolved(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_pwrite(*args)
 
-    monkeypatch.setattr(f"{COPIER}.os.pwrite", pwrite)
+    monkeypatch.setattr(f"{BUILTIN_COPIER}.os.pwrite", pwrite)
     sid = subentry_id(entry)
     [transfer_id] = (await sync_media(hass, title="Big"))["transfer_ids"]
     issues = ir.async_get(hass)
@@ -703,7 +704,7 @@ async def test_disk_full_issue_comes_back_after_a_restart_while_still_paused(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_pwrite(*args)
 
-    monkeypatch.setattr(f"{COPIER}.os.pwrite", pwrite)
+    monkeypatch.setattr(f"{BUILTIN_COPIER}.os.pwrite", pwrite)
     sid = subentry_id(entry)
     issue_id = disk_full_issue_id(sid)
     issues = ir.async_get(hass)
