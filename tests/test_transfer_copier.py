@@ -245,13 +245,11 @@ async def test_bad_verify_mode_is_refused(kind: str, source: Path, dest: Path) -
         await make(kind).copy(str(source), str(dest), verify="md5")  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (root only); skipped where mounting is not allowed."""
-    mount = tmp_path / "small"
+def mount_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mount`` (root only); skipped where mounting is not allowed."""
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -261,6 +259,26 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs."""
+    yield from mount_tmpfs(tmp_path / "small", "2m")
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_buffered_on_a_virtual_filesystem(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmpfs (like NFS, SMB or FUSE: no disk behind its device number) keeps buffered writes."""
+    for mount in mount_tmpfs(tmp_path / "virtual", "32m"):
+        seen = record_writes(monkeypatch)
+        dest = mount / "Movie (2010).mkv"
+        result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+        assert result.sha256 == sha(source)
+        assert dest.read_bytes() == source.read_bytes()
+        assert seen == [False] * 8
 
 
 @pytest.mark.parametrize("kind", COPIERS)

@@ -33,6 +33,16 @@ _BUFFERS: Final = 4  # chunks in flight between the reader, the hasher and the w
 _O_DIRECT: Final = getattr(os, "O_DIRECT", 0)
 
 
+def _on_a_block_device(fd: int) -> bool:
+    """Return True when the file lives on a disk's filesystem (ext4, xfs …).
+
+    Network and virtual filesystems (NFS, SMB, FUSE, tmpfs; also btrfs and ZFS, whose device
+    numbers are anonymous too) have device major number 0: they keep their own, buffered writes,
+    which they pipeline better than one synchronous direct write after another.
+    """
+    return os.major(os.fstat(fd).st_dev) != 0
+
+
 def _set_direct(fd: int, on: bool) -> bool:
     """Turn direct I/O on or off for ``fd``; return whether it is on (False where refused)."""
     if not _O_DIRECT:
@@ -178,11 +188,12 @@ class _ReadAhead:
 class BuiltinCopier(BaseCopier):
     """Pipelined copy: a reader, a hasher and a writer thread; direct I/O into the copy.
 
-    The writer uses direct I/O (``O_DIRECT``) where the destination's filesystem allows it: the
-    data goes from the buffer to the disk without filling the page cache with a film the host
-    will not read again, and the final ``fsync`` has little left to do. Elsewhere it writes
-    through the page cache. A resumed partial is continued from its length rounded down to
-    4 KiB (direct I/O wants aligned offsets), so up to 4 KiB are written again.
+    The writer uses direct I/O (``O_DIRECT``) where the destination is a disk's filesystem that
+    allows it: the data goes from the buffer to the disk without filling the page cache with a
+    film the host will not read again, and the final ``fsync`` has little left to do. Elsewhere
+    (network or virtual filesystems, or a refusal) it writes through the page cache. A resumed
+    partial is continued from its length rounded down to 4 KiB (direct I/O wants aligned
+    offsets), so up to 4 KiB are written again.
     """
 
     name = "builtin"
@@ -279,7 +290,7 @@ class BuiltinCopier(BaseCopier):
             except BaseException:
                 os.close(fin)
                 raise
-            direct = _set_direct(fout, on=True)
+            direct = _on_a_block_device(fout) and _set_direct(fout, on=True)
             reader = _ReadAhead(fin, offset, size, chunk, digest, "plexus-copy")
             try:
                 for piece in reader:
