@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from custom_components.plexus.transfer import queue as queue_mod
+from custom_components.plexus.transfer import local as local_mod
 from custom_components.plexus.transfer.copier import BuiltinCopier, CopyResult, RsyncCopier
 from custom_components.plexus.transfer.errors import (
     CopierError,
@@ -478,7 +478,7 @@ async def test_enospc_during_copy_pauses_and_keeps_partial(  # noqa: PLR0917
     running: list[TransferQueue],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(queue_mod, "_free", lambda folder: 10**12)  # the pre-check is fooled
+    monkeypatch.setattr(local_mod, "free_bytes", lambda folder: 10**12)  # the pre-check is fooled
     rec = Recorder()
     copier = RsyncCopier() if kind == "rsync" else BuiltinCopier()
     q = make_queue(sqlite_store, small_fs, copier, rec)

@@ -32,12 +32,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 import functools
 import logging
 from pathlib import Path
-import shutil
-import stat
 import time
 from typing import Any, Literal
 
@@ -51,6 +48,16 @@ from .errors import (
     VerificationError,
     is_disk_full_text,
 )
+from .local import (
+    check_destination,
+    file_size,
+    remove_file,
+    shortfall,
+    source_present,
+    stat_source,
+    sync_status,
+    utcnow,
+)
 from .models import (
     ACTIVE_STATES,
     EventKind,
@@ -61,7 +68,7 @@ from .models import (
     TransferRequest,
     TransferState,
 )
-from .paths import IsAllowed, check_allowed, ensure_inside, partial_path
+from .paths import IsAllowed, partial_path
 from .store import TransferStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -173,10 +180,10 @@ class TransferQueue:
         if waiting is None:
             return
         options = self.options
-        shortfall = await self._run_sync(
-            lambda: _shortfall(waiting.size, waiting.destination, options.free_space_reserve)
+        short = await self._run_sync(
+            lambda: shortfall(waiting.size, waiting.destination, options.free_space_reserve)
         )
-        self._notify_disk_full(shortfall, waiting)
+        self._notify_disk_full(short, waiting)
 
     async def forget(self) -> int:
         """Stop, delete the partials of unfinished transfers, forget all of this profile's rows.
@@ -198,7 +205,7 @@ class TransferQueue:
 
     def _remove_partial(self, destination: str) -> None:
         self._check_destination(destination)
-        _remove(partial_path(destination))
+        remove_file(partial_path(destination))
 
     async def stop(self) -> None:
         """Stop the workers; running transfers go back to ``queued`` with their partials kept."""
@@ -220,7 +227,7 @@ class TransferQueue:
     async def enqueue(self, request: TransferRequest) -> TransferItem:
         """Queue a copy; the same destination already queued returns that transfer."""
         await self._run_sync(lambda: self._check_destination(request.destination))
-        size, mtime = await self._run_sync(lambda: _stat(request.source))
+        size, mtime = await self._run_sync(lambda: stat_source(request.source))
         item, created = await self._run_sync(
             lambda: self.store.add_transfer(self.profile, request, size, mtime)
         )
@@ -246,7 +253,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item_id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: _remove(partial_path(item.destination)))
+            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
             self._emit("cancelled", item)
         return await self._run_sync(lambda: self.store.get(item_id, self.profile))
 
@@ -317,7 +324,7 @@ class TransferQueue:
 
     async def sync_status(self, sources: Sequence[str]) -> dict[str, SyncStatus]:
         """Return each source file's sync status in this profile."""
-        return await self._run_sync(lambda: self._sync_status(list(sources)))
+        return await self._run_sync(lambda: sync_status(self.store, self.profile, list(sources)))
 
     async def remove_local_copy(self, destination: str) -> TransferItem:
         """Delete a copy THIS profile made (recorded as done); refuse any other file."""
@@ -327,7 +334,7 @@ class TransferQueue:
         if item is None:
             raise TransferError(f"{destination} is not a file this profile copied")
         await self._run_sync(lambda: self._check_destination(item.destination))
-        await self._run_sync(lambda: _remove(Path(item.destination)))
+        await self._run_sync(lambda: remove_file(Path(item.destination)))
         return item
 
     # -- workers ---------------------------------------------------------------------------------
@@ -406,7 +413,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item.id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: _remove(partial_path(item.destination)))
+            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
             self._emit("cancelled", item)
         else:
             state = TransferState.PAUSED if reason == "pause" else TransferState.QUEUED
@@ -443,7 +450,7 @@ class TransferQueue:
                 return
             except VerificationError as err:
                 verify_failures += 1
-                await self._run_sync(functools.partial(_remove, partial_path(item.destination)))
+                await self._run_sync(functools.partial(remove_file, partial_path(item.destination)))
                 message = str(err)
                 if verify_failures > 1:
                     await self._fail(
@@ -521,12 +528,12 @@ class TransferQueue:
                 await self._update(item.id, bytes_done=current.bytes_done)
 
     async def _check_space(self, item: TransferItem, options: ProfileOptions) -> int:
-        size, mtime = await self._run_sync(lambda: _stat(item.source))
+        size, mtime = await self._run_sync(lambda: stat_source(item.source))
 
         def check() -> None:
-            shortfall = _shortfall(size, item.destination, options.free_space_reserve)
-            if shortfall.free_bytes is not None and shortfall.free_bytes < shortfall.needed_bytes:
-                raise shortfall
+            short = shortfall(size, item.destination, options.free_space_reserve)
+            if short.free_bytes is not None and short.free_bytes < short.needed_bytes:
+                raise short
 
         await self._run_sync(check)
         await self._run_sync(
@@ -539,7 +546,7 @@ class TransferQueue:
     async def _disk_full(
         self, item: TransferItem, err: DiskFullError, options: ProfileOptions
     ) -> None:
-        done = await self._run_sync(lambda: _size(partial_path(item.destination)))
+        done = await self._run_sync(lambda: file_size(partial_path(item.destination)))
         await self._run_sync(
             lambda: self.store.update_transfer(
                 item.id, state=TransferState.PAUSED, error=str(err), bytes_done=done
@@ -563,7 +570,7 @@ class TransferQueue:
         deadline = time.monotonic() + delay
         was_missing = False
         while True:
-            present = await self._run_sync(lambda: _source_present(item.source))
+            present = await self._run_sync(lambda: source_present(item.source))
             now = time.monotonic()
             if present and (was_missing or now >= deadline):
                 if was_missing:
@@ -576,7 +583,7 @@ class TransferQueue:
                 await asyncio.sleep(min(options.source_poll, deadline - now))
 
     async def _done(self, item: TransferItem, sha256: str | None) -> None:
-        now = _utcnow()
+        now = utcnow()
         await self._run_sync(
             lambda: self.store.update_transfer(
                 item.id,
@@ -592,7 +599,7 @@ class TransferQueue:
     async def _fail(self, item: TransferItem, error: str, **values: int) -> None:
         _LOGGER.warning("Transfer %s (%s) failed: %s", item.id, item.title, error)
         await self._update(
-            item.id, state=TransferState.FAILED, error=error, finished_at=_utcnow(), **values
+            item.id, state=TransferState.FAILED, error=error, finished_at=utcnow(), **values
         )
         self._emit("failed", item, error=error)
 
@@ -602,21 +609,8 @@ class TransferQueue:
         await self._run_sync(functools.partial(self.store.update_transfer, item_id, **values))
 
     def _check_destination(self, destination: str) -> None:
-        """Refuse a destination outside every destination root, or one HA does not allow.
-
-        Blocking (resolves symlinks, asks the host): run it in the executor.
-        """
-        roots = self.options.destination_roots
-        for root in roots:
-            try:
-                ensure_inside(root, destination)
-            except TransferError:
-                continue
-            break
-        else:
-            ensure_inside(roots[0], destination)  # raises PathEscapeError naming the first root
-        if self._is_allowed is not None:
-            check_allowed(destination, self._is_allowed)
+        """Refuse a destination outside the roots or not allowed (blocking: in the executor)."""
+        check_destination(destination, self.options.destination_roots, self._is_allowed)
 
     def _emit(self, kind: EventKind, item: TransferItem, **extra: object) -> None:
         if self._on_event is None:
@@ -637,82 +631,3 @@ class TransferQueue:
             if not self._callback_failed:
                 self._callback_failed = True
                 _LOGGER.exception("The transfer event callback failed")
-
-    def _sync_status(self, sources: list[str]) -> dict[str, SyncStatus]:
-        latest = self.store.latest_by_source(self.profile, sources)
-        result: dict[str, SyncStatus] = {}
-        for source in sources:
-            item = latest.get(source)
-            if item is None:
-                result[source] = SyncStatus.NOT_SYNCED
-            elif item.state == TransferState.DONE:
-                if _size(Path(item.destination)) != item.size:
-                    result[source] = SyncStatus.NOT_SYNCED
-                else:
-                    try:
-                        now = _stat(source)
-                    except SourceMissingError:
-                        now = (item.source_size, item.source_mtime_ns)
-                    same = now == (item.source_size, item.source_mtime_ns)
-                    result[source] = SyncStatus.SYNCED if same else SyncStatus.CHANGED_AT_SOURCE
-            elif _size(partial_path(item.destination)) > 0:
-                result[source] = SyncStatus.PARTIAL
-            else:
-                result[source] = SyncStatus.NOT_SYNCED
-        return result
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stat(source: str) -> tuple[int, int]:
-    try:
-        st = Path(source).stat()
-    except OSError as err:
-        raise SourceMissingError(source, err.strerror or "") from err
-    if not stat.S_ISREG(st.st_mode):
-        raise SourceMissingError(source, "not a file")
-    return st.st_size, st.st_mtime_ns
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _shortfall(size: int, destination: str, reserve: int) -> DiskFullError:
-    """Return what a copy to ``destination`` needs free (and what is free) as a DiskFullError.
-
-    Blocks the partial already has count as copied: also those allocated past its end (rsync
-    ``--preallocate`` reserves the file's whole length).
-    """
-    partial = partial_path(destination)
-    try:
-        st = partial.stat()
-    except FileNotFoundError:
-        have = 0
-    else:
-        have = max(st.st_size, st.st_blocks * 512)
-    return DiskFullError(max(0, size - have) + reserve, _free(partial.parent), partial.parent)
-
-
-def _free(folder: Path) -> int | None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
-
-
-def _source_present(source: str) -> bool:
-    return Path(source).is_file()
