@@ -313,6 +313,12 @@ async def main() -> None:
         # Hashing the file on one core: no copy with SHA-256 can finish sooner.
         "sha256_floor_s": round(args.file_mb / hash_speed, 3),
         "builtin_sha256_vs_floor": round(best["builtin_sha256_s"] / (args.file_mb / hash_speed), 3),
+        "conditions": (
+            "source warm in the page cache for every copy; each figure lasts until the copy is "
+            "on disk (cp + sync FILE; the copiers fsync file and folder); cp and rsync write "
+            "through the page cache, the built-in copier with direct I/O; best of "
+            f"{args.rounds} interleaved rounds"
+        ),
         "rsync_command": " ".join(RsyncCopier().command("SRC", Path("DEST"), None)),
         "builtin_copier": BuiltinCopier().description,
         "resume_recopied_mb": round(max(recopied.values()), 3),
