@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 from pathlib import Path
 import re
@@ -24,8 +23,6 @@ from .copying import (
 )
 from .discovery import RunSync
 from .errors import CopierError, SourceMissingError, VerificationError
-
-_LOGGER = logging.getLogger(__name__)
 
 RSYNC_EXIT_CODES: Final[dict[int, str]] = {
     1: "syntax or usage error",
