@@ -5,6 +5,7 @@
 import asyncio
 from collections.abc import Iterator
 import errno
+import fcntl
 import hashlib
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -121,6 +123,38 @@ async def test_killed_mid_file_resumes_recopying_at_most_1mib(
     assert result.sha256 == sha(source)
 
 
+async def test_builtin_copier_process_killed_mid_file_resumes_recopying_at_most_1mib(
+    source: Path, dest: Path
+) -> None:
+    """SIGKILL of a process copying with the built-in copier (as when HA dies): the partial on
+    disk is good, and the next copy continues it, bit-exact."""
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import asyncio, sys\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
+        "from custom_components.plexus.transfer.copier import BuiltinCopier\n"
+        "asyncio.run(BuiltinCopier(chunk_size=256 * 1024).copy(\n"
+        f"    {str(source)!r}, {str(dest)!r}, verify='size', bandwidth_limit=2 * 1024 * 1024))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script)
+    try:
+        await asyncio.wait_for(grown(partial_path(dest), 2 * MiB), 20)
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    have = partial_path(dest).stat().st_size
+    assert 0 < have < SIZE
+    assert not dest.exists()
+
+    result = await BuiltinCopier().copy(str(source), str(dest), verify="sha256")
+
+    assert result.resumed_from > 0
+    assert have + result.bytes_written - SIZE <= MiB
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+
+
 @pytest.mark.parametrize("kind", COPIERS)
 async def test_resume_does_not_rewrite_the_prefix(kind: str, source: Path, dest: Path) -> None:
     """Resume appends: a byte changed early in the partial survives a size-verified copy."""
@@ -211,13 +245,11 @@ async def test_bad_verify_mode_is_refused(kind: str, source: Path, dest: Path) -
         await make(kind).copy(str(source), str(dest), verify="md5")  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs (root only); skipped where mounting is not allowed."""
-    mount = tmp_path / "small"
+def mount_tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``mount`` (root only); skipped where mounting is not allowed."""
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -227,6 +259,26 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs."""
+    yield from mount_tmpfs(tmp_path / "small", "2m")
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_buffered_on_a_virtual_filesystem(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmpfs (like NFS, SMB or FUSE: no disk behind its device number) keeps buffered writes."""
+    for mount in mount_tmpfs(tmp_path / "virtual", "32m"):
+        seen = record_writes(monkeypatch)
+        dest = mount / "Movie (2010).mkv"
+        result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+        assert result.sha256 == sha(source)
+        assert dest.read_bytes() == source.read_bytes()
+        assert seen == [False] * 8
 
 
 @pytest.mark.parametrize("kind", COPIERS)
@@ -248,16 +300,16 @@ async def test_injected_enospc_is_disk_full(
     source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = 0
-    real = os.copy_file_range
+    real = os.pwrite
 
-    def fake(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+    def fake(fd: int, data: memoryview, offset: int) -> int:
         nonlocal calls
         calls += 1
         if calls > 4:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(src, dst, count, offset_src, offset_dst)
+        return real(fd, data, offset)
 
-    monkeypatch.setattr(os, "copy_file_range", fake)
+    monkeypatch.setattr(os, "pwrite", fake)
     with pytest.raises(DiskFullError) as caught:
         await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest), verify="size")
     assert caught.value.needed_bytes == SIZE - 4 * MiB
@@ -272,15 +324,86 @@ async def test_builtin_bandwidth_limit_slows_the_copy(source: Path, dest: Path) 
     assert dest.read_bytes() == source.read_bytes()
 
 
-async def test_builtin_falls_back_to_read_write_without_copy_file_range(
+def record_writes(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list[bool]:
+    """Record, for each write, whether the file was open for direct I/O."""
+    direct_flag = getattr(os, "O_DIRECT", 0)
+    real = os.pwrite
+    seen: list[bool] = []
+
+    def pwrite(fd: int, data: memoryview, offset: int) -> int:
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & direct_flag)
+        seen.append(direct)
+        if direct and refuse_direct:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return seen
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_direct_and_the_unaligned_tail_buffered(
+    tmp_path: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole chunks bypass the page cache; the file's last, unaligned bytes go through it."""
+    odd = tmp_path / "odd.mkv"
+    odd.write_bytes(os.urandom(3 * MiB + 123))
+    seen = record_writes(monkeypatch)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(odd), str(dest))
+    assert dest.read_bytes() == odd.read_bytes()
+    assert result.sha256 == sha(odd)
+    assert seen == [True, True, True, False]
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_falls_back_to_buffered_writes_where_direct_io_is_refused(
     source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unsupported(*args: object) -> int:
-        raise OSError(errno.EXDEV, "cross-device")
-
-    monkeypatch.setattr(os, "copy_file_range", unsupported)
-    result = await BuiltinCopier().copy(str(source), str(dest), verify="size")
+    seen = record_writes(monkeypatch, refuse_direct=True)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
     assert result.bytes_written == SIZE
+    assert result.sha256 == sha(source)
+    assert dest.read_bytes() == source.read_bytes()
+    assert seen[0] is True  # tried once, refused
+    assert seen[1:] == [False] * 8  # then every chunk buffered
+
+
+async def test_builtin_resumes_an_unaligned_partial_from_the_4k_boundary_below(
+    source: Path, dest: Path
+) -> None:
+    part = partial_path(dest)
+    part.parent.mkdir(parents=True)
+    have = 3 * MiB + 1000
+    part.write_bytes(source.read_bytes()[:have])
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.resumed_from == 3 * MiB
+    assert result.bytes_written == SIZE - 3 * MiB
+    assert dest.read_bytes() == source.read_bytes()
+    assert result.sha256 == sha(source)
+
+
+async def test_builtin_source_read_error_is_raised_and_keeps_the_partial(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read failing mid-file (the share dropping) stops the copy with a typed error."""
+    real = os.preadv
+    calls = 0
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 3:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    with pytest.raises(SourceMissingError, match="not connected"):
+        await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert partial_path(dest).stat().st_size == 3 * MiB
+    assert not dest.exists()
+    monkeypatch.undo()
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.resumed_from == 3 * MiB
     assert dest.read_bytes() == source.read_bytes()
 
 

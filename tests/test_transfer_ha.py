@@ -40,6 +40,7 @@ from tests.plex_simulator import PlexSimulator
 
 MiB = 1024 * 1024
 COPIER = "custom_components.plexus.transfer.copier"
+BUILTIN_COPIER = "custom_components.plexus.transfer.builtin_copier"
 
 
 def _bytes(size: int, seed: str) -> bytes:
@@ -439,8 +440,9 @@ async def test_pause_resume_cancel_and_remove_local_copy(
     states = {i.id: i.state for i in await queue.items()}
     assert states == {one: TransferState.DONE, two: TransferState.CANCELLED}
     copy = Path(first["transfers"][0]["path"])
-    # The plex layout under the movie destination: Movies/Title (Year)/Title (Year).ext
-    assert copy == dirs["dest"] / "Movies" / "Movies" / "One (2001)" / "One (2001).mkv"
+    # The plex layout under the movie destination (a library folder of its own):
+    # Title (Year)/Title (Year).ext, no second "Movies" folder.
+    assert copy == dirs["dest"] / "Movies" / "One (2001)" / "One (2001).mkv"
     assert copy.read_bytes() == _bytes(MiB, "One")
 
     # A file this profile did not copy is refused, and left alone.
@@ -472,15 +474,15 @@ async def test_disk_full_raises_a_repairs_issue_until_resolved(
     (dirs["movies"] / "Big (1988)" / "Big (1988).mkv").write_bytes(_bytes(2 * MiB, "big"))
     await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
 
-    real_copy_range = os.copy_file_range
+    real_pwrite = os.pwrite
     full = {"on": True}
 
-    def copy_file_range(*args: Any) -> int:
+    def pwrite(*args: Any) -> int:
         if full["on"]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_copy_range(*args)
+        return real_pwrite(*args)
 
-    monkeypatch.setattr(f"{COPIER}.os.copy_file_range", copy_file_range)
+    monkeypatch.setattr(f"{BUILTIN_COPIER}.os.pwrite", pwrite)
     sid = subentry_id(entry)
     [transfer_id] = (await sync_media(hass, title="Big"))["transfer_ids"]
     issues = ir.async_get(hass)
@@ -532,7 +534,7 @@ async def test_restart_mid_transfer_resumes_from_the_partial(
     await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
     [transfer_id] = (await sync_media(hass, title="Slow"))["transfer_ids"]
     sid = subentry_id(entry)
-    folder = dirs["dest"] / "Movies" / "Movies" / "Slow (1999)"
+    folder = dirs["dest"] / "Movies" / "Slow (1999)"
     partial = folder / ".Slow (1999).mkv.plexus-partial"
     await wait_until(lambda: partial.exists() and partial.stat().st_size > MiB, timeout=10)
     # While it copies: the current transfer with its progress, and "transferring" on.
@@ -600,8 +602,9 @@ async def test_sync_media_by_browser_id_of_a_season_and_from_the_catalog_by_titl
     assert len(everything["transfer_ids"]) == len(episodes)
     assert first_only["transfer_ids"][0] in everything["transfer_ids"]
     await manager(entry).queue(subentry_id(entry)).wait_idle()
-    tv_root = dirs["dest"] / "TV" / "TV"
+    tv_root = dirs["dest"] / "TV"
     assert len(list(tv_root.rglob("*.*"))) == len(episodes)
+    assert not (tv_root / "TV").exists()
 
     movie = simulator.library.movies()[1]
     place_source(simulator, dirs, movie, 1000)
@@ -677,3 +680,136 @@ async def test_profile_waits_for_the_catalog_database_then_starts(
     await wait_until(lambda: state(hass, "sensor.laptop_queue").state == "0")
     assert manager(entry).copier_name in ("rsync", "builtin")
     assert state(hass, "binary_sensor.laptop_transferring").state == "off"
+
+
+async def test_disk_full_issue_comes_back_after_a_restart_while_still_paused(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HA forgets Repairs issues over a restart: setup raises it again for a transfer still
+    paused for space; once resumed, another restart raises nothing."""
+    monkeypatch.setattr(f"{COPIER}.shutil.which", lambda _name: None)  # builtin copier
+    entry = await setup_entry(hass, simulator, dirs)
+    (dirs["movies"] / "Big (1988)").mkdir()
+    source = dirs["movies"] / "Big (1988)" / "Big (1988).mkv"
+    source.write_bytes(_bytes(2 * MiB, "big"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    real_pwrite = os.pwrite
+    full = {"on": True}
+
+    def pwrite(*args: Any) -> int:
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(*args)
+
+    monkeypatch.setattr(f"{BUILTIN_COPIER}.os.pwrite", pwrite)
+    sid = subentry_id(entry)
+    issue_id = disk_full_issue_id(sid)
+    issues = ir.async_get(hass)
+    [transfer_id] = (await sync_media(hass, title="Big"))["transfer_ids"]
+    await wait_until(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None)
+
+    # A restart: the entry goes down, HA's issue registry does not keep the issue.
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    ir.async_delete_issue(hass, DOMAIN, issue_id)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager(entry).store is not None)
+    await wait_until(lambda: issues.async_get_issue(DOMAIN, issue_id) is not None)
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders is not None
+    assert issue.translation_placeholders["title"] == "Big (1988)"
+    assert int(issue.translation_placeholders["needed_mib"]) >= 1
+    queue = manager(entry).queue(sid)
+    assert (await queue.get(transfer_id)).state == TransferState.PAUSED
+
+    full["on"] = False
+    await hass.services.async_call(DOMAIN, "resume_transfers", {}, blocking=True)
+    await queue.wait_idle()
+    await hass.async_block_till_done()
+    assert (await queue.get(transfer_id)).state == TransferState.DONE
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+    # Paused by the user (not for space): a restart raises no issue.
+    await hass.services.async_call(DOMAIN, "pause_transfers", {}, blocking=True)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager(entry).store is not None)
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_removing_a_profile_forgets_its_queue_and_partials(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deleting the subentry stops its copy, deletes its partial file and its queue rows;
+    copies it finished stay on disk."""
+    monkeypatch.setattr(f"{COPIER}.shutil.which", lambda _name: None)
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, bandwidth_limit_kib=2048)
+    )
+    sid = subentry_id(entry)
+    for name, size in (("Done (2001)", 64 * 1024), ("Slow (1999)", 8 * MiB)):
+        (dirs["movies"] / name).mkdir()
+        (dirs["movies"] / name / f"{name}.mkv").write_bytes(_bytes(size, name))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    queue = manager(entry).queue(sid)
+    await sync_media(hass, title="Done")
+    await queue.wait_idle()
+    finished = dirs["dest"] / "Movies" / "Done (2001)" / "Done (2001).mkv"
+    assert finished.exists()
+    await sync_media(hass, title="Slow")
+    partial = dirs["dest"] / "Movies" / "Slow (1999)" / ".Slow (1999).mkv.plexus-partial"
+    await wait_until(lambda: partial.exists() and partial.stat().st_size > 0, timeout=10)
+    store = manager(entry).store
+    assert store is not None
+    assert len(await hass.async_add_executor_job(store.items, sid)) == 2
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        disk_full_issue_id(sid),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="transfer_disk_full",
+    )  # as if it had been raised
+
+    assert hass.config_entries.async_remove_subentry(entry, sid)
+    await hass.async_block_till_done()
+    await wait_until(lambda: not partial.exists())
+    await wait_until(lambda: store.items(sid) == [])
+    assert sid not in manager(entry).profiles
+    assert finished.exists(), "a finished copy is the user's file: it stays"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, disk_full_issue_id(sid)) is None
+    assert not queue._workers
+    assert hass.states.get("sensor.laptop_queue") is None
+
+
+async def test_one_destination_for_movies_and_tv_keeps_them_apart(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """The plex layout in a folder both media types share adds Movies/ and TV/ inside it."""
+    shared = str(dirs["dest"])
+    entry = await setup_entry(
+        hass,
+        simulator,
+        dirs,
+        profile=profile_data(dirs, **{CONF_MOVIE_DESTINATION: shared, CONF_TV_DESTINATION: shared}),
+    )
+    (dirs["movies"] / "Heat (1995)").mkdir()
+    (dirs["movies"] / "Heat (1995)" / "Heat (1995).mkv").write_bytes(b"h" * 1000)
+    season = dirs["tv"] / "Show" / "Season 01"
+    season.mkdir(parents=True)
+    (season / "Show - S01E01.mkv").write_bytes(b"s" * 1000)
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    [movie] = (await sync_media(hass, title="Heat"))["transfers"]
+    [episode] = (await sync_media(hass, show="Show", season=1))["transfers"]
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    assert movie["path"] == str(dirs["dest"] / "Movies" / "Heat (1995)" / "Heat (1995).mkv")
+    assert episode["path"] == str(dirs["dest"] / "TV" / "Show" / "Season 01" / "Show - S01E01.mkv")
+    assert Path(movie["path"]).exists()
+    assert Path(episode["path"]).exists()

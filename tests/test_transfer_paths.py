@@ -84,28 +84,51 @@ def plan(
 
 
 def test_plex_layout(tmp_path: Path) -> None:
+    """The root is the media type's library folder: no Movies/ or TV/ added under it."""
     movie = ParsedName("movie", "2012", year=2009)
     assert plan(tmp_path, "x/2012.2009.MKV", movie, media="movie") == str(
-        tmp_path / "Movies/2012 (2009)/2012 (2009).mkv"
+        tmp_path / "2012 (2009)/2012 (2009).mkv"
     )
     part = ParsedName("movie", "Movie: The Sequel", year=2010, part=2)
     assert plan(tmp_path, "a.avi", part, media="movie") == str(
-        tmp_path / "Movies/Movie - The Sequel (2010)/Movie - The Sequel (2010) - pt2.avi"
+        tmp_path / "Movie - The Sequel (2010)/Movie - The Sequel (2010) - pt2.avi"
     )
     ep = ParsedName("episode", "Show", season=1, episodes=(2,), episode_title="Pilot/Part 2")
     assert plan(tmp_path, "s.mkv", ep) == str(
-        tmp_path / "TV/Show/Season 01/Show - S01E02 - Pilot-Part 2.mkv"
+        tmp_path / "Show/Season 01/Show - S01E02 - Pilot-Part 2.mkv"
     )
     multi = ParsedName("episode", "Doctor Who", year=2005, season=1, episodes=(3, 4))
     assert plan(tmp_path, "s.mkv", multi) == str(
-        tmp_path / "TV/Doctor Who (2005)/Season 01/Doctor Who (2005) - S01E03-E04.mkv"
+        tmp_path / "Doctor Who (2005)/Season 01/Doctor Who (2005) - S01E03-E04.mkv"
     )
     special = ParsedName("episode", "Show", season=0, episodes=(1,))
-    assert plan(tmp_path, "s.mkv", special) == str(tmp_path / "TV/Show/Specials/Show - S00E01.mkv")
+    assert plan(tmp_path, "s.mkv", special) == str(tmp_path / "Show/Specials/Show - S00E01.mkv")
     anime = ParsedName("episode", "One Piece", episodes=(1071,), absolute=True)
-    assert plan(tmp_path, "s.mkv", anime) == str(tmp_path / "TV/One Piece/One Piece - 1071.mkv")
+    assert plan(tmp_path, "s.mkv", anime) == str(tmp_path / "One Piece/One Piece - 1071.mkv")
     unknown = ParsedName("unknown", "weird")
-    assert plan(tmp_path, "Some/weird.mkv", unknown) == str(tmp_path / "TV/Some/weird.mkv")
+    assert plan(tmp_path, "Some/weird.mkv", unknown) == str(tmp_path / "Some/weird.mkv")
+
+
+def test_plex_layout_in_a_folder_shared_by_movies_and_tv(tmp_path: Path) -> None:
+    """One destination for both types: Movies/ and TV/ inside it keep the libraries apart."""
+
+    def shared(rel: str, parsed: ParsedName, media: str) -> str:
+        return plan_destination(
+            tmp_path,
+            layout="plex",
+            rel_path=rel,
+            parsed=parsed,
+            media_type=media,  # type: ignore[arg-type]
+            is_allowed=allow,
+            type_folders=True,
+        )
+
+    movie = ParsedName("movie", "Heat", year=1995)
+    assert shared("h.mkv", movie, "movie") == str(tmp_path / "Movies/Heat (1995)/Heat (1995).mkv")
+    ep = ParsedName("episode", "Show", season=2, episodes=(5,))
+    assert shared("s.mkv", ep, "show") == str(tmp_path / "TV/Show/Season 02/Show - S02E05.mkv")
+    unknown = ParsedName("unknown", "x")
+    assert shared("Odd/x.mkv", unknown, "movie") == str(tmp_path / "Movies/Odd/x.mkv")
 
 
 def test_mirror_layout_keeps_the_relative_path(tmp_path: Path) -> None:
@@ -123,17 +146,17 @@ def test_mirror_layout_keeps_the_relative_path(tmp_path: Path) -> None:
 
 def test_symlink_escape_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "dest"
-    (root / "TV").mkdir(parents=True)
+    root.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
-    (root / "TV" / "Show").symlink_to(outside)
+    (root / "Show").symlink_to(outside)
     ep = ParsedName("episode", "Show", season=1, episodes=(1,))
     with pytest.raises(PathEscapeError) as caught:
         plan(root, "s.mkv", ep)
     assert caught.value.root == str(root)
     # A symlinked final file pointing outside is refused too.
-    (root / "Movies" / "A (2000)").mkdir(parents=True)
-    (root / "Movies" / "A (2000)" / "A (2000).mkv").symlink_to(outside / "target.mkv")
+    (root / "A (2000)").mkdir(parents=True)
+    (root / "A (2000)" / "A (2000).mkv").symlink_to(outside / "target.mkv")
     with pytest.raises(PathEscapeError):
         plan(root, "a.mkv", ParsedName("movie", "A", year=2000), media="movie")
 

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from custom_components.plexus.transfer import queue as queue_mod
+from custom_components.plexus.transfer import local as local_mod
 from custom_components.plexus.transfer.copier import BuiltinCopier, CopyResult, RsyncCopier
 from custom_components.plexus.transfer.errors import (
     CopierError,
@@ -478,7 +478,7 @@ async def test_enospc_during_copy_pauses_and_keeps_partial(  # noqa: PLR0917
     running: list[TransferQueue],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(queue_mod, "_free", lambda folder: 10**12)  # the pre-check is fooled
+    monkeypatch.setattr(local_mod, "free_bytes", lambda folder: 10**12)  # the pre-check is fooled
     rec = Recorder()
     copier = RsyncCopier() if kind == "rsync" else BuiltinCopier()
     q = make_queue(sqlite_store, small_fs, copier, rec)
@@ -830,3 +830,85 @@ async def test_a_crash_inside_a_transfer_requeues_it_and_the_worker_restarts(
     done = await q.get(item.id)
     assert done.state == TransferState.DONE
     assert caplog.text.count("failed; restarting") == 1
+
+
+@pytest.mark.parametrize("kind", ["rsync", "builtin"])
+async def test_forget_stops_the_copy_and_deletes_rows_and_partials(
+    kind: str,
+    sqlite_store: TransferStore,
+    share: Path,
+    dest_root: Path,
+    running: list[TransferQueue],
+) -> None:
+    """A removed profile: the running copy stops (rsync killed), its partial and every row go;
+    finished copies stay; another profile's rows are untouched; the queue never starts again."""
+    (share / "Small (2001).mkv").write_bytes(os.urandom(64 * 1024))
+    rec = Recorder()
+    copier = RsyncCopier() if kind == "rsync" else BuiltinCopier()
+    q = make_queue(sqlite_store, dest_root, copier, rec, bandwidth_limit=2 * MiB)
+    running.append(q)
+    await q.start()
+    small = await q.enqueue(
+        TransferRequest(
+            str(share / "Small (2001).mkv"),
+            str(dest_root / "Small (2001)" / "Small (2001).mkv"),
+            "Small (2001)",
+        )
+    )
+    await asyncio.wait_for(q.wait_idle(), 20)
+    assert (await q.get(small.id)).state == TransferState.DONE
+    req = request(share, dest_root)
+    await q.enqueue(req)
+    part = partial_path(req.destination)
+    await asyncio.wait_for(_grown(part, MiB), 20)
+    other = sqlite_store.add_transfer(
+        "profile-2", TransferRequest(req.source, req.destination, "x"), SIZE, 0
+    )[0]
+
+    assert await q.forget() == 2
+
+    assert not part.exists()
+    assert Path(small.destination).exists()
+    assert sqlite_store.items("profile-1") == []
+    assert [i.id for i in sqlite_store.items("profile-2")] == [other.id]
+    if isinstance(copier, RsyncCopier):
+        assert not copier.pids
+    assert q.forgotten
+    await q.start()
+    assert not q._workers
+
+
+async def test_start_reports_a_transfer_still_paused_for_space(
+    sqlite_store: TransferStore, share: Path, dest_root: Path, running: list[TransferQueue]
+) -> None:
+    """After a restart, a transfer a full disk paused is reported again (Repairs), with what it
+    needs now; one the user paused is not."""
+    req = request(share, dest_root)
+    full, _ = sqlite_store.add_transfer("profile-1", req, SIZE, 0)
+    sqlite_store.update_transfer(
+        full.id, state=TransferState.PAUSED, error=str(DiskFullError(SIZE, 10, dest_root))
+    )
+    mine, _ = sqlite_store.add_transfer(
+        "profile-1", TransferRequest(req.source, req.destination + ".2.mkv", "other"), SIZE, 0
+    )
+    sqlite_store.update_transfer(mine.id, state=TransferState.PAUSED, error="source gone")
+    rec = Recorder()
+    q = make_queue(sqlite_store, dest_root, BuiltinCopier(), rec, free_space_reserve=MiB)
+    running.append(q)
+    await q.start()
+    [(err, item)] = rec.disk_full
+    assert item.id == full.id
+    assert err.needed_bytes == SIZE + MiB  # nothing copied yet, plus the reserve
+    assert err.free_bytes is not None
+    assert err.free_bytes > 0
+    assert (await q.get(full.id)).state == TransferState.PAUSED  # it waits for Resume
+
+    await q.stop()
+    await q.resume()  # resuming clears the mark: a later start reports nothing
+    assert sqlite_store.get(full.id).error is None
+    rec2 = Recorder()
+    q2 = make_queue(sqlite_store, dest_root, BuiltinCopier(), rec2)
+    running.append(q2)
+    await q2.pause()
+    await q2.start()
+    assert rec2.disk_full == []

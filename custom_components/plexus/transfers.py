@@ -19,11 +19,16 @@ from pathlib import Path, PurePath
 import shutil
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigSubentry,
+)
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_change, async_track_time_interval
 from homeassistant.util import dt as dt_util
 
@@ -131,6 +136,11 @@ class ProfileConfig:
     def destination_for(self, media_type: MediaType) -> str:
         """The destination root of a media type ("" when the profile has none for it)."""
         return self.movie_destination if media_type == "movie" else self.tv_destination
+
+    @property
+    def shared_destination(self) -> bool:
+        """Movies and TV go to the same folder (the plex layout then adds Movies/ and TV/)."""
+        return bool(self.movie_destination) and self.movie_destination == self.tv_destination
 
 
 @dataclass(slots=True)
@@ -255,7 +265,40 @@ class TransferManager:
                 self.hass, self._read_free_space, TRANSFER_FREE_SPACE_INTERVAL
             )
         )
+        self._unsubs.append(
+            async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, self._entry_changed)
+        )
         await self._async_open()
+
+    @callback
+    def _entry_changed(self, change: ConfigEntryChange, entry: ConfigEntry) -> None:
+        """A profile subentry removed: stop its queue and forget its transfers and partials."""
+        if change is not ConfigEntryChange.UPDATED or entry.entry_id != self.entry.entry_id:
+            return
+        for subentry_id in [s for s in self.profiles if s not in entry.subentries]:
+            profile = self.profiles.pop(subentry_id)
+            ir.async_delete_issue(self.hass, DOMAIN, disk_full_issue_id(subentry_id))
+            self._spawn(self._forget(profile), f"plexus transfer profile {subentry_id} removed")
+
+    async def _forget(self, profile: TransferProfile) -> None:
+        queue, profile.queue = profile.queue, None
+        if queue is not None:
+            forgotten = await queue.forget()
+        elif self.store is not None:
+            store = self.store
+            forgotten = await self.hass.async_add_executor_job(
+                store.delete_profile, profile.subentry_id
+            )
+        else:  # the database is not open: nothing can be cleaned now
+            _LOGGER.warning(
+                "File sync profile %s was removed while the catalog database is closed; "
+                "its queue stays in the database",
+                profile.name,
+            )
+            return
+        _LOGGER.info(
+            "File sync profile %s removed: %s transfer(s) forgotten", profile.name, forgotten
+        )
 
     @callback
     def _catalog_changed(self) -> None:
@@ -273,7 +316,9 @@ class TransferManager:
             self.store = store
             self.copier_name = copier.name
             _LOGGER.debug("File sync uses the %s copier", copier.name)
-            for profile in self.profiles.values():
+            for profile in list(self.profiles.values()):
+                if self.profiles.get(profile.subentry_id) is not profile:
+                    continue  # removed meanwhile
                 queue = TransferQueue(
                     store,
                     profile.subentry_id,
@@ -569,6 +614,7 @@ class TransferManager:
                     parsed=media.parsed,
                     media_type=media.media_type,
                     is_allowed=is_allowed,
+                    type_folders=config.shared_destination,
                 )
 
             destination = await self.hass.async_add_executor_job(plan)

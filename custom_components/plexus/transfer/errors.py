@@ -41,8 +41,15 @@ class SourceMissingError(TransferError):
         )
 
 
+DISK_FULL_PREFIX = "not enough space at "
+
+
 class DiskFullError(TransferError):
-    """Not enough free space at the destination: ``needed_bytes`` must be free to go on."""
+    """Not enough free space at the destination: ``needed_bytes`` must be free to go on.
+
+    Its text (stored as a paused transfer's error) starts with :data:`DISK_FULL_PREFIX`, which
+    is how a restart knows a paused transfer waits for space (:func:`is_disk_full_text`).
+    """
 
     def __init__(
         self, needed_bytes: int, free_bytes: int | None = None, path: str | Path = ""
@@ -52,7 +59,12 @@ class DiskFullError(TransferError):
         self.free_bytes = free_bytes
         self.path = str(path)
         have = f", {free_bytes} free" if free_bytes is not None else ""
-        super().__init__(f"not enough space at {self.path}: {self.needed_bytes} bytes needed{have}")
+        super().__init__(f"{DISK_FULL_PREFIX}{self.path}: {self.needed_bytes} bytes needed{have}")
+
+
+def is_disk_full_text(error: str | None) -> bool:
+    """Return True for the stored text of a :class:`DiskFullError`."""
+    return error is not None and error.startswith(DISK_FULL_PREFIX)
 
 
 class VerificationError(TransferError):

@@ -1,12 +1,15 @@
 r"""Where a copy goes: destination layouts, safe names, and the checks that keep writes inside.
 
-Layouts (relative to a profile's destination root):
+Layouts (relative to a profile's destination root for the file's media type — the movies
+folder or the TV folder, each a Plex library folder of its own):
 
 - ``mirror``: the file's path relative to its source root, each component sanitised;
-- ``plex``: ``Movies/Title (Year)/Title (Year)[ - pt1].ext``,
-  ``TV/Show[ (Year)]/Season 01/Show[ (Year)] - S01E02[-E03][ - Title].ext`` (season 0 is
-  ``Specials``; absolute-numbered anime ``TV/Show/Show - 123.ext``); a name that parsed to nothing
-  certain keeps its mirror path under ``Movies/`` or ``TV/``.
+- ``plex``: ``Title (Year)/Title (Year)[ - pt1].ext`` under the movies folder,
+  ``Show[ (Year)]/Season 01/Show[ (Year)] - S01E02[-E03][ - Title].ext`` under the TV folder
+  (season 0 is ``Specials``; absolute-numbered anime ``Show/Show - 123.ext``); a name that parsed
+  to nothing certain keeps its mirror path. When one folder is the destination of both media
+  types (``type_folders=True``), the layout adds ``Movies/`` and ``TV/`` inside it so the two
+  libraries do not mix.
 
 Every component goes through :func:`sanitize_component` (no ``/``, ``\\``, NUL or control
 characters, no ``..``, no reserved Windows names, no trailing dots/spaces, at most 255 bytes).
@@ -67,26 +70,38 @@ def _year(title: str, year: int | None) -> str:
 
 
 def plex_parts(
-    parsed: ParsedName, extension: str, media_type: MediaType, rel_path: str
+    parsed: ParsedName,
+    extension: str,
+    media_type: MediaType,
+    rel_path: str,
+    *,
+    type_folders: bool = False,
 ) -> list[str]:
-    """Return the ``plex`` layout's path components for a parsed file."""
+    """Return the ``plex`` layout's path components for a parsed file (see the module doc)."""
     ext = extension if extension.startswith(".") or not extension else f".{extension}"
+    parts: list[str]
     if parsed.kind == "movie":
         name = _year(parsed.title, parsed.year)
         part = f" - pt{parsed.part}" if parsed.part else ""
-        return ["Movies", name, f"{name}{part}{ext}"]
-    if parsed.kind == "episode" and parsed.episodes:
+        parts = [name, f"{name}{part}{ext}"]
+    elif parsed.kind == "episode" and parsed.episodes:
         show = _year(parsed.title, parsed.year)
         first, last = parsed.episodes[0], parsed.episodes[-1]
         if parsed.absolute or parsed.season is None:
             numbers = f"{first:03d}" + (f"-{last:03d}" if last != first else "")
-            return ["TV", show, f"{show} - {numbers}{ext}"]
-        numbers = f"S{parsed.season:02d}E{first:02d}" + (f"-E{last:02d}" if last != first else "")
-        title = f" - {parsed.episode_title}" if parsed.episode_title else ""
-        season = "Specials" if parsed.season == 0 else f"Season {parsed.season:02d}"
-        return ["TV", show, season, f"{show} - {numbers}{title}{ext}"]
-    top = "Movies" if media_type == "movie" else "TV"
-    return [top, *mirror_parts(rel_path)]
+            parts = [show, f"{show} - {numbers}{ext}"]
+        else:
+            numbers = f"S{parsed.season:02d}E{first:02d}"
+            numbers += f"-E{last:02d}" if last != first else ""
+            title = f" - {parsed.episode_title}" if parsed.episode_title else ""
+            season = "Specials" if parsed.season == 0 else f"Season {parsed.season:02d}"
+            parts = [show, season, f"{show} - {numbers}{title}{ext}"]
+    else:
+        parts = mirror_parts(rel_path)
+    if not type_folders:
+        return parts
+    kind = parsed.kind if parsed.kind in ("movie", "episode") else media_type
+    return ["Movies" if kind == "movie" else "TV", *parts]
 
 
 def mirror_parts(rel_path: str) -> list[str]:
@@ -132,13 +147,18 @@ def plan_destination(
     parsed: ParsedName,
     media_type: MediaType,
     is_allowed: IsAllowed,
+    type_folders: bool = False,
 ) -> str:
-    """Return where a file goes under ``root`` in ``layout`` (blocking; see the module doc)."""
+    """Return where a file goes under ``root`` in ``layout`` (blocking; see the module doc).
+
+    ``type_folders``: ``root`` holds both media types (the ``plex`` layout adds ``Movies/`` or
+    ``TV/``).
+    """
     if layout == "mirror":
         parts = mirror_parts(rel_path)
     elif layout == "plex":
         ext = PurePosixPath(rel_path).suffix.lower()
-        parts = plex_parts(parsed, ext, media_type, rel_path)
+        parts = plex_parts(parsed, ext, media_type, rel_path, type_folders=type_folders)
     else:
         raise ValueError(f"unknown layout {layout!r} (mirror or plex)")
     return join_inside(root, parts, is_allowed)

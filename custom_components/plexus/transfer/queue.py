@@ -32,12 +32,9 @@ import asyncio
 from collections.abc import Callable, Sequence
 import contextlib
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 import functools
 import logging
 from pathlib import Path
-import shutil
-import stat
 import time
 from typing import Any, Literal
 
@@ -49,6 +46,17 @@ from .errors import (
     SourceMissingError,
     TransferError,
     VerificationError,
+    is_disk_full_text,
+)
+from .local import (
+    check_destination,
+    file_size,
+    remove_file,
+    shortfall,
+    source_present,
+    stat_source,
+    sync_status,
+    utcnow,
 )
 from .models import (
     ACTIVE_STATES,
@@ -60,7 +68,7 @@ from .models import (
     TransferRequest,
     TransferState,
 )
-from .paths import IsAllowed, check_allowed, ensure_inside, partial_path
+from .paths import IsAllowed, partial_path
 from .store import TransferStore
 
 _LOGGER = logging.getLogger(__name__)
@@ -123,6 +131,7 @@ class TransferQueue:
         self._paused = False
         self._crashed = False
         self._callback_failed = False
+        self._forgotten = False
         self.current: dict[int, CurrentTransfer] = {}
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -137,9 +146,14 @@ class TransferQueue:
         """Return True while the whole queue is paused."""
         return self._paused
 
+    @property
+    def forgotten(self) -> bool:
+        """Return True once :meth:`forget` ran (the queue never starts again)."""
+        return self._forgotten
+
     async def start(self) -> None:
         """Recover transfers a crash left running, and start the workers."""
-        if self._workers:
+        if self._workers or self._forgotten:
             return
         recovered = await self._run_sync(
             lambda: self.store.move_states(
@@ -150,11 +164,48 @@ class TransferQueue:
             _LOGGER.info(
                 "Profile %s: resuming %s interrupted transfer(s)", self.profile, len(recovered)
             )
+        await self._restore_disk_full()
+        if self.forgotten:
+            return  # forget() ran meanwhile
         self._workers = [
             asyncio.create_task(self._supervise(n), name=f"plexus transfer {self.profile} #{n}")
             for n in range(self.options.concurrency)
         ]
         self._wake.set()
+
+    async def _restore_disk_full(self) -> None:
+        """Call ``on_disk_full`` again for a transfer still paused for space (after a restart)."""
+        paused = await self.items([TransferState.PAUSED])
+        waiting = next((i for i in paused if is_disk_full_text(i.error)), None)
+        if waiting is None:
+            return
+        options = self.options
+        short = await self._run_sync(
+            lambda: shortfall(waiting.size, waiting.destination, options.free_space_reserve)
+        )
+        self._notify_disk_full(short, waiting)
+
+    async def forget(self) -> int:
+        """Stop, delete the partials of unfinished transfers, forget all of this profile's rows.
+
+        For a profile whose subentry was removed. Finished copies stay where they are; a partial
+        is deleted only where it lies inside the profile's destination roots and HA allows it.
+        Returns how many transfers were forgotten.
+        """
+        self._forgotten = True
+        await self.stop()
+        for item in await self.items():
+            if item.state == TransferState.DONE:
+                continue
+            try:
+                await self._run_sync(functools.partial(self._remove_partial, item.destination))
+            except (TransferError, OSError) as err:
+                _LOGGER.warning("Partial file of transfer %s left in place: %s", item.id, err)
+        return await self._run_sync(lambda: self.store.delete_profile(self.profile))
+
+    def _remove_partial(self, destination: str) -> None:
+        self._check_destination(destination)
+        remove_file(partial_path(destination))
 
     async def stop(self) -> None:
         """Stop the workers; running transfers go back to ``queued`` with their partials kept."""
@@ -176,7 +227,7 @@ class TransferQueue:
     async def enqueue(self, request: TransferRequest) -> TransferItem:
         """Queue a copy; the same destination already queued returns that transfer."""
         await self._run_sync(lambda: self._check_destination(request.destination))
-        size, mtime = await self._run_sync(lambda: _stat(request.source))
+        size, mtime = await self._run_sync(lambda: stat_source(request.source))
         item, created = await self._run_sync(
             lambda: self.store.add_transfer(self.profile, request, size, mtime)
         )
@@ -202,7 +253,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item_id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: _remove(partial_path(item.destination)))
+            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
             self._emit("cancelled", item)
         return await self._run_sync(lambda: self.store.get(item_id, self.profile))
 
@@ -226,7 +277,7 @@ class TransferQueue:
         self._paused = False
         await self._run_sync(
             lambda: self.store.move_states(
-                self.profile, [TransferState.PAUSED], TransferState.QUEUED
+                self.profile, [TransferState.PAUSED], TransferState.QUEUED, error=None
             )
         )
         self._idle.clear()
@@ -273,7 +324,7 @@ class TransferQueue:
 
     async def sync_status(self, sources: Sequence[str]) -> dict[str, SyncStatus]:
         """Return each source file's sync status in this profile."""
-        return await self._run_sync(lambda: self._sync_status(list(sources)))
+        return await self._run_sync(lambda: sync_status(self.store, self.profile, list(sources)))
 
     async def remove_local_copy(self, destination: str) -> TransferItem:
         """Delete a copy THIS profile made (recorded as done); refuse any other file."""
@@ -283,7 +334,7 @@ class TransferQueue:
         if item is None:
             raise TransferError(f"{destination} is not a file this profile copied")
         await self._run_sync(lambda: self._check_destination(item.destination))
-        await self._run_sync(lambda: _remove(Path(item.destination)))
+        await self._run_sync(lambda: remove_file(Path(item.destination)))
         return item
 
     # -- workers ---------------------------------------------------------------------------------
@@ -362,7 +413,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item.id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: _remove(partial_path(item.destination)))
+            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
             self._emit("cancelled", item)
         else:
             state = TransferState.PAUSED if reason == "pause" else TransferState.QUEUED
@@ -399,7 +450,7 @@ class TransferQueue:
                 return
             except VerificationError as err:
                 verify_failures += 1
-                await self._run_sync(functools.partial(_remove, partial_path(item.destination)))
+                await self._run_sync(functools.partial(remove_file, partial_path(item.destination)))
                 message = str(err)
                 if verify_failures > 1:
                     await self._fail(
@@ -477,18 +528,12 @@ class TransferQueue:
                 await self._update(item.id, bytes_done=current.bytes_done)
 
     async def _check_space(self, item: TransferItem, options: ProfileOptions) -> int:
-        size, mtime = await self._run_sync(lambda: _stat(item.source))
-        partial = partial_path(item.destination)
+        size, mtime = await self._run_sync(lambda: stat_source(item.source))
 
         def check() -> None:
-            try:
-                have = partial.stat().st_size
-            except FileNotFoundError:
-                have = 0
-            needed = max(0, size - have) + options.free_space_reserve
-            free = _free(partial.parent)
-            if free is not None and free < needed:
-                raise DiskFullError(needed, free, partial.parent)
+            short = shortfall(size, item.destination, options.free_space_reserve)
+            if short.free_bytes is not None and short.free_bytes < short.needed_bytes:
+                raise short
 
         await self._run_sync(check)
         await self._run_sync(
@@ -501,7 +546,7 @@ class TransferQueue:
     async def _disk_full(
         self, item: TransferItem, err: DiskFullError, options: ProfileOptions
     ) -> None:
-        done = await self._run_sync(lambda: _size(partial_path(item.destination)))
+        done = await self._run_sync(lambda: file_size(partial_path(item.destination)))
         await self._run_sync(
             lambda: self.store.update_transfer(
                 item.id, state=TransferState.PAUSED, error=str(err), bytes_done=done
@@ -509,6 +554,9 @@ class TransferQueue:
         )
         _LOGGER.warning("Transfer %s paused: %s", item.id, err)
         self._emit("paused", item, bytes_done=done, error=str(err))
+        self._notify_disk_full(err, item)
+
+    def _notify_disk_full(self, err: DiskFullError, item: TransferItem) -> None:
         if self._on_disk_full is not None:
             try:
                 self._on_disk_full(err, item)
@@ -522,7 +570,7 @@ class TransferQueue:
         deadline = time.monotonic() + delay
         was_missing = False
         while True:
-            present = await self._run_sync(lambda: _source_present(item.source))
+            present = await self._run_sync(lambda: source_present(item.source))
             now = time.monotonic()
             if present and (was_missing or now >= deadline):
                 if was_missing:
@@ -535,7 +583,7 @@ class TransferQueue:
                 await asyncio.sleep(min(options.source_poll, deadline - now))
 
     async def _done(self, item: TransferItem, sha256: str | None) -> None:
-        now = _utcnow()
+        now = utcnow()
         await self._run_sync(
             lambda: self.store.update_transfer(
                 item.id,
@@ -551,7 +599,7 @@ class TransferQueue:
     async def _fail(self, item: TransferItem, error: str, **values: int) -> None:
         _LOGGER.warning("Transfer %s (%s) failed: %s", item.id, item.title, error)
         await self._update(
-            item.id, state=TransferState.FAILED, error=error, finished_at=_utcnow(), **values
+            item.id, state=TransferState.FAILED, error=error, finished_at=utcnow(), **values
         )
         self._emit("failed", item, error=error)
 
@@ -561,21 +609,8 @@ class TransferQueue:
         await self._run_sync(functools.partial(self.store.update_transfer, item_id, **values))
 
     def _check_destination(self, destination: str) -> None:
-        """Refuse a destination outside every destination root, or one HA does not allow.
-
-        Blocking (resolves symlinks, asks the host): run it in the executor.
-        """
-        roots = self.options.destination_roots
-        for root in roots:
-            try:
-                ensure_inside(root, destination)
-            except TransferError:
-                continue
-            break
-        else:
-            ensure_inside(roots[0], destination)  # raises PathEscapeError naming the first root
-        if self._is_allowed is not None:
-            check_allowed(destination, self._is_allowed)
+        """Refuse a destination outside the roots or not allowed (blocking: in the executor)."""
+        check_destination(destination, self.options.destination_roots, self._is_allowed)
 
     def _emit(self, kind: EventKind, item: TransferItem, **extra: object) -> None:
         if self._on_event is None:
@@ -596,66 +631,3 @@ class TransferQueue:
             if not self._callback_failed:
                 self._callback_failed = True
                 _LOGGER.exception("The transfer event callback failed")
-
-    def _sync_status(self, sources: list[str]) -> dict[str, SyncStatus]:
-        latest = self.store.latest_by_source(self.profile, sources)
-        result: dict[str, SyncStatus] = {}
-        for source in sources:
-            item = latest.get(source)
-            if item is None:
-                result[source] = SyncStatus.NOT_SYNCED
-            elif item.state == TransferState.DONE:
-                if _size(Path(item.destination)) != item.size:
-                    result[source] = SyncStatus.NOT_SYNCED
-                else:
-                    try:
-                        now = _stat(source)
-                    except SourceMissingError:
-                        now = (item.source_size, item.source_mtime_ns)
-                    same = now == (item.source_size, item.source_mtime_ns)
-                    result[source] = SyncStatus.SYNCED if same else SyncStatus.CHANGED_AT_SOURCE
-            elif _size(partial_path(item.destination)) > 0:
-                result[source] = SyncStatus.PARTIAL
-            else:
-                result[source] = SyncStatus.NOT_SYNCED
-        return result
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _stat(source: str) -> tuple[int, int]:
-    try:
-        st = Path(source).stat()
-    except OSError as err:
-        raise SourceMissingError(source, err.strerror or "") from err
-    if not stat.S_ISREG(st.st_mode):
-        raise SourceMissingError(source, "not a file")
-    return st.st_size, st.st_mtime_ns
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _free(folder: Path) -> int | None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
-
-
-def _source_present(source: str) -> bool:
-    return Path(source).is_file()

@@ -349,9 +349,16 @@ class TransferStore:
             return bool(conn.execute(query.values(updated_at=_now(), **values)).rowcount)
 
     def move_states(
-        self, profile: str, from_states: Iterable[TransferState], to_state: TransferState
+        self,
+        profile: str,
+        from_states: Iterable[TransferState],
+        to_state: TransferState,
+        **values: Any,
     ) -> list[int]:
-        """Move every transfer of a profile in ``from_states`` to ``to_state``; return their ids."""
+        """Move every transfer of a profile in ``from_states`` to ``to_state``; return their ids.
+
+        ``values``: other columns to set on the moved rows (e.g. ``error=None``).
+        """
         t = s.queue
         states = [st.value for st in from_states]
         with self.engine.begin() as conn:
@@ -365,7 +372,7 @@ class TransferStore:
                 conn.execute(
                     update(t)
                     .where(t.c.id.in_(ids), t.c.state.in_(states))
-                    .values(state=to_state.value, updated_at=_now())
+                    .values(state=to_state.value, updated_at=_now(), **values)
                 )
             return ids
 
