@@ -197,6 +197,14 @@ async def test_transfer_done_with_events_sha_and_sync_status(
     assert q.copier_name == kind
     assert (await q.sync_status([req.source]))[req.source] == SyncStatus.SYNCED
 
+    # Asked again (an automation re-running, the demo's second start): the synced copy is the
+    # answer, nothing is queued or copied again.
+    events_before = len(rec.events)
+    same = await q.enqueue(req)
+    assert (same.id, same.state) == (item.id, TransferState.DONE)
+    assert len(rec.events) == events_before
+    assert len(await q.items()) == 1
+
     st = Path(req.source).stat()
     os.utime(req.source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert (await q.sync_status([req.source]))[req.source] == SyncStatus.CHANGED_AT_SOURCE

@@ -225,9 +225,16 @@ class TransferQueue:
     # -- commands --------------------------------------------------------------------------------
 
     async def enqueue(self, request: TransferRequest) -> TransferItem:
-        """Queue a copy; the same destination already queued returns that transfer."""
+        """Queue a copy; the same destination already queued returns that transfer.
+
+        So does a finished copy to the same destination that is still synced (the file there,
+        its size as copied, the source unchanged): asking again does not copy again.
+        """
         await self._run_sync(lambda: self._check_destination(request.destination))
         size, mtime = await self._run_sync(lambda: stat_source(request.source))
+        done = await self._run_sync(lambda: self._synced_copy(request))
+        if done is not None:
+            return done
         item, created = await self._run_sync(
             lambda: self.store.add_transfer(self.profile, request, size, mtime)
         )
@@ -241,6 +248,18 @@ class TransferQueue:
             self._idle.clear()
             self._wake.set()
         return item
+
+    def _synced_copy(self, request: TransferRequest) -> TransferItem | None:
+        """Return the finished copy of ``request`` that is still synced, if there is one."""
+        latest = self.store.latest_by_source(self.profile, [request.source]).get(request.source)
+        if (
+            latest is None
+            or latest.state != TransferState.DONE
+            or latest.destination != request.destination
+        ):
+            return None
+        status = sync_status(self.store, self.profile, [request.source])[request.source]
+        return latest if status == SyncStatus.SYNCED else None
 
     async def cancel(self, item_id: int) -> TransferItem:
         """Cancel a transfer (its partial file is deleted)."""
