@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
@@ -119,6 +119,36 @@ async def test_local_group_plays_pauses_stops_together(
         await client.wait_for_state("stopped", timeout=10)
     assert hass.states.get("binary_sensor.movie_night_in_sync") is not None
     await asyncio.sleep(0)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_deleted_group_is_left_at_once(hass: HomeAssistant, sim: PlexSimulator) -> None:
+    """Deleting a group (its subentry) stops its engine and clears its Repairs notice right
+    away; before, the engine kept controlling the members until HA restarted."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    issue_id = f"mqtt_missing_{group.subentry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    stopped: list[bool] = []
+    real_shutdown = group.engine.shutdown
+
+    async def shutdown() -> None:
+        stopped.append(True)
+        await real_shutdown()
+
+    group.engine.shutdown = shutdown  # type: ignore[method-assign]
+    assert hass.config_entries.async_remove_subentry(entry, group.subentry_id)
+    await hass.async_block_till_done()
+    assert stopped == [True]
+    assert entry.runtime_data.sync_groups == {}
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert hass.states.get("sensor.movie_night_state") is None
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            DOMAIN, "sync_play", {"group": "Movie Night", "media": "1"}, blocking=True
+        )
+    assert entry.state is ConfigEntryState.LOADED
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

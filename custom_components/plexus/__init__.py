@@ -13,7 +13,12 @@ from .coordinator import PlexusCoordinator
 from .ids import client_id_from
 from .runtime import PlexusConfigEntry, PlexusData
 from .services import async_setup_services
-from .sync import async_create_sync_groups, async_start_sync_groups, async_stop_sync_groups
+from .sync import (
+    async_create_sync_groups,
+    async_start_sync_groups,
+    async_stop_sync_groups,
+    async_track_group_removal,
+)
 from .tracking_manager import TrackingManager
 from .transfers import TransferManager
 
@@ -55,6 +60,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
     entry.async_on_unload(catalog.async_stop)
     sync_groups = await async_create_sync_groups(hass, entry, coordinator, catalog)
     entry.async_on_unload(lambda: async_stop_sync_groups(sync_groups))
+    entry.async_on_unload(async_track_group_removal(hass, entry, sync_groups))
     transfers = TransferManager(hass, entry, catalog, coordinator.server_identifier)
     entry.async_on_unload(transfers.async_stop)  # popped first: stops before the catalog closes
     tracking = TrackingManager(hass, entry, coordinator, catalog)

@@ -15,7 +15,12 @@ import logging
 from typing import Any
 
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigSubentry,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
@@ -355,6 +360,36 @@ def _create_group(
 async def async_stop_sync_groups(groups: dict[str, SyncGroup]) -> None:
     """Leave every group."""
     for group in groups.values():
-        for unsubscribe in group.unsubscribe:
-            unsubscribe()
-        await group.engine.shutdown()
+        await _leave(group)
+
+
+async def _leave(group: SyncGroup) -> None:
+    for unsubscribe in group.unsubscribe:
+        unsubscribe()
+    group.unsubscribe.clear()
+    await group.engine.shutdown()
+
+
+@callback
+def async_track_group_removal(
+    hass: HomeAssistant, entry: ConfigEntry, groups: dict[str, SyncGroup]
+) -> Callable[[], None]:
+    """Leave a group as soon as its subentry is deleted (not at the next restart).
+
+    HA removes the subentry's devices and entities itself; the engine (its MQTT subscription,
+    its control of the members) and its Repairs notice are ours to end.
+    """
+
+    @callback
+    def _entry_changed(change: ConfigEntryChange, changed: ConfigEntry) -> None:
+        if change is not ConfigEntryChange.UPDATED or changed.entry_id != entry.entry_id:
+            return
+        for subentry_id in [g for g in groups if g not in changed.subentries]:
+            group = groups.pop(subentry_id)
+            ir.async_delete_issue(hass, DOMAIN, f"mqtt_missing_{subentry_id}")
+            _LOGGER.info("Sync-play group %s removed: leaving it", group.name)
+            entry.async_create_background_task(
+                hass, _leave(group), f"plexus sync group {subentry_id} removed"
+            )
+
+    return async_dispatcher_connect(hass, SIGNAL_CONFIG_ENTRY_CHANGED, _entry_changed)
