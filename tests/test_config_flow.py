@@ -756,6 +756,11 @@ async def test_reauth_after_token_change(
     assert len(flows) == 1
     assert flows[0]["context"]["source"] == "reauth"
     flow_id = flows[0]["flow_id"]
+    assert flows[0]["step_id"] == "reauth"  # the menu: sign in with plex.tv, or a token
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"next_step_id": "reauth_confirm"}
+    )
+    assert result["step_id"] == "reauth_confirm"
     result = await hass.config_entries.flow.async_configure(flow_id, {CONF_TOKEN: "sim-token"})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "invalid_auth"}
@@ -773,12 +778,87 @@ async def test_reauth_other_server_aborts(hass: HomeAssistant, simulator: PlexSi
     entry = MockConfigEntry(domain=DOMAIN, unique_id="another-server", data=entry_data(simulator))
     entry.add_to_hass(hass)
     result = await entry.start_reauth_flow(hass)
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["plex_tv", "reauth_confirm"]
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "reauth_confirm"}
+    )
     assert result["step_id"] == "reauth_confirm"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_TOKEN: simulator.token}
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_server"
+
+
+async def _reauth_with_plex_tv(
+    hass: HomeAssistant, entry: MockConfigEntry, plex_tv: PlexTvSimulator
+) -> dict[str, Any]:
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "plex_tv"}
+    )
+    assert result["type"] is FlowResultType.EXTERNAL_STEP
+    await hass.async_block_till_done()
+    return await hass.config_entries.flow.async_configure(result["flow_id"])
+
+
+async def test_reauth_by_signing_in_with_plex_tv(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    pin_approved: PlexTvSimulator,
+) -> None:
+    """Reauth can sign in with plex.tv again: the account's token for this very server is
+    checked against the entry's address and stored; nothing is pasted by hand."""
+    plex_tv = pin_approved
+    config_entry.add_to_hass(hass)
+    simulator.change_token("rotated-token")
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_ERROR
+    for flow in hass.config_entries.flow.async_progress():
+        hass.config_entries.flow.async_abort(flow["flow_id"])
+    plex_tv.remove_servers()
+    plex_tv.add_server(
+        "Home", simulator.machine_identifier, simulator.url, access_token="rotated-token"
+    )
+    result = await _reauth_with_plex_tv(hass, config_entry, plex_tv)
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert config_entry.data[CONF_TOKEN] == "rotated-token"
+    assert config_entry.data["plex_tv_token"] == "plex-tv-token"
+    assert config_entry.data[CONF_URL] == simulator.url  # the address is kept
+    assert config_entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_with_an_account_without_this_server(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    pin_approved: PlexTvSimulator,
+) -> None:
+    """Signing in with an account that cannot use this server changes nothing and says so;
+    so does a server that refuses the account's token."""
+    plex_tv = pin_approved
+    config_entry.add_to_hass(hass)
+    before = dict(config_entry.data)
+    plex_tv.remove_servers()
+    plex_tv.add_server("Other", "another-machine", simulator.url, access_token="x")
+    result = await _reauth_with_plex_tv(hass, config_entry, plex_tv)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "server_not_in_account"
+    assert dict(config_entry.data) == before
+
+    plex_tv.remove_servers()
+    plex_tv.add_server(
+        "Home", simulator.machine_identifier, simulator.url, access_token="not-accepted"
+    )
+    result = await _reauth_with_plex_tv(hass, config_entry, plex_tv)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_server_failed"
+    assert dict(config_entry.data) == before
 
 
 async def test_reconfigure_new_url(

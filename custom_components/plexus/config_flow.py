@@ -10,6 +10,7 @@ import uuid
 
 from homeassistant.components.webhook import async_generate_id
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
@@ -208,6 +209,8 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Pick one of the account's servers (skipped when there is only one)."""
         assert self._plex_tv_token is not None
+        if self.source == SOURCE_REAUTH:
+            return await self._async_reauth_from_account(self._plex_tv_token)
         errors: dict[str, str] = {}
         if not self._servers:
             try:
@@ -289,8 +292,34 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
     # ------------------------------------------------------------------ reauth
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Start re-authentication because the token stopped working."""
-        return await self.async_step_reauth_confirm()
+        """Start re-authentication because the token stopped working: sign in again or paste."""
+        return self.async_show_menu(
+            step_id="reauth",
+            menu_options=["plex_tv", "reauth_confirm"],
+            description_placeholders={"name": self._get_reauth_entry().title},
+        )
+
+    async def _async_reauth_from_account(self, token: str) -> ConfigFlowResult:
+        """plex.tv sign-in during reauth: the account's token for this entry's server."""
+        entry = self._get_reauth_entry()
+        try:
+            servers = await account_servers(self._plex_tv(), token)
+        except PlexError as err:
+            return self.async_abort(reason=error_key(err))
+        resource = next((s for s in servers if s.client_identifier == entry.unique_id), None)
+        if resource is None:
+            return self.async_abort(reason="server_not_in_account")
+        _, info, errors = await self._async_validate(
+            entry.data[CONF_URL], resource.access_token, entry.data.get(CONF_VERIFY_SSL, True)
+        )
+        if info is None:
+            LOGGER.debug("Reauth with the account's token failed: %s", errors)
+            return self.async_abort(reason="reauth_server_failed")
+        await self.async_set_unique_id(info.machine_identifier)
+        self._abort_if_unique_id_mismatch(reason="wrong_server")
+        return self.async_update_reload_and_abort(
+            entry, data_updates={CONF_TOKEN: resource.access_token, CONF_PLEX_TV_TOKEN: token}
+        )
 
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
