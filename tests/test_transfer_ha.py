@@ -298,7 +298,10 @@ async def test_sync_media_by_rating_key_copies_bit_exact_and_fires_events(
     # The profile's device shows it.
     size = source.stat().st_size
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert state(hass, "sensor.laptop_transferred_today").state == str(size)
+    today = state(hass, "sensor.laptop_transferred_today")
+    # Shown in MB (the exact bytes converted by HA), not as a ten-digit byte count.
+    assert today.attributes["unit_of_measurement"] == "MB"
+    assert float(today.state) == pytest.approx(size / 1e6)
     assert state(hass, "sensor.laptop_transferred_today").attributes["state_class"] == (
         "total_increasing"
     )
@@ -306,7 +309,9 @@ async def test_sync_media_by_rating_key_copies_bit_exact_and_fires_events(
     assert state(hass, "sensor.laptop_queue").attributes["done"] == 1
     assert state(hass, "binary_sensor.laptop_transferring").state == "off"
     assert state(hass, "sensor.laptop_current_transfer").state == "unknown"
-    assert int(state(hass, "sensor.laptop_destination_free_space").state) > 0
+    free = state(hass, "sensor.laptop_destination_free_space")
+    assert free.attributes["unit_of_measurement"] == "GB"
+    assert float(free.state) > 0
 
 
 async def test_sync_media_by_show_season_and_episode_selection(

@@ -461,6 +461,9 @@ TRANSFER_SENSORS: tuple[TransferSensorEntityDescription, ...] = (
         translation_key="transferred_today",
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.BYTES,
+        # Shown in MB (not "79,172,685,824 B"); the state stays exact bytes underneath.
+        suggested_unit_of_measurement=UnitOfInformation.MEGABYTES,
+        suggested_display_precision=1,
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda p: p.transferred_today,
     ),
@@ -469,6 +472,8 @@ TRANSFER_SENSORS: tuple[TransferSensorEntityDescription, ...] = (
         translation_key="destination_free_space",
         device_class=SensorDeviceClass.DATA_SIZE,
         native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.GIGABYTES,
+        suggested_display_precision=1,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda p: p.free_space,
     ),

@@ -452,14 +452,6 @@ class DemoSetup:
             )
             say(f"transfer profile {PROFILE!r}: catalog files -> {laptop}")
             await self.wait_for((f"sensor.{PROFILE.lower()}_queue",), "the profile's sensors")
-            # Sizes in GB and MB instead of bytes, as a person sets them in the entity settings.
-            for sensor, unit in (("destination_free_space", "GB"), ("transferred_today", "MB")):
-                await ws.call(
-                    "config/entity_registry/update",
-                    entity_id=f"sensor.{PROFILE.lower()}_{sensor}",
-                    options_domain="sensor",
-                    options={"unit_of_measurement": unit},
-                )
         if ("sync_group", GROUP) not in have:
             await self.wait_for(GROUP_MEMBERS, "the group's players")
             await self.home.flow(
