@@ -1,14 +1,16 @@
 """WatchTracker and its store on a real catalog (SQLite and PostgreSQL): what becomes a watch."""
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import json
 import logging
 from pathlib import Path
+import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.matcher import MediaMatcher
@@ -16,9 +18,12 @@ from custom_components.plexus.catalog.models import LibraryRecord
 from custom_components.plexus.tracking.payload import ItemSummary, WebhookEvent, parse_payload
 from custom_components.plexus.tracking.store import (
     AUDIT_ROWS,
+    SCHEMA_VERSION,
     AuditEntry,
     TrackingSchemaError,
     TrackingStore,
+    Watch,
+    plays,
     schema_version,
 )
 from custom_components.plexus.tracking.tracker import (
@@ -551,7 +556,7 @@ async def test_history_survives_reopening(
         assert await again.history("1") == before
         assert [u.rating_key for u in await again.up_next("1")] == ["5014"]
         assert [c.show_key for c in await again.conflicts()] == ["show:90000"]
-        assert reopened.ensure_schema() == 1
+        assert reopened.ensure_schema() == SCHEMA_VERSION
     finally:
         reopened_catalog.close()
 
@@ -580,3 +585,80 @@ def test_audit_is_pruned(store: TrackingStore) -> None:
 def test_times_must_be_aware(store: TrackingStore) -> None:
     with pytest.raises(ValueError, match="aware"):
         store.seen_digest("x", datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_old_schema_is_migrated(catalog: Catalog, store: TrackingStore) -> None:
+    """A version-1 database (no play claims) is brought forward and keeps its watches."""
+    watch = Watch(HOME, "5012", "episode", "1", START, "webhook", show_rating_key="5000")
+    assert store.add_watch(watch)[1]
+    with store.engine.begin() as conn:
+        plays.drop(conn)
+        conn.execute(delete(schema_version))
+        conn.execute(insert(schema_version).values(version=1, applied_at=START))
+    reopened = TrackingStore(catalog.engine)
+    assert reopened.ensure_schema() == SCHEMA_VERSION
+    assert [w.rating_key for w in reopened.history("1")] == ["5012"]
+    later = replace(watch, watched_at=START + timedelta(minutes=5))
+    assert reopened.add_watch(later)[1] is False
+
+
+def test_concurrent_writers_of_one_play_make_one_watch(
+    catalog: Catalog, store: TrackingStore
+) -> None:
+    """Two writers (own engines, own threads) record the same play at once: one watch each time.
+
+    The duplicate rule is one database operation (the play's claim), so neither a thread nor a
+    second process writing the same play can slip its watch in between the other's look-up and
+    insert.
+    """
+    other = Catalog(catalog.url, schema=catalog.schema)
+    try:
+        stores = [store, TrackingStore(other.engine)]
+        rounds = 25
+        barrier = threading.Barrier(2)
+        added: list[bool] = []
+
+        def write(which: int) -> None:
+            for n in range(rounds):
+                watch = Watch(
+                    HOME,
+                    f"9{n:03d}",
+                    "movie",
+                    "1",
+                    START + timedelta(seconds=which),
+                    "webhook" if which == 0 else "websocket",
+                    duration_ms=1_800_000,
+                )
+                barrier.wait(timeout=30)
+                added.append(stores[which].add_watch(watch)[1])
+
+        threads = [threading.Thread(target=write, args=(which,)) for which in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert added.count(True) == rounds
+        assert added.count(False) == rounds
+        keys = [w.rating_key for w in store.history(None, limit=1_000)]
+        assert sorted(keys) == [f"9{n:03d}" for n in range(rounds)]
+    finally:
+        other.close()
+
+
+async def test_webhook_and_websocket_racing_are_one_watch(
+    catalog: Catalog, store: TrackingStore, clock: Clock
+) -> None:
+    """The webhook tracker and the websocket tracker (two trackers, two threads) at once."""
+    webhook_side = make_tracker(catalog, store, clock)
+    websocket_side = make_tracker(catalog, store, clock)
+    keys = [key for key, season, _ in SHOW_EPISODES if season > 0]
+    for key, season, number in ((k, s, e) for k, s, e in SHOW_EPISODES if s > 0):
+        scrobbled = scrobble(key, season, number)
+        assert scrobbled.item is not None
+        ended = SessionEnd(HOME, "1", scrobbled.item, "alice", played_s=1700)
+        outcomes = await asyncio.gather(
+            webhook_side.handle(scrobbled), websocket_side.session_ended(ended)
+        )
+        assert sorted(o.kind for o in outcomes) == ["duplicate", "recorded"]
+    watches = await webhook_side.history("1")
+    assert sorted(w.rating_key for w in watches) == sorted(keys)
