@@ -6,15 +6,28 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
   the entry migration), registered for POST only, local-only unless the option allows remote
   servers. The handler reads the multipart body through the engine (10 MiB cap), answers 4xx for
   anything it cannot accept (one log line per source per 5 minutes; never a 5xx, never a traceback)
-  and 200 for every accepted payload. Accepted payloads are fired on the bus (`plexus_webhook`),
-  sent to the server's `event` entity, and queued for the tracker; a worker task writes them to
-  the database in the executor, so the answer never waits for the disk. A payload of another
-  server Plexus has an entry for is handled as that entry's; one of a server Plexus does not know
-  is acknowledged, fired on the bus and recorded as skipped by this entry's tracker.
+  and 200 for every accepted payload. A server does not wait for the database: on the event loop
+  the handler only reads the body, parses the JSON, drops a payload seen within the minute (its
+  digest), fires the event (`plexus_webhook` on the bus, the server's `event` entity) and queues
+  it. A payload of another server Plexus has an entry for is handled as that entry's; one of a
+  server Plexus does not know is acknowledged, fired on the bus and recorded as skipped by this
+  entry's tracker. A full queue (10,000 waiting) answers 429.
+- **Recording.** One worker task per entry takes the queue in batches; each batch is one executor
+  job (matching, the duplicate checks, the watches, the audit rows in one write). Under a burst
+  it waits until webhooks stop arriving for a moment (at most `MAX_DEFER_S`, or until
+  `DEFER_LIMIT` wait), so answering comes first. It is supervised: a failing batch is logged
+  (once until one succeeds) and the worker goes on; a worker that ends unexpectedly is logged and
+  restarted. Shutting down (the entry unloading, or Home Assistant stopping: a shutdown job, run
+  before background tasks are cancelled) records what is queued first. Entities re-read the
+  history once per worker run (and every `REFRESH_S` during a long one), only the users whose
+  watches changed.
 - **Database.** The tracker's tables live in the catalog database. While that database is not open
   (see `CatalogCoordinator`), events still fire; the events that can become a watch
   (`media.scrobble`, `media.stop`) are held in memory (up to 1,000, oldest dropped with one
   warning) and applied when the database opens. Status: `status` (`ready`, `waiting_for_catalog`).
+- **Matching.** The tracker's matchers ask the server itself (its GUID lookup) for `plex://`
+  and legacy agent GUIDs the catalog does not know (an item added since the last import); the
+  executor-side one does so through the event loop.
 - **Websocket backup.** A coordinator listener compares the sessions of consecutive snapshots (and
   `playing` notifications keep each session's newest position); a session that ends is passed to
   `WatchTracker.session_ended` (source `websocket`), which records it when it ended past the
@@ -26,9 +39,10 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -38,14 +52,14 @@ from aiohttp.hdrs import METH_POST
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_WEBHOOK_ID
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.util import dt as dt_util
 from sqlalchemy.exc import SQLAlchemyError
 
-from .catalog.matcher import MediaMatcher
+from .catalog.matcher import MediaMatcher, MediaQuery
 from .const import (
     CONF_AUTO_MAP_THRESHOLD,
     CONF_CROSS_SERVER,
@@ -90,7 +104,15 @@ REJECT_LOG_INTERVAL_S: Final = 300.0
 MAX_HELD: Final = 1_000
 QUEUE_SIZE: Final = 10_000
 DRAIN_TIMEOUT_S: Final = 10.0
-BATCH_SIZE: Final = 25
+BATCH_SIZE: Final = 50
+# Recording waits for a pause of QUIET_S between webhooks, at most MAX_DEFER_S or until
+# DEFER_LIMIT are queued.
+QUIET_S: Final = 0.05
+MAX_DEFER_S: Final = 10.0
+DEFER_LIMIT: Final = 2_000
+DIGEST_WINDOW_S: Final = 60.0
+REFRESH_S: Final = 2.0
+SERVER_LOOKUP_TIMEOUT_S: Final = 30.0
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
@@ -149,6 +171,8 @@ class TrackingCounters:
     rejected: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     held_dropped: int = 0
+    refused_busy: int = 0
+    worker_failures: int = 0
 
 
 class TrackingManager:
@@ -184,6 +208,7 @@ class TrackingManager:
             self.server_id,
             lambda: catalog.catalog,
             hass.async_add_executor_job,
+            server_find_guid=self._async_server_find_guid,
             threshold=self.options.auto_map_threshold,
         )
         self.store: TrackingStore | None = None
@@ -192,13 +217,17 @@ class TrackingManager:
         self.counters = TrackingCounters()
         # Tracked users: display name -> user id (None until seen).
         self.users: dict[str, str | None] = dict.fromkeys(self.options.monitored_users)
-        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(QUEUE_SIZE)
-        self._held: deque[WebhookEvent] = deque(maxlen=MAX_HELD)
+        self._queue: asyncio.Queue[tuple[WebhookEvent, datetime]] = asyncio.Queue(QUEUE_SIZE)
+        self._held: deque[tuple[WebhookEvent, datetime]] = deque(maxlen=MAX_HELD)
         self._held_warned = False
         self._rejections: dict[str, float] = {}
+        self._recent: OrderedDict[str, float] = OrderedDict()  # payload digest -> when received
+        self._arrived = asyncio.Event()  # set by every queued webhook
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
         self._worker: asyncio.Task[None] | None = None
+        self._changed_users: set[str] = set()
+        self._conflicts_changed = False
         self._opening = False
         self._failure_logged = False
         self._stopping = False
@@ -228,6 +257,8 @@ class TrackingManager:
             async_dispatcher_connect(
                 self.hass, signal_notification(self.server_id), self._on_notification
             ),
+            # Home Assistant stopping: record the queue before background tasks are cancelled.
+            self.hass.async_add_shutdown_job(HassJob(self._async_flush)),
         ]
         self._remember_sessions(self.coordinator.data.sessions if self.coordinator.data else [])
         await self._async_open_store()
@@ -237,20 +268,28 @@ class TrackingManager:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        self._stopping = True  # record what is queued at full speed
+        await self._async_flush()
         if self._worker is not None and not self._worker.done():
-            try:
-                async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                    await self._queue.join()
-            except TimeoutError:
-                _LOGGER.warning(
-                    "%s webhooks of %s not recorded at shutdown",
-                    self._queue.qsize(),
-                    self.entry.title,
-                )
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        self._worker = None
+
+    async def _async_flush(self) -> None:
+        """Record what is queued now, at full speed (at most `DRAIN_TIMEOUT_S`)."""
+        self._stopping = True
+        self._arrived.set()
+        if self._queue.empty():
+            return
+        self._ensure_worker()
+        try:
+            async with asyncio.timeout(DRAIN_TIMEOUT_S):
+                await self._queue.join()
+        except TimeoutError:
+            _LOGGER.warning(
+                "%s webhooks of %s not recorded at shutdown",
+                self._queue.qsize(),
+                self.entry.title,
+            )
 
     @callback
     def _on_catalog_update(self) -> None:
@@ -285,6 +324,7 @@ class TrackingManager:
             self.server_id,
             lambda: self.catalog.catalog,
             _direct,
+            server_find_guid=self._server_find_guid_from_thread,
             threshold=self.options.auto_map_threshold,
         )
         self._batch_tracker = WatchTracker(
@@ -297,8 +337,8 @@ class TrackingManager:
             self.learn_user(watch.user_id, watch.user_name)
         held = list(self._held)
         self._held.clear()
-        for event in held:
-            await self.async_enqueue(event)
+        for event, received_at in held:
+            self._enqueue(event, received_at)
         async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
 
     # -- webhook -------------------------------------------------------------------------------
@@ -330,7 +370,9 @@ class TrackingManager:
             async_dispatcher_send(hass, signal_webhook(target.server_id), event)
             if event.account is not None and event.account.title:
                 target.learn_user(event.account.id, event.account.title)
-        await (target or self).async_enqueue(event)
+        if not (target or self).enqueue(event):
+            self._rejected(request.remote, "busy", "too many webhooks waiting to be recorded")
+            return web.Response(status=429, text="busy")
         return web.Response(status=200, text="ok")
 
     def _route(self, event: WebhookEvent) -> TrackingManager | None:
@@ -345,26 +387,82 @@ class TrackingManager:
                 return manager
         return None
 
-    async def async_enqueue(self, event: WebhookEvent) -> None:
-        """Queue an accepted webhook for the tracker (held while the database is not open)."""
+    async def async_enqueue(self, event: WebhookEvent) -> bool:
+        """Queue an accepted webhook for the tracker (see `enqueue`)."""
+        return self.enqueue(event)
+
+    @callback
+    def enqueue(self, event: WebhookEvent) -> bool:
+        """Queue an accepted webhook for recording; False when the queue is full.
+
+        The same payload again within a minute is counted as a duplicate and not queued. While
+        the database is not open, the events that can become a watch are held.
+        """
+        now = time.monotonic()
+        self._arrived.set()
+        recent = self._recent
+        while recent:
+            digest, at = next(iter(recent.items()))
+            if now - at < DIGEST_WINDOW_S and len(recent) < QUEUE_SIZE:
+                break
+            del recent[digest]
+        if event.digest in recent:
+            self._count([Outcome("duplicate", "same_payload")])
+            return True
+        received_at = dt_util.utcnow()
         if self.tracker is None:
-            if event.event in WATCH_EVENTS:
-                if len(self._held) == MAX_HELD:
-                    self.counters.held_dropped += 1
-                    if not self._held_warned:
-                        _LOGGER.warning(
-                            "Catalog database of %s still not open: oldest held watches dropped",
-                            self.entry.title,
-                        )
-                        self._held_warned = True
-                self._held.append(event)
+            recent[event.digest] = now
+            self._hold(event, received_at)
+            return True
+        if not self._enqueue(event, received_at):
+            return False
+        recent[event.digest] = now
+        return True
+
+    def _enqueue(self, event: WebhookEvent, received_at: datetime) -> bool:
+        try:
+            self._queue.put_nowait((event, received_at))
+        except asyncio.QueueFull:
+            self.counters.refused_busy += 1
+            return False
+        self._ensure_worker()
+        return True
+
+    def _hold(self, event: WebhookEvent, received_at: datetime) -> None:
+        if event.event not in WATCH_EVENTS:
             return
-        # Queue first: the worker starts eagerly and stops when the queue is empty.
-        await self._queue.put(event)
+        if len(self._held) == MAX_HELD:
+            self.counters.held_dropped += 1
+            if not self._held_warned:
+                _LOGGER.warning(
+                    "Catalog database of %s still not open: oldest held watches dropped",
+                    self.entry.title,
+                )
+                self._held_warned = True
+        self._held.append((event, received_at))
+
+    @callback
+    def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
             self._worker = self.entry.async_create_background_task(
                 self.hass, self._run_worker(), f"plexus tracking {self.entry.title}"
             )
+            self._worker.add_done_callback(self._worker_done)
+
+    @callback
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        """Supervision: a worker that ended by an error is logged and started again."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.counters.worker_failures += 1
+        _LOGGER.error(
+            "Webhook recording of %s stopped unexpectedly; restarting it",
+            self.entry.title,
+            exc_info=task.exception(),
+        )
+        if not self._queue.empty() and self._worker is task:
+            self._worker = None
+            self._ensure_worker()
 
     @callback
     def _rejected(self, source: str | None, reason: str, message: str) -> None:
@@ -382,69 +480,133 @@ class TrackingManager:
         )
 
     async def _run_worker(self) -> None:
-        """Record queued webhooks until none is left (started by `async_enqueue`).
+        """Record queued webhooks until none is left (started by `enqueue`).
 
         What is queued is taken in batches; each batch is one executor job (see
-        `_handle_batch_sync`), so a busy event loop does not slow the database work down. An
-        unexpected failure is logged once and never stops the worker.
+        `_handle_batch_sync`). An unexpected failure of a batch is logged (once until a batch
+        succeeds again) and never stops the worker.
         """
-        while not self._queue.empty():
-            batch: list[WebhookEvent] = []
-            while not self._queue.empty() and len(batch) < BATCH_SIZE:
-                batch.append(self._queue.get_nowait())
-            try:
-                if self._batch_tracker is None:
-                    for event in batch:
-                        await self.async_enqueue(event)
-                    continue
-                started = time.monotonic()
-                outcomes = await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
-                self._count(outcomes)
-                if not self._stopping and not self._queue.empty():
-                    # Under a burst, recording takes at most about half the time: answering
-                    # Plex quickly comes first (what is queued is recorded a moment later).
-                    await asyncio.sleep(min(time.monotonic() - started, 1.0))
-            except Exception:
-                if not self._failure_logged:
-                    _LOGGER.exception("Webhooks of %s not recorded", self.entry.title)
-                    self._failure_logged = True
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        refreshed = time.monotonic()
+        try:
+            while not self._queue.empty():
+                await self._wait_for_a_pause()
+                batch: list[tuple[WebhookEvent, datetime]] = []
+                while not self._queue.empty() and len(batch) < BATCH_SIZE:
+                    batch.append(self._queue.get_nowait())
+                try:
+                    outcomes = await self.hass.async_add_executor_job(
+                        self._handle_batch_sync, batch
+                    )
+                except Exception:
+                    self.counters.worker_failures += 1
+                    if not self._failure_logged:
+                        _LOGGER.exception(
+                            "%s webhooks of %s not recorded", len(batch), self.entry.title
+                        )
+                        self._failure_logged = True
+                else:
+                    self._failure_logged = False
+                    self._count(outcomes, flush=False)
+                finally:
+                    for _ in batch:
+                        self._queue.task_done()
+                if time.monotonic() - refreshed >= REFRESH_S:
+                    refreshed = time.monotonic()
+                    self._flush_changes()
+        finally:
+            self._flush_changes()
 
-    def _handle_batch_sync(self, batch: list[WebhookEvent]) -> list[Outcome]:
+    async def _wait_for_a_pause(self) -> None:
+        """Under a burst, wait until webhooks stop arriving for `QUIET_S` (answering first)."""
+        deferred = time.monotonic()
+        while (
+            not self._stopping
+            and self._queue.qsize() < DEFER_LIMIT
+            and time.monotonic() - deferred < MAX_DEFER_S
+        ):
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(QUIET_S):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return  # a pause
+
+    def _handle_batch_sync(self, batch: list[tuple[WebhookEvent, datetime]]) -> list[Outcome]:
         """Handle a batch with the executor-side tracker (runs in a worker thread).
 
-        That tracker's database calls are direct, so its coroutines never suspend: each is
-        driven to its end here, without an event loop.
+        That tracker's database calls are direct, so its coroutine never suspends: it is driven
+        to its end here, without an event loop.
         """
         tracker = self._batch_tracker
         assert tracker is not None
-        return [_drive(tracker.handle(event)) for event in batch]
+        return _drive(tracker.handle_many([event for event, _ in batch], [at for _, at in batch]))
 
     @callback
-    def _count(self, outcomes: list[Outcome]) -> None:
-        recorded = conflict = False
+    def _count(self, outcomes: list[Outcome], *, flush: bool = True) -> None:
         for outcome in outcomes:
             key = f"{outcome.kind}:{outcome.reason}" if outcome.reason else outcome.kind
             self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
             if outcome.kind == "recorded" and outcome.watch is not None:
-                recorded = True
+                self._changed_users.add(outcome.watch.user_id)
                 self.learn_user(outcome.watch.user_id, outcome.watch.user_name)
                 if self.cross_server:
                     self.entry.async_create_background_task(
                         self.hass, self._mark_elsewhere(outcome), "plexus cross-server watched"
                     )
-            conflict = conflict or outcome.kind == "conflict"
-        if recorded or conflict:
-            async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
-        if conflict:
+            if outcome.kind == "conflict":
+                self._conflicts_changed = True
+        if flush:
+            self._flush_changes()
+
+    @callback
+    def _flush_changes(self) -> None:
+        """Tell the users' entities (those whose watches changed) and Repairs what changed."""
+        if self._changed_users or self._conflicts_changed:
+            async_dispatcher_send(
+                self.hass,
+                signal_watches_changed(self.server_id),
+                frozenset(self._changed_users) if not self._conflicts_changed else None,
+            )
+        if self._conflicts_changed:
             self.entry.async_create_background_task(
                 self.hass, async_raise_conflicts(self.hass, self), "plexus tracking conflicts"
             )
+        self._changed_users.clear()
+        self._conflicts_changed = False
+
+    # -- asking the server ----------------------------------------------------------------------
+
+    async def _async_server_find_guid(self, guid: str) -> str | None:
+        """Return the rating key of the item with a GUID on this server (None: none, or failed)."""
+        try:
+            request = await self.coordinator.resolver.resolve(guid, self.coordinator.data.sections)
+        except PlexError as err:
+            _LOGGER.debug("Server lookup of %s failed: %s", guid[:80], err)
+            return None
+        return request.item.rating_key
+
+    async def _server_find_guid_from_thread(self, guid: str) -> str | None:
+        """The server lookup for the executor-side matcher: asks through the event loop.
+
+        Runs in a worker thread (the batch), never on the loop; it blocks that thread until the
+        loop has the answer, so (like every step of that tracker) the coroutine never suspends.
+        """
+        future = asyncio.run_coroutine_threadsafe(
+            self._async_server_find_guid(guid), self.hass.loop
+        )
+        try:
+            return future.result(SERVER_LOOKUP_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            return None
 
     async def _mark_elsewhere(self, outcome: Outcome) -> None:
-        """Mark a watch as watched on the other servers that hold the item (by GUID)."""
+        """Mark a watch as watched on the other servers that hold the item (by GUID).
+
+        Each other server entry finds the item by its GUIDs (its catalog, else the server's own
+        lookup for `plex://` and legacy GUIDs), marks it watched on that server (`/:/scrobble`, for
+        the account Plexus signed in with) and records it in that entry's history.
+        """
         watch = outcome.watch
         if watch is None or not watch.guids:
             return
@@ -452,17 +614,26 @@ class TrackingManager:
             manager = getattr(getattr(entry, "runtime_data", None), "tracking", None)
             if not isinstance(manager, TrackingManager) or manager is self:
                 continue
+            key: str | None = None
             try:
                 key = await manager.catalog.async_find_by_guids(list(watch.guids), watch.type)
-                if key is None or manager.tracker is None:
+                if key is None:
+                    found = await manager.matcher.match_guids(
+                        MediaQuery(type=watch.type, guids=watch.guids, title=watch.title)
+                    )
+                    key = found.rating_key if found.matched else None
+                if key is None:
+                    _LOGGER.debug("%s is not on %s", watch.title, entry.title)
                     continue
-                await manager.tracker.mark_watched(
-                    manager.server_id, key, watch.user_id, user_name=watch.user_name
-                )
-                if manager.mark_in_plex:
-                    await manager.async_scrobble(key)
+                await manager.async_scrobble(key)
+                if manager.tracker is not None:
+                    await manager.tracker.mark_watched(
+                        manager.server_id, key, watch.user_id, user_name=watch.user_name
+                    )
             except (HomeAssistantError, PlexError, SQLAlchemyError) as err:
-                _LOGGER.debug("Cross-server watch on %s failed: %s", entry.title, err)
+                _LOGGER.warning(
+                    "%s not marked watched on %s: %s", watch.title or key, entry.title, err
+                )
             else:
                 async_dispatcher_send(self.hass, signal_watches_changed(manager.server_id))
 
