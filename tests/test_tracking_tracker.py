@@ -9,13 +9,20 @@ from pathlib import Path
 import threading
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from sqlalchemy import delete, insert
 
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.matcher import MediaMatcher
 from custom_components.plexus.catalog.models import LibraryRecord
-from custom_components.plexus.tracking.payload import ItemSummary, WebhookEvent, parse_payload
+from custom_components.plexus.tracking.payload import (
+    EVENT_TYPES,
+    ItemSummary,
+    WebhookError,
+    WebhookEvent,
+    parse_payload,
+)
 from custom_components.plexus.tracking.store import (
     AUDIT_ROWS,
     SCHEMA_VERSION,
@@ -32,6 +39,7 @@ from custom_components.plexus.tracking.tracker import (
     WatchTracker,
 )
 from tests.test_catalog_matcher import episode, record
+from tests.test_tracking_payload import json_values
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHETIC = {
@@ -662,3 +670,65 @@ async def test_webhook_and_websocket_racing_are_one_watch(
         assert sorted(o.kind for o in outcomes) == ["duplicate", "recorded"]
     watches = await webhook_side.history("1")
     assert sorted(w.rating_key for w in watches) == sorted(keys)
+
+
+def _plausible(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly right-looking values, sometimes any JSON (a real payload's keys, odd contents)."""
+    return st.one_of(values, values, values, values, json_values)
+
+
+tracker_payloads = st.fixed_dictionaries(
+    {
+        "event": _plausible(
+            st.sampled_from(["media.scrobble", "media.stop"])
+            | st.sampled_from([*EVENT_TYPES, "media.teleport"])
+        ),
+        "Account": _plausible(
+            st.fixed_dictionaries(
+                {"id": _plausible(st.integers(1, 3)), "title": _plausible(st.just("alice"))}
+            )
+        ),
+        "Server": _plausible(
+            st.fixed_dictionaries(
+                {"uuid": _plausible(st.sampled_from([HOME, HOME, OTHER_KNOWN, "elsewhere"]))}
+            )
+        ),
+        "Metadata": _plausible(
+            st.fixed_dictionaries(
+                {
+                    "type": _plausible(st.sampled_from(["movie", "episode", "track", "show"])),
+                    "ratingKey": _plausible(st.sampled_from(["6001", "5012", "5013", "404"])),
+                    "title": _plausible(st.sampled_from(["The Office", "Synthetic Movie"])),
+                    "grandparentTitle": _plausible(st.just("The Synthetic Show")),
+                    "grandparentRatingKey": _plausible(st.just("5000")),
+                    "parentIndex": _plausible(st.integers(0, 3)),
+                    "index": _plausible(st.integers(0, 3)),
+                    "year": _plausible(st.integers(1900, 2100)),
+                    "viewOffset": _plausible(st.integers(0, 2_000_000)),
+                    "duration": _plausible(st.integers(0, 2_000_000)),
+                    "Guid": _plausible(st.lists(st.fixed_dictionaries({"id": json_values}))),
+                },
+                optional={"guid": _plausible(st.just("plex://movie/6001"))},
+            )
+        ),
+    }
+)
+
+
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60, deadline=None
+)
+@given(st.lists(tracker_payloads, min_size=1, max_size=6))
+async def test_generated_payloads_never_raise_in_the_tracker(
+    tracker: WatchTracker, docs: list[dict[str, Any]]
+) -> None:
+    """Whatever a payload holds, once parsed the tracker says what became of it."""
+    events = []
+    for doc in docs:
+        try:
+            events.append(parse_payload(json.dumps(doc)))
+        except WebhookError:
+            continue
+    outcomes = await tracker.handle_many(events)
+    assert len(outcomes) == len(events)
+    assert {o.kind for o in outcomes} <= {"recorded", "duplicate", "skipped", "conflict"}
