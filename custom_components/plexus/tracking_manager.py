@@ -369,7 +369,8 @@ class TrackingManager:
         if target is not None:
             async_dispatcher_send(hass, signal_webhook(target.server_id), event)
             if event.account is not None and event.account.title:
-                target.learn_user(event.account.id, event.account.title)
+                # After the answer: a new user's device and entities are not the request's work.
+                hass.loop.call_soon(target.learn_user, event.account.id, event.account.title)
         if not (target or self).enqueue(event):
             self._rejected(request.remote, "busy", "too many webhooks waiting to be recorded")
             return web.Response(status=429, text="busy")
