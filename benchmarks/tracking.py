@@ -637,7 +637,11 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
             "unexpected": len(set(got) - expected),
         }
     finally:
-        print(home.log_tail(), file=sys.stderr)
+        # HA's last lines, and the event loop's slow steps when run with PYTHONASYNCIODEBUG=1.
+        log = home.log_tail(100_000).splitlines()
+        slow = [f"{line[:200]} … {line[-24:]}" for line in log if "Executing <" in line]
+        print("\n".join(slow[-60:]), file=sys.stderr)
+        print("\n".join(log[-40:]), file=sys.stderr)
         await home.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return figures

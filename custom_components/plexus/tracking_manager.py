@@ -226,6 +226,8 @@ class TrackingManager:
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
         self._worker: asyncio.Task[None] | None = None
+        self._users_to_learn: dict[str, str | None] = {}
+        self._user_task: asyncio.Task[None] | None = None
         self._changed_users: set[str] = set()
         self._conflicts_changed = False
         self._opening = False
@@ -369,8 +371,7 @@ class TrackingManager:
         if target is not None:
             async_dispatcher_send(hass, signal_webhook(target.server_id), event)
             if event.account is not None and event.account.title:
-                # After the answer: a new user's device and entities are not the request's work.
-                hass.loop.call_soon(target.learn_user, event.account.id, event.account.title)
+                target.learn_user_soon(event.account.id, event.account.title)
         if not (target or self).enqueue(event):
             self._rejected(request.remote, "busy", "too many webhooks waiting to be recorded")
             return web.Response(status=429, text="busy")
@@ -654,6 +655,23 @@ class TrackingManager:
             return
         self.users[display] = user_id
         async_dispatcher_send(self.hass, signal_tracked_users(self.server_id), display)
+
+    @callback
+    def learn_user_soon(self, user_id: str | None, name: str) -> None:
+        """`learn_user` once webhooks pause (a new user's entities are no request's work)."""
+        if self.users.get(name, "") == user_id or (user_id is None and name in self.users):
+            return  # known: nothing to do
+        self._users_to_learn[name] = user_id
+        if self._user_task is None or self._user_task.done():
+            self._user_task = self.entry.async_create_background_task(
+                self.hass, self._learn_users(), f"plexus tracking users {self.entry.title}"
+            )
+
+    async def _learn_users(self) -> None:
+        while self._users_to_learn:
+            await self._wait_for_a_pause()
+            name, user_id = self._users_to_learn.popitem()
+            self.learn_user(user_id, name)
 
     def user_id(self, name: str) -> str:
         """Return the history's id of a tracked user (the name itself until an id was seen)."""
