@@ -107,7 +107,7 @@ DRAIN_TIMEOUT_S: Final = 10.0
 BATCH_SIZE: Final = 50
 # Recording waits for a pause of QUIET_S between webhooks, at most MAX_DEFER_S or until
 # DEFER_LIMIT are queued.
-QUIET_S: Final = 0.05
+QUIET_S: Final = 0.2
 MAX_DEFER_S: Final = 10.0
 DEFER_LIMIT: Final = 2_000
 DIGEST_WINDOW_S: Final = 60.0
