@@ -31,6 +31,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+import gc
 import json
 import os
 from pathlib import Path
@@ -597,6 +598,10 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
                         await resp.read()
 
                 await asyncio.gather(*(head() for _ in range(args.warm_connections)))
+                # The simulator's big library lives in this process: keep the client's garbage
+                # collector from walking it mid-burst (its pauses would count as HA's latency).
+                gc.collect()
+                gc.freeze()
                 t0 = time.perf_counter() + 1.0
                 posting = time.perf_counter()
                 await asyncio.gather(

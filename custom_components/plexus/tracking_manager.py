@@ -222,7 +222,8 @@ class TrackingManager:
         self._held_warned = False
         self._rejections: dict[str, float] = {}
         self._recent: OrderedDict[str, float] = OrderedDict()  # payload digest -> when received
-        self._arrived = asyncio.Event()  # set by every queued webhook
+        self._arrived = asyncio.Event()  # set by every webhook
+        self._last_arrival = 0.0
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
         self._worker: asyncio.Task[None] | None = None
@@ -401,6 +402,7 @@ class TrackingManager:
         the database is not open, the events that can become a watch are held.
         """
         now = time.monotonic()
+        self._last_arrival = now
         self._arrived.set()
         recent = self._recent
         while recent:
@@ -526,9 +528,12 @@ class TrackingManager:
             and self._queue.qsize() < DEFER_LIMIT
             and time.monotonic() - deferred < MAX_DEFER_S
         ):
+            quiet_for = time.monotonic() - self._last_arrival
+            if quiet_for >= QUIET_S:
+                return  # a pause
             self._arrived.clear()
             try:
-                async with asyncio.timeout(QUIET_S):
+                async with asyncio.timeout(QUIET_S - quiet_for):
                     await self._arrived.wait()
             except TimeoutError:
                 return  # a pause
