@@ -8,7 +8,12 @@ into the catalog first (``plexus.import_library``). Then ``--webhooks`` real-sha
 (multipart, the payload's JSON shaped like the captures in ``tests/fixtures/webhooks``; mixed
 events, 20 % scrobbles of distinct items by five users, and a few scrobbles re-sent as Plex does)
 are posted over loopback at ``--rate`` per second, each on its own schedule (open loop), and the
-client-side latency of each request is measured. Then what was posted is compared with what was
+client-side latency of each request is measured (the client first opens ``--warm-connections``
+connections with HEAD requests, which the webhook answers without running its handler, and
+freezes its own garbage collector: the simulator's library lives in the client process, and a
+collection walking it mid-burst would count as Home Assistant's latency). A latency timeline and
+the slowest 1 % are printed; HA's log tail goes to stderr, with the event loop's slow steps when
+HA runs with ``PYTHONASYNCIODEBUG=1``. Then what was posted is compared with what was
 recorded (``plexus.watch_history``): ``lost`` = scrobbles not recorded, ``duplicates`` = records
 beyond one per (user, item). ``--skip-ha`` runs the matching half only.
 

@@ -848,5 +848,7 @@ class TrackingManager:
             "held": len(self._held),
             "accepted": self.counters.accepted,
             "rejected": dict(self.counters.rejected),
+            "refused_busy": self.counters.refused_busy,
+            "worker_failures": self.counters.worker_failures,
             "outcomes": dict(self.counters.outcomes),
         }
