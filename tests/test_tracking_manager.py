@@ -85,6 +85,46 @@ async def test_a_failing_batch_is_logged_once_and_the_worker_goes_on(
     assert manager._queue.qsize() == 0
 
 
+async def test_a_worker_that_dies_is_logged_and_started_again(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error outside a batch ends the worker: logged with its cause, restarted, nothing lost."""
+    await imported(hass, loaded)
+    client = await hass_client_no_auth()
+    movie = simulator.library.movies()[0]
+    play = item_payload(simulator, simulator.library.movies()[1], "media.play")
+    assert (await client.post(url_of(loaded), data=form(play))).status == 200
+    await settle(hass)  # alice is known now: only the worker waits for a pause below
+    manager = manager_of(loaded)
+    real = manager._wait_for_a_pause
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("clock went backwards")
+        await real()
+
+    monkeypatch.setattr(manager, "_wait_for_a_pause", broken)
+    assert (
+        await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    await settle(hass)
+    await settle(hass)
+    logged = [r for r in caplog.records if "stopped unexpectedly" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "clock went backwards" in str(logged[0].exc_info[1])
+    assert manager.counters.worker_failures == 1
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
 async def test_a_full_queue_answers_429_and_loses_nothing_queued(
     hass: HomeAssistant,
     simulator: PlexSimulator,

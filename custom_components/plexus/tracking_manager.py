@@ -671,6 +671,13 @@ class TrackingManager:
             self._user_task = self.entry.async_create_background_task(
                 self.hass, self._learn_users(), f"plexus tracking users {self.entry.title}"
             )
+            self._user_task.add_done_callback(self._user_task_done)
+
+    @callback
+    def _user_task_done(self, task: asyncio.Task[None]) -> None:
+        """Supervision: a failure is logged (the users still waiting are learned next time)."""
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _LOGGER.error("Learning new users of %s failed", self.entry.title, exc_info=error)
 
     async def _learn_users(self) -> None:
         while self._users_to_learn:
