@@ -14,11 +14,12 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
   entry's tracker. A full queue (10,000 waiting) answers 429.
 - **Recording.** One worker task per entry takes the queue in batches; each batch is one executor
   job (matching, the duplicate checks, the watches, the audit rows in one write). Under a burst
-  it waits until webhooks stop arriving for a moment (at most `MAX_DEFER_S`, or until
-  `DEFER_LIMIT` wait), so answering comes first. It is supervised: a failing batch is logged
-  (once until one succeeds) and the worker goes on; a worker that ends unexpectedly is logged and
-  restarted. Shutting down (the entry unloading, or Home Assistant stopping: a shutdown job, run
-  before background tasks are cancelled) records what is queued first. Entities re-read the
+  it waits until webhooks stop arriving for `QUIET_S` (at most `MAX_DEFER_S`, or until
+  `DEFER_LIMIT` wait), so answering comes first; so does creating a new user's entities. It is
+  supervised: a failing batch is logged (once until one succeeds) and the worker goes on; a
+  worker that ends unexpectedly is logged and restarted (backing off up to a minute while it
+  keeps failing). Shutting down (the entry unloading, or Home Assistant stopping: a shutdown job,
+  run before background tasks are cancelled) records what is queued first. Entities re-read the
   history once per worker run (and every `REFRESH_S` during a long one), only the users whose
   watches changed.
 - **Database.** The tracker's tables live in the catalog database. While that database is not open
@@ -55,6 +56,7 @@ from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.util import dt as dt_util
 from sqlalchemy.exc import SQLAlchemyError
@@ -113,6 +115,7 @@ DEFER_LIMIT: Final = 2_000
 DIGEST_WINDOW_S: Final = 60.0
 REFRESH_S: Final = 2.0
 SERVER_LOOKUP_TIMEOUT_S: Final = 30.0
+RESTART_MAX_S: Final = 60.0
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
@@ -227,6 +230,7 @@ class TrackingManager:
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
         self._worker: asyncio.Task[None] | None = None
+        self._worker_deaths = 0  # in a row (reset by a batch that succeeds)
         self._users_to_learn: dict[str, str | None] = {}
         self._user_task: asyncio.Task[None] | None = None
         self._changed_users: set[str] = set()
@@ -459,13 +463,27 @@ class TrackingManager:
         if task.cancelled() or task.exception() is None:
             return
         self.counters.worker_failures += 1
-        _LOGGER.error(
-            "Webhook recording of %s stopped unexpectedly; restarting it",
-            self.entry.title,
-            exc_info=task.exception(),
-        )
-        if not self._queue.empty() and self._worker is task:
+        self._worker_deaths += 1
+        if self._worker_deaths == 1:
+            _LOGGER.error(
+                "Webhook recording of %s stopped unexpectedly; restarting it",
+                self.entry.title,
+                exc_info=task.exception(),
+            )
+        if self._worker is task:
             self._worker = None
+            # Again at once the first time; then backing off, so a lasting fault cannot spin.
+            delay = min(RESTART_MAX_S, 2.0 ** (self._worker_deaths - 2))
+            if self._worker_deaths == 1:
+                self._restart_worker()
+            else:
+                self._unsubs.append(
+                    async_call_later(self.hass, delay, HassJob(self._restart_worker))
+                )
+
+    @callback
+    def _restart_worker(self, _now: Any = None) -> None:
+        if not self._queue.empty():
             self._ensure_worker()
 
     @callback
@@ -510,6 +528,7 @@ class TrackingManager:
                         self._failure_logged = True
                 else:
                     self._failure_logged = False
+                    self._worker_deaths = 0
                     self._count(outcomes, flush=False)
                 finally:
                     for _ in batch:
