@@ -685,6 +685,8 @@ class TrackingManager:
         """`learn_user` once webhooks pause (a new user's entities are no request's work)."""
         if self.users.get(name, "") == user_id or (user_id is None and name in self.users):
             return  # known: nothing to do
+        if self.options.monitored_users and name not in self.users:
+            return  # not a monitored user: no entities
         self._users_to_learn[name] = user_id
         if self._user_task is None or self._user_task.done():
             self._user_task = self.entry.async_create_background_task(
