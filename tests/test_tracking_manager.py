@@ -80,9 +80,9 @@ async def test_a_failing_batch_is_logged_once_and_the_worker_goes_on(
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert "disk on fire" in str(logged[0].exc_info[1])
-    assert manager.counters.worker_failures == 2
+    assert manager.inbox.counters.worker_failures == 2
     assert movies[2].rating_key in [w.rating_key for w in await history(loaded)]
-    assert manager._queue.qsize() == 0
+    assert manager.inbox.queued == 0
 
 
 async def test_a_worker_that_dies_is_logged_and_started_again(
@@ -101,7 +101,7 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
     assert (await client.post(url_of(loaded), data=form(play))).status == 200
     await settle(hass)  # alice is known now: only the worker waits for a pause below
     manager = manager_of(loaded)
-    real = manager._wait_for_a_pause
+    real = manager.inbox.wait_for_a_pause
     calls = 0
 
     async def broken() -> None:
@@ -111,7 +111,7 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
             raise RuntimeError("clock went backwards")
         await real()
 
-    monkeypatch.setattr(manager, "_wait_for_a_pause", broken)
+    monkeypatch.setattr(manager.inbox, "wait_for_a_pause", broken)
     assert (
         await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
     ).status == 200
@@ -121,7 +121,7 @@ async def test_a_worker_that_dies_is_logged_and_started_again(
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert "clock went backwards" in str(logged[0].exc_info[1])
-    assert manager.counters.worker_failures == 1
+    assert manager.inbox.counters.worker_failures == 1
     assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
 
 
@@ -137,7 +137,7 @@ async def test_a_full_queue_answers_429_and_loses_nothing_queued(
     manager = manager_of(loaded)
     movies = simulator.library.movies()
     queued = [parse_payload(json.dumps(item_payload(simulator, m))) for m in movies[:3]]
-    manager._queue = type(manager._queue)(3)
+    manager.inbox._queue = type(manager.inbox._queue)(3)
     for event in queued:
         assert manager.enqueue(event)
     client = await hass_client_no_auth()
@@ -145,7 +145,7 @@ async def test_a_full_queue_answers_429_and_loses_nothing_queued(
         payload = item_payload(simulator, movie)
         resp = await client.post(url_of(loaded), data=form(payload))
         assert resp.status == 429
-    assert manager.counters.refused_busy == 2
+    assert manager.inbox.counters.refused_busy == 2
     assert len([r for r in caplog.records if "(busy)" in r.getMessage()]) == 1
     await settle(hass)
     recorded = {w.rating_key for w in await history(loaded)}
@@ -166,7 +166,7 @@ async def test_stopping_home_assistant_records_what_is_queued(
     for movie in movies:
         payload = item_payload(simulator, movie)
         assert (await client.post(url_of(loaded), data=form(payload))).status == 200
-    assert manager_of(loaded)._queue.qsize() > 0  # not recorded yet: answering came first
+    assert manager_of(loaded).inbox.queued > 0  # not recorded yet: answering came first
     await hass.async_stop()
     catalog = Catalog(sqlite_url(catalog_in_tmp))
     try:

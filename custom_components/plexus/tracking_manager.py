@@ -11,17 +11,14 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
   digest), fires the event (`plexus_webhook` on the bus, the server's `event` entity) and queues
   it. A payload of another server Plexus has an entry for is handled as that entry's; one of a
   server Plexus does not know is acknowledged, fired on the bus and recorded as skipped by this
-  entry's tracker. A full queue (10,000 waiting) answers 429.
-- **Recording.** One worker task per entry takes the queue in batches; each batch is one executor
-  job (matching, the duplicate checks, the watches, the audit rows in one write). Under a burst
-  it waits until webhooks stop arriving for `QUIET_S` (at most `MAX_DEFER_S`, or until
-  `DEFER_LIMIT` wait), so answering comes first; so does creating a new user's entities. It is
-  supervised: a failing batch is logged (once until one succeeds) and the worker goes on; a
-  worker that ends unexpectedly is logged and restarted (backing off up to a minute while it
-  keeps failing). Shutting down (the entry unloading, or Home Assistant stopping: a shutdown job,
-  run before background tasks are cancelled) records what is queued first. Entities re-read the
-  history once per worker run (and every `REFRESH_S` during a long one), only the users whose
-  watches changed.
+  entry's tracker. A full inbox (10,000 waiting) answers 429.
+- **Recording.** `tracking.WebhookInbox` (the engine) queues accepted webhooks and its
+  supervised worker records them in batches, each one executor job here (matching, the duplicate
+  checks, the watches, the audit rows in one write), after a burst has paused; creating a new
+  user's entities waits for the same pause. Shutting down (the entry unloading, or Home Assistant
+  stopping: a shutdown job, run before background tasks are cancelled) records what is queued
+  first. Entities re-read the history once per worker run (and every couple of seconds during a
+  long one), only the users whose watches changed.
 - **Database.** The tracker's tables live in the catalog database. While that database is not open
   (see `CatalogCoordinator`), events still fire; the events that can become a watch
   (`media.scrobble`, `media.stop`) are held in memory (up to 1,000, oldest dropped with one
@@ -40,8 +37,8 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 import logging
@@ -92,6 +89,7 @@ from .tracking import (
     WatchTracker,
     WebhookError,
     WebhookEvent,
+    WebhookInbox,
     read_webhook,
 )
 from .tracking.store import TrackingSchemaError
@@ -104,18 +102,8 @@ _LOGGER = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S: Final = 300.0
 MAX_HELD: Final = 1_000
-QUEUE_SIZE: Final = 10_000
 DRAIN_TIMEOUT_S: Final = 10.0
-BATCH_SIZE: Final = 50
-# Recording waits for a pause of QUIET_S between webhooks, at most MAX_DEFER_S or until
-# DEFER_LIMIT are queued.
-QUIET_S: Final = 0.2
-MAX_DEFER_S: Final = 10.0
-DEFER_LIMIT: Final = 2_000
-DIGEST_WINDOW_S: Final = 60.0
-REFRESH_S: Final = 2.0
 SERVER_LOOKUP_TIMEOUT_S: Final = 30.0
-RESTART_MAX_S: Final = 60.0
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
@@ -174,8 +162,6 @@ class TrackingCounters:
     rejected: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     held_dropped: int = 0
-    refused_busy: int = 0
-    worker_failures: int = 0
 
 
 class TrackingManager:
@@ -220,24 +206,24 @@ class TrackingManager:
         self.counters = TrackingCounters()
         # Tracked users: display name -> user id (None until seen).
         self.users: dict[str, str | None] = dict.fromkeys(self.options.monitored_users)
-        self._queue: asyncio.Queue[tuple[WebhookEvent, datetime]] = asyncio.Queue(QUEUE_SIZE)
+        self.inbox = WebhookInbox(
+            entry.title,
+            record=self._async_record,
+            on_outcomes=self._on_outcomes,
+            on_settled=self._flush_changes,
+            start_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+            call_later=self._call_later,
+        )
         self._held: deque[tuple[WebhookEvent, datetime]] = deque(maxlen=MAX_HELD)
         self._held_warned = False
         self._rejections: dict[str, float] = {}
-        self._recent: OrderedDict[str, float] = OrderedDict()  # payload digest -> when received
-        self._arrived = asyncio.Event()  # set by every webhook
-        self._last_arrival = 0.0
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
-        self._worker: asyncio.Task[None] | None = None
-        self._worker_deaths = 0  # in a row (reset by a batch that succeeds)
         self._users_to_learn: dict[str, str | None] = {}
         self._user_task: asyncio.Task[None] | None = None
         self._changed_users: set[str] = set()
         self._conflicts_changed = False
         self._opening = False
-        self._failure_logged = False
-        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -276,27 +262,21 @@ class TrackingManager:
             unsub()
         self._unsubs.clear()
         await self._async_flush()
-        if self._worker is not None and not self._worker.done():
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-        self._worker = None
+        await self.inbox.stop()
 
     async def _async_flush(self) -> None:
         """Record what is queued now, at full speed (at most `DRAIN_TIMEOUT_S`)."""
-        self._stopping = True
-        self._arrived.set()
-        if self._queue.empty():
-            return
-        self._ensure_worker()
-        try:
-            async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                await self._queue.join()
-        except TimeoutError:
-            _LOGGER.warning(
-                "%s webhooks of %s not recorded at shutdown",
-                self._queue.qsize(),
-                self.entry.title,
-            )
+        left = await self.inbox.flush(DRAIN_TIMEOUT_S)
+        if left:
+            _LOGGER.warning("%s webhooks of %s not recorded at shutdown", left, self.entry.title)
+
+    @callback
+    def _call_later(self, delay: float, action: Callable[[], None]) -> CALLBACK_TYPE:
+        @callback
+        def fire(_now: datetime) -> None:
+            action()
+
+        return async_call_later(self.hass, delay, fire)
 
     @callback
     def _on_catalog_update(self) -> None:
@@ -345,7 +325,7 @@ class TrackingManager:
         held = list(self._held)
         self._held.clear()
         for event, received_at in held:
-            self._enqueue(event, received_at)
+            self.inbox.offer(event, received_at)
         async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
 
     # -- webhook -------------------------------------------------------------------------------
@@ -400,41 +380,20 @@ class TrackingManager:
 
     @callback
     def enqueue(self, event: WebhookEvent) -> bool:
-        """Queue an accepted webhook for recording; False when the queue is full.
+        """Queue an accepted webhook for recording; False when the inbox is full.
 
         The same payload again within a minute is counted as a duplicate and not queued. While
         the database is not open, the events that can become a watch are held.
         """
-        now = time.monotonic()
-        self._last_arrival = now
-        self._arrived.set()
-        recent = self._recent
-        while recent:
-            digest, at = next(iter(recent.items()))
-            if now - at < DIGEST_WINDOW_S and len(recent) < QUEUE_SIZE:
-                break
-            del recent[digest]
-        if event.digest in recent:
+        if self.inbox.arrived(event):
             self._count([Outcome("duplicate", "same_payload")])
             return True
         received_at = dt_util.utcnow()
         if self.tracker is None:
-            recent[event.digest] = now
+            self.inbox.remember(event)
             self._hold(event, received_at)
             return True
-        if not self._enqueue(event, received_at):
-            return False
-        recent[event.digest] = now
-        return True
-
-    def _enqueue(self, event: WebhookEvent, received_at: datetime) -> bool:
-        try:
-            self._queue.put_nowait((event, received_at))
-        except asyncio.QueueFull:
-            self.counters.refused_busy += 1
-            return False
-        self._ensure_worker()
-        return True
+        return self.inbox.offer(event, received_at) != "busy"
 
     def _hold(self, event: WebhookEvent, received_at: datetime) -> None:
         if event.event not in WATCH_EVENTS:
@@ -448,43 +407,6 @@ class TrackingManager:
                 )
                 self._held_warned = True
         self._held.append((event, received_at))
-
-    @callback
-    def _ensure_worker(self) -> None:
-        if self._worker is None or self._worker.done():
-            self._worker = self.entry.async_create_background_task(
-                self.hass, self._run_worker(), f"plexus tracking {self.entry.title}"
-            )
-            self._worker.add_done_callback(self._worker_done)
-
-    @callback
-    def _worker_done(self, task: asyncio.Task[None]) -> None:
-        """Supervision: a worker that ended by an error is logged and started again."""
-        if task.cancelled() or task.exception() is None:
-            return
-        self.counters.worker_failures += 1
-        self._worker_deaths += 1
-        if self._worker_deaths == 1:
-            _LOGGER.error(
-                "Webhook recording of %s stopped unexpectedly; restarting it",
-                self.entry.title,
-                exc_info=task.exception(),
-            )
-        if self._worker is task:
-            self._worker = None
-            # Again at once the first time; then backing off, so a lasting fault cannot spin.
-            delay = min(RESTART_MAX_S, 2.0 ** (self._worker_deaths - 2))
-            if self._worker_deaths == 1:
-                self._restart_worker()
-            else:
-                self._unsubs.append(
-                    async_call_later(self.hass, delay, HassJob(self._restart_worker))
-                )
-
-    @callback
-    def _restart_worker(self, _now: Any = None) -> None:
-        if not self._queue.empty():
-            self._ensure_worker()
 
     @callback
     def _rejected(self, source: str | None, reason: str, message: str) -> None:
@@ -501,61 +423,9 @@ class TrackingManager:
             "Webhook of %s from %s refused (%s): %s", self.entry.title, key, reason, message
         )
 
-    async def _run_worker(self) -> None:
-        """Record queued webhooks until none is left (started by `enqueue`).
-
-        What is queued is taken in batches; each batch is one executor job (see
-        `_handle_batch_sync`). An unexpected failure of a batch is logged (once until a batch
-        succeeds again) and never stops the worker.
-        """
-        refreshed = time.monotonic()
-        try:
-            while not self._queue.empty():
-                await self._wait_for_a_pause()
-                batch: list[tuple[WebhookEvent, datetime]] = []
-                while not self._queue.empty() and len(batch) < BATCH_SIZE:
-                    batch.append(self._queue.get_nowait())
-                try:
-                    outcomes = await self.hass.async_add_executor_job(
-                        self._handle_batch_sync, batch
-                    )
-                except Exception:
-                    self.counters.worker_failures += 1
-                    if not self._failure_logged:
-                        _LOGGER.exception(
-                            "%s webhooks of %s not recorded", len(batch), self.entry.title
-                        )
-                        self._failure_logged = True
-                else:
-                    self._failure_logged = False
-                    self._worker_deaths = 0
-                    self._count(outcomes, flush=False)
-                finally:
-                    for _ in batch:
-                        self._queue.task_done()
-                if time.monotonic() - refreshed >= REFRESH_S:
-                    refreshed = time.monotonic()
-                    self._flush_changes()
-        finally:
-            self._flush_changes()
-
-    async def _wait_for_a_pause(self) -> None:
-        """Under a burst, wait until webhooks stop arriving for `QUIET_S` (answering first)."""
-        deferred = time.monotonic()
-        while (
-            not self._stopping
-            and self._queue.qsize() < DEFER_LIMIT
-            and time.monotonic() - deferred < MAX_DEFER_S
-        ):
-            quiet_for = time.monotonic() - self._last_arrival
-            if quiet_for >= QUIET_S:
-                return  # a pause
-            self._arrived.clear()
-            try:
-                async with asyncio.timeout(QUIET_S - quiet_for):
-                    await self._arrived.wait()
-            except TimeoutError:
-                return  # a pause
+    async def _async_record(self, batch: list[tuple[WebhookEvent, datetime]]) -> list[Outcome]:
+        """Record a batch of the inbox: one executor job."""
+        return await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
 
     def _handle_batch_sync(self, batch: list[tuple[WebhookEvent, datetime]]) -> list[Outcome]:
         """Handle a batch with the executor-side tracker (runs in a worker thread).
@@ -568,7 +438,12 @@ class TrackingManager:
         return _drive(tracker.handle_many([event for event, _ in batch], [at for _, at in batch]))
 
     @callback
-    def _count(self, outcomes: list[Outcome], *, flush: bool = True) -> None:
+    def _on_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """What a batch became (the inbox tells entities once it settles)."""
+        self._count(outcomes, flush=False)
+
+    @callback
+    def _count(self, outcomes: Sequence[Outcome], *, flush: bool = True) -> None:
         for outcome in outcomes:
             key = f"{outcome.kind}:{outcome.reason}" if outcome.reason else outcome.kind
             self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
@@ -702,7 +577,7 @@ class TrackingManager:
 
     async def _learn_users(self) -> None:
         while self._users_to_learn:
-            await self._wait_for_a_pause()
+            await self.inbox.wait_for_a_pause()
             name, user_id = self._users_to_learn.popitem()
             self.learn_user(user_id, name)
 
@@ -872,11 +747,11 @@ class TrackingManager:
                 "cross_server": self.cross_server,
             },
             "tracked_users": len(self.users),
-            "queued": self._queue.qsize(),
+            "queued": self.inbox.queued,
             "held": len(self._held),
             "accepted": self.counters.accepted,
             "rejected": dict(self.counters.rejected),
-            "refused_busy": self.counters.refused_busy,
-            "worker_failures": self.counters.worker_failures,
+            "refused_busy": self.inbox.counters.refused_busy,
+            "worker_failures": self.inbox.counters.worker_failures,
             "outcomes": dict(self.counters.outcomes),
         }
