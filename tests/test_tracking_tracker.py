@@ -732,3 +732,27 @@ async def test_generated_payloads_never_raise_in_the_tracker(
     outcomes = await tracker.handle_many(events)
     assert len(outcomes) == len(events)
     assert {o.kind for o in outcomes} <= {"recorded", "duplicate", "skipped", "conflict"}
+
+
+async def test_a_bug_in_one_event_does_not_lose_the_batch(
+    tracker: WatchTracker, store: TrackingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event failing unexpectedly is audited with its error; the others are recorded."""
+    real = tracker._decide
+
+    async def decide(event: WebhookEvent, now: datetime) -> Any:
+        if event.item is not None and event.item.rating_key == "5013":
+            raise KeyError("surprise")
+        return await real(event, now)
+
+    monkeypatch.setattr(tracker, "_decide", decide)
+    events = [scrobble("5012", 1, 1), scrobble("5013", 1, 2), scrobble("5014", 1, 3)]
+    outcomes = await tracker.handle_many(events)
+    assert [(o.kind, o.reason) for o in outcomes] == [
+        ("recorded", "webhook"),
+        ("skipped", "error"),
+        ("recorded", "webhook"),
+    ]
+    audit = store.audit_log()
+    assert [a.status for a in reversed(audit)] == ["recorded", "skipped", "recorded"]
+    assert "surprise" in (audit[1].error or "")

@@ -237,6 +237,10 @@ class WatchTracker:
                     outcome = Outcome(
                         "skipped", "store_error", event.server.id if event.server else None
                     )
+                except Exception as err:  # a bug must not take the rest of the batch with it
+                    _LOGGER.exception("Webhook %s not recorded", event.event)
+                    error = f"{type(err).__name__}: {err}"[:500]
+                    outcome = Outcome("skipped", "error", event.server.id if event.server else None)
                 outcomes.append(outcome)
                 audits.append(_audit_entry(event, outcome, now, error))
             try:
