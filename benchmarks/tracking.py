@@ -8,7 +8,12 @@ into the catalog first (``plexus.import_library``). Then ``--webhooks`` real-sha
 (multipart, the payload's JSON shaped like the captures in ``tests/fixtures/webhooks``; mixed
 events, 20 % scrobbles of distinct items by five users, and a few scrobbles re-sent as Plex does)
 are posted over loopback at ``--rate`` per second, each on its own schedule (open loop), and the
-client-side latency of each request is measured. Then what was posted is compared with what was
+client-side latency of each request is measured (the client first opens ``--warm-connections``
+connections with HEAD requests, which the webhook answers without running its handler, and
+freezes its own garbage collector: the simulator's library lives in the client process, and a
+collection walking it mid-burst would count as Home Assistant's latency). A latency timeline and
+the slowest 1 % are printed; HA's log tail goes to stderr, with the event loop's slow steps when
+HA runs with ``PYTHONASYNCIODEBUG=1``. Then what was posted is compared with what was
 recorded (``plexus.watch_history``): ``lost`` = scrobbles not recorded, ``duplicates`` = records
 beyond one per (user, item). ``--skip-ha`` runs the matching half only.
 
@@ -31,6 +36,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+import gc
 import json
 import os
 from pathlib import Path
@@ -507,6 +513,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+def print_timeline(timeline: list[tuple[float, float]], step_s: float = 0.5) -> None:
+    """Latency by when the request was sent (where a slow tail comes from)."""
+    buckets: dict[int, list[float]] = {}
+    for sent, latency in timeline:
+        buckets.setdefault(int(sent // step_s), []).append(latency)
+    for n, values in sorted(buckets.items()):
+        print(
+            f"sent {n * step_s:5.1f}s: {len(values):4} requests, "
+            f"p50 {percentile(values, 50):7.1f} ms, max {max(values):7.1f} ms"
+        )
+    slowest = sorted(timeline, key=lambda t: -t[1])[: max(1, len(timeline) // 100)]
+    print("slowest 1 %:", ", ".join(f"{ms:.0f} ms at {at:.2f}s" for at, ms in sorted(slowest)))
+
+
 async def stored_entry(path: Path, wait_s: float = 60.0) -> dict[str, Any]:
     """The Plexus config entry as HA stored it (written a moment after the flow ends)."""
     deadline = time.monotonic() + wait_s
@@ -562,6 +582,8 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
             async with aiohttp.ClientSession(connector=connector_limit) as poster:
                 content_type = f"multipart/form-data; boundary={BOUNDARY}"
 
+                timeline: list[tuple[float, float]] = []
+
                 async def post(at: float, body: bytes) -> None:
                     await asyncio.sleep(max(0.0, at - time.perf_counter()))
                     sent = time.perf_counter()
@@ -570,15 +592,29 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
                     ) as resp:
                         await resp.read()
                         statuses[resp.status] += 1
-                    latencies.append(1000 * (time.perf_counter() - sent))
+                    latency = 1000 * (time.perf_counter() - sent)
+                    latencies.append(latency)
+                    timeline.append((sent - t0, latency))
 
-                t0 = time.perf_counter() + 0.5
+                # Open the client's connections first (HEAD: the webhook answers without running
+                # the handler), so the timed burst measures webhooks, not TCP set-up.
+                async def head() -> None:
+                    async with poster.head(url) as resp:
+                        await resp.read()
+
+                await asyncio.gather(*(head() for _ in range(args.warm_connections)))
+                # The simulator's big library lives in this process: keep the client's garbage
+                # collector from walking it mid-burst (its pauses would count as HA's latency).
+                gc.collect()
+                gc.freeze()
+                t0 = time.perf_counter() + 1.0
                 posting = time.perf_counter()
                 await asyncio.gather(
                     *(post(t0 + n / args.rate, body) for n, body in enumerate(bodies))
                 )
                 elapsed = time.perf_counter() - t0
                 posting_s = time.perf_counter() - posting
+            print_timeline(timeline)
             recorded: list[dict[str, Any]] = []
             posted = time.perf_counter()
             deadline = time.monotonic() + args.drain_timeout
@@ -611,6 +647,11 @@ async def run_throughput(args: argparse.Namespace) -> dict[str, Any]:
             "unexpected": len(set(got) - expected),
         }
     finally:
+        # HA's last lines, and the event loop's slow steps when run with PYTHONASYNCIODEBUG=1.
+        log = home.log_tail(100_000).splitlines()
+        slow = [f"{line[:200]} … {line[-24:]}" for line in log if "Executing <" in line]
+        print("\n".join(slow[-60:]), file=sys.stderr)
+        print("\n".join(log[-40:]), file=sys.stderr)
         await home.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return figures
@@ -624,6 +665,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="catalog size")
     parser.add_argument("--webhooks", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=500.0, help="webhooks per second")
+    parser.add_argument(
+        "--warm-connections", type=int, default=50, help="connections opened before the burst"
+    )
     parser.add_argument(
         "--drain-timeout", type=float, default=300.0, help="seconds to wait for the records"
     )

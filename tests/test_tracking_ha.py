@@ -409,6 +409,12 @@ async def test_foreign_server_is_acknowledged_and_skipped(
     assert state.state == "unknown"
     assert await history(loaded) == []
     assert manager_of(loaded).counters.outcomes == {"skipped:foreign_server": 2}
+    store = manager_of(loaded).store
+    assert store is not None
+    audit = await hass.async_add_executor_job(store.audit_log)
+    assert [(a.status, a.action, a.server) for a in audit] == [
+        ("skipped", "foreign_server", "f" * 40)
+    ] * 2
     assert len([r for r in caplog.records if "does not know" in r.getMessage()]) == 1
     no_errors(caplog)
 

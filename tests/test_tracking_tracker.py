@@ -1,24 +1,36 @@
 """WatchTracker and its store on a real catalog (SQLite and PostgreSQL): what becomes a watch."""
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 import json
 import logging
 from pathlib import Path
+import threading
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import delete, insert
 
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.matcher import MediaMatcher
 from custom_components.plexus.catalog.models import LibraryRecord
-from custom_components.plexus.tracking.payload import ItemSummary, WebhookEvent, parse_payload
+from custom_components.plexus.tracking.payload import (
+    EVENT_TYPES,
+    ItemSummary,
+    WebhookError,
+    WebhookEvent,
+    parse_payload,
+)
 from custom_components.plexus.tracking.store import (
     AUDIT_ROWS,
+    SCHEMA_VERSION,
     AuditEntry,
     TrackingSchemaError,
     TrackingStore,
+    Watch,
+    plays,
     schema_version,
 )
 from custom_components.plexus.tracking.tracker import (
@@ -27,6 +39,7 @@ from custom_components.plexus.tracking.tracker import (
     WatchTracker,
 )
 from tests.test_catalog_matcher import episode, record
+from tests.test_tracking_payload import json_values
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNTHETIC = {
@@ -551,7 +564,7 @@ async def test_history_survives_reopening(
         assert await again.history("1") == before
         assert [u.rating_key for u in await again.up_next("1")] == ["5014"]
         assert [c.show_key for c in await again.conflicts()] == ["show:90000"]
-        assert reopened.ensure_schema() == 1
+        assert reopened.ensure_schema() == SCHEMA_VERSION
     finally:
         reopened_catalog.close()
 
@@ -580,3 +593,166 @@ def test_audit_is_pruned(store: TrackingStore) -> None:
 def test_times_must_be_aware(store: TrackingStore) -> None:
     with pytest.raises(ValueError, match="aware"):
         store.seen_digest("x", datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_old_schema_is_migrated(catalog: Catalog, store: TrackingStore) -> None:
+    """A version-1 database (no play claims) is brought forward and keeps its watches."""
+    watch = Watch(HOME, "5012", "episode", "1", START, "webhook", show_rating_key="5000")
+    assert store.add_watch(watch)[1]
+    with store.engine.begin() as conn:
+        plays.drop(conn)
+        conn.execute(delete(schema_version))
+        conn.execute(insert(schema_version).values(version=1, applied_at=START))
+    reopened = TrackingStore(catalog.engine)
+    assert reopened.ensure_schema() == SCHEMA_VERSION
+    assert [w.rating_key for w in reopened.history("1")] == ["5012"]
+    later = replace(watch, watched_at=START + timedelta(minutes=5))
+    assert reopened.add_watch(later)[1] is False
+
+
+def test_concurrent_writers_of_one_play_make_one_watch(
+    catalog: Catalog, store: TrackingStore
+) -> None:
+    """Two writers (own engines, own threads) record the same play at once: one watch each time.
+
+    The duplicate rule is one database operation (the play's claim), so neither a thread nor a
+    second process writing the same play can slip its watch in between the other's look-up and
+    insert.
+    """
+    other = Catalog(catalog.url, schema=catalog.schema)
+    try:
+        stores = [store, TrackingStore(other.engine)]
+        rounds = 25
+        barrier = threading.Barrier(2)
+        added: list[bool] = []
+
+        def write(which: int) -> None:
+            for n in range(rounds):
+                watch = Watch(
+                    HOME,
+                    f"9{n:03d}",
+                    "movie",
+                    "1",
+                    START + timedelta(seconds=which),
+                    "webhook" if which == 0 else "websocket",
+                    duration_ms=1_800_000,
+                )
+                barrier.wait(timeout=30)
+                added.append(stores[which].add_watch(watch)[1])
+
+        threads = [threading.Thread(target=write, args=(which,)) for which in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert added.count(True) == rounds
+        assert added.count(False) == rounds
+        keys = [w.rating_key for w in store.history(None, limit=1_000)]
+        assert sorted(keys) == [f"9{n:03d}" for n in range(rounds)]
+    finally:
+        other.close()
+
+
+async def test_webhook_and_websocket_racing_are_one_watch(
+    catalog: Catalog, store: TrackingStore, clock: Clock
+) -> None:
+    """The webhook tracker and the websocket tracker (two trackers, two threads) at once."""
+    webhook_side = make_tracker(catalog, store, clock)
+    websocket_side = make_tracker(catalog, store, clock)
+    keys = [key for key, season, _ in SHOW_EPISODES if season > 0]
+    for key, season, number in ((k, s, e) for k, s, e in SHOW_EPISODES if s > 0):
+        scrobbled = scrobble(key, season, number)
+        assert scrobbled.item is not None
+        ended = SessionEnd(HOME, "1", scrobbled.item, "alice", played_s=1700)
+        outcomes = await asyncio.gather(
+            webhook_side.handle(scrobbled), websocket_side.session_ended(ended)
+        )
+        assert sorted(o.kind for o in outcomes) == ["duplicate", "recorded"]
+    watches = await webhook_side.history("1")
+    assert sorted(w.rating_key for w in watches) == sorted(keys)
+
+
+def _plausible(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly right-looking values, sometimes any JSON (a real payload's keys, odd contents)."""
+    return st.one_of(values, values, values, values, json_values)
+
+
+tracker_payloads = st.fixed_dictionaries(
+    {
+        "event": _plausible(
+            st.sampled_from(["media.scrobble", "media.stop"])
+            | st.sampled_from([*EVENT_TYPES, "media.teleport"])
+        ),
+        "Account": _plausible(
+            st.fixed_dictionaries(
+                {"id": _plausible(st.integers(1, 3)), "title": _plausible(st.just("alice"))}
+            )
+        ),
+        "Server": _plausible(
+            st.fixed_dictionaries(
+                {"uuid": _plausible(st.sampled_from([HOME, HOME, OTHER_KNOWN, "elsewhere"]))}
+            )
+        ),
+        "Metadata": _plausible(
+            st.fixed_dictionaries(
+                {
+                    "type": _plausible(st.sampled_from(["movie", "episode", "track", "show"])),
+                    "ratingKey": _plausible(st.sampled_from(["6001", "5012", "5013", "404"])),
+                    "title": _plausible(st.sampled_from(["The Office", "Synthetic Movie"])),
+                    "grandparentTitle": _plausible(st.just("The Synthetic Show")),
+                    "grandparentRatingKey": _plausible(st.just("5000")),
+                    "parentIndex": _plausible(st.integers(0, 3)),
+                    "index": _plausible(st.integers(0, 3)),
+                    "year": _plausible(st.integers(1900, 2100)),
+                    "viewOffset": _plausible(st.integers(0, 2_000_000)),
+                    "duration": _plausible(st.integers(0, 2_000_000)),
+                    "Guid": _plausible(st.lists(st.fixed_dictionaries({"id": json_values}))),
+                },
+                optional={"guid": _plausible(st.just("plex://movie/6001"))},
+            )
+        ),
+    }
+)
+
+
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60, deadline=None
+)
+@given(st.lists(tracker_payloads, min_size=1, max_size=6))
+async def test_generated_payloads_never_raise_in_the_tracker(
+    tracker: WatchTracker, docs: list[dict[str, Any]]
+) -> None:
+    """Whatever a payload holds, once parsed the tracker says what became of it."""
+    events = []
+    for doc in docs:
+        try:
+            events.append(parse_payload(json.dumps(doc)))
+        except WebhookError:
+            continue
+    outcomes = await tracker.handle_many(events)
+    assert len(outcomes) == len(events)
+    assert {o.kind for o in outcomes} <= {"recorded", "duplicate", "skipped", "conflict"}
+
+
+async def test_a_bug_in_one_event_does_not_lose_the_batch(
+    tracker: WatchTracker, store: TrackingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event failing unexpectedly is audited with its error; the others are recorded."""
+    real = tracker._decide
+
+    async def decide(event: WebhookEvent, now: datetime) -> Any:
+        if event.item is not None and event.item.rating_key == "5013":
+            raise KeyError("surprise")
+        return await real(event, now)
+
+    monkeypatch.setattr(tracker, "_decide", decide)
+    events = [scrobble("5012", 1, 1), scrobble("5013", 1, 2), scrobble("5014", 1, 3)]
+    outcomes = await tracker.handle_many(events)
+    assert [(o.kind, o.reason) for o in outcomes] == [
+        ("recorded", "webhook"),
+        ("skipped", "error"),
+        ("recorded", "webhook"),
+    ]
+    audit = store.audit_log()
+    assert [a.status for a in reversed(audit)] == ["recorded", "skipped", "recorded"]
+    assert "surprise" in (audit[1].error or "")

@@ -59,7 +59,10 @@ def signal_webhook(server_id: str) -> str:
 
 
 def signal_watches_changed(server_id: str) -> str:
-    """Sent when the watch history of a server changed (a watch recorded, removed or applied)."""
+    """Sent when the watch history of a server changed (a watch recorded, removed or applied).
+
+    Its optional argument is the set of user ids whose watches changed (absent or None: anyone's).
+    """
     return f"{DOMAIN}_{server_id}_watches"
 
 

@@ -53,7 +53,10 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         await self._async_reread()
 
     @callback
-    def _history_changed(self) -> None:
+    def _history_changed(self, users: frozenset[str] | None = None) -> None:
+        """Re-read the history (only when `users`, if given, holds this entity's user)."""
+        if users is not None and self.user_id not in users and self.user not in users:
+            return
         self.hass.async_create_task(self._async_reread(), eager_start=True)
 
     async def _async_reread(self) -> None:

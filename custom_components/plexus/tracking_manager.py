@@ -6,15 +6,26 @@ Thin glue over `tracking/` (the engine) and `catalog/matcher.py`:
   the entry migration), registered for POST only, local-only unless the option allows remote
   servers. The handler reads the multipart body through the engine (10 MiB cap), answers 4xx for
   anything it cannot accept (one log line per source per 5 minutes; never a 5xx, never a traceback)
-  and 200 for every accepted payload. Accepted payloads are fired on the bus (`plexus_webhook`),
-  sent to the server's `event` entity, and queued for the tracker; a worker task writes them to
-  the database in the executor, so the answer never waits for the disk. A payload of another
-  server Plexus has an entry for is handled as that entry's; one of a server Plexus does not know
-  is acknowledged, fired on the bus and recorded as skipped by this entry's tracker.
+  and 200 for every accepted payload. A server does not wait for the database: on the event loop
+  the handler only reads the body, parses the JSON, drops a payload seen within the minute (its
+  digest), fires the event (`plexus_webhook` on the bus, the server's `event` entity) and queues
+  it. A payload of another server Plexus has an entry for is handled as that entry's; one of a
+  server Plexus does not know is acknowledged, fired on the bus and recorded as skipped by this
+  entry's tracker. A full inbox (10,000 waiting) answers 429.
+- **Recording.** `tracking.WebhookInbox` (the engine) queues accepted webhooks and its
+  supervised worker records them in batches, each one executor job here (matching, the duplicate
+  checks, the watches, the audit rows in one write), after a burst has paused; creating a new
+  user's entities waits for the same pause. Shutting down (the entry unloading, or Home Assistant
+  stopping: a shutdown job, run before background tasks are cancelled) records what is queued
+  first. Entities re-read the history once per worker run (and every couple of seconds during a
+  long one), only the users whose watches changed.
 - **Database.** The tracker's tables live in the catalog database. While that database is not open
   (see `CatalogCoordinator`), events still fire; the events that can become a watch
   (`media.scrobble`, `media.stop`) are held in memory (up to 1,000, oldest dropped with one
   warning) and applied when the database opens. Status: `status` (`ready`, `waiting_for_catalog`).
+- **Matching.** The tracker's matchers ask the server itself (its GUID lookup) for `plex://`
+  and legacy agent GUIDs the catalog does not know (an item added since the last import); the
+  executor-side one does so through the event loop.
 - **Websocket backup.** A coordinator listener compares the sessions of consecutive snapshots (and
   `playing` notifications keep each session's newest position); a session that ends is passed to
   `WatchTracker.session_ended` (source `websocket`), which records it when it ended past the
@@ -27,8 +38,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -38,14 +50,15 @@ from aiohttp.hdrs import METH_POST
 from homeassistant.components import webhook
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_WEBHOOK_ID
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
+from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.util import dt as dt_util
 from sqlalchemy.exc import SQLAlchemyError
 
-from .catalog.matcher import MediaMatcher
+from .catalog.matcher import MediaMatcher, MediaQuery
 from .const import (
     CONF_AUTO_MAP_THRESHOLD,
     CONF_CROSS_SERVER,
@@ -76,6 +89,7 @@ from .tracking import (
     WatchTracker,
     WebhookError,
     WebhookEvent,
+    WebhookInbox,
     read_webhook,
 )
 from .tracking.store import TrackingSchemaError
@@ -88,9 +102,8 @@ _LOGGER = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S: Final = 300.0
 MAX_HELD: Final = 1_000
-QUEUE_SIZE: Final = 10_000
 DRAIN_TIMEOUT_S: Final = 10.0
-BATCH_SIZE: Final = 25
+SERVER_LOOKUP_TIMEOUT_S: Final = 30.0
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
@@ -184,6 +197,7 @@ class TrackingManager:
             self.server_id,
             lambda: catalog.catalog,
             hass.async_add_executor_job,
+            server_find_guid=self._async_server_find_guid,
             threshold=self.options.auto_map_threshold,
         )
         self.store: TrackingStore | None = None
@@ -192,16 +206,24 @@ class TrackingManager:
         self.counters = TrackingCounters()
         # Tracked users: display name -> user id (None until seen).
         self.users: dict[str, str | None] = dict.fromkeys(self.options.monitored_users)
-        self._queue: asyncio.Queue[WebhookEvent] = asyncio.Queue(QUEUE_SIZE)
-        self._held: deque[WebhookEvent] = deque(maxlen=MAX_HELD)
+        self.inbox = WebhookInbox(
+            entry.title,
+            record=self._async_record,
+            on_outcomes=self._on_outcomes,
+            on_settled=self._flush_changes,
+            start_task=lambda coro, name: entry.async_create_background_task(hass, coro, name),
+            call_later=self._call_later,
+        )
+        self._held: deque[tuple[WebhookEvent, datetime]] = deque(maxlen=MAX_HELD)
         self._held_warned = False
         self._rejections: dict[str, float] = {}
         self._sessions: dict[tuple[str, str], _Seen] = {}
         self._unsubs: list[CALLBACK_TYPE] = []
-        self._worker: asyncio.Task[None] | None = None
+        self._users_to_learn: dict[str, str | None] = {}
+        self._user_task: asyncio.Task[None] | None = None
+        self._changed_users: set[str] = set()
+        self._conflicts_changed = False
         self._opening = False
-        self._failure_logged = False
-        self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -228,6 +250,8 @@ class TrackingManager:
             async_dispatcher_connect(
                 self.hass, signal_notification(self.server_id), self._on_notification
             ),
+            # Home Assistant stopping: record the queue before background tasks are cancelled.
+            self.hass.async_add_shutdown_job(HassJob(self._async_flush)),
         ]
         self._remember_sessions(self.coordinator.data.sessions if self.coordinator.data else [])
         await self._async_open_store()
@@ -237,20 +261,22 @@ class TrackingManager:
         for unsub in self._unsubs:
             unsub()
         self._unsubs.clear()
-        self._stopping = True  # record what is queued at full speed
-        if self._worker is not None and not self._worker.done():
-            try:
-                async with asyncio.timeout(DRAIN_TIMEOUT_S):
-                    await self._queue.join()
-            except TimeoutError:
-                _LOGGER.warning(
-                    "%s webhooks of %s not recorded at shutdown",
-                    self._queue.qsize(),
-                    self.entry.title,
-                )
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        await self._async_flush()
+        await self.inbox.stop()
+
+    async def _async_flush(self) -> None:
+        """Record what is queued now, at full speed (at most `DRAIN_TIMEOUT_S`)."""
+        left = await self.inbox.flush(DRAIN_TIMEOUT_S)
+        if left:
+            _LOGGER.warning("%s webhooks of %s not recorded at shutdown", left, self.entry.title)
+
+    @callback
+    def _call_later(self, delay: float, action: Callable[[], None]) -> CALLBACK_TYPE:
+        @callback
+        def fire(_now: datetime) -> None:
+            action()
+
+        return async_call_later(self.hass, delay, fire)
 
     @callback
     def _on_catalog_update(self) -> None:
@@ -285,6 +311,7 @@ class TrackingManager:
             self.server_id,
             lambda: self.catalog.catalog,
             _direct,
+            server_find_guid=self._server_find_guid_from_thread,
             threshold=self.options.auto_map_threshold,
         )
         self._batch_tracker = WatchTracker(
@@ -297,8 +324,8 @@ class TrackingManager:
             self.learn_user(watch.user_id, watch.user_name)
         held = list(self._held)
         self._held.clear()
-        for event in held:
-            await self.async_enqueue(event)
+        for event, received_at in held:
+            self.inbox.offer(event, received_at)
         async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
 
     # -- webhook -------------------------------------------------------------------------------
@@ -329,8 +356,10 @@ class TrackingManager:
         if target is not None:
             async_dispatcher_send(hass, signal_webhook(target.server_id), event)
             if event.account is not None and event.account.title:
-                target.learn_user(event.account.id, event.account.title)
-        await (target or self).async_enqueue(event)
+                target.learn_user_soon(event.account.id, event.account.title)
+        if not (target or self).enqueue(event):
+            self._rejected(request.remote, "busy", "too many webhooks waiting to be recorded")
+            return web.Response(status=429, text="busy")
         return web.Response(status=200, text="ok")
 
     def _route(self, event: WebhookEvent) -> TrackingManager | None:
@@ -345,26 +374,39 @@ class TrackingManager:
                 return manager
         return None
 
-    async def async_enqueue(self, event: WebhookEvent) -> None:
-        """Queue an accepted webhook for the tracker (held while the database is not open)."""
+    async def async_enqueue(self, event: WebhookEvent) -> bool:
+        """Queue an accepted webhook for the tracker (see `enqueue`)."""
+        return self.enqueue(event)
+
+    @callback
+    def enqueue(self, event: WebhookEvent) -> bool:
+        """Queue an accepted webhook for recording; False when the inbox is full.
+
+        The same payload again within a minute is counted as a duplicate and not queued. While
+        the database is not open, the events that can become a watch are held.
+        """
+        if self.inbox.arrived(event):
+            self._count([Outcome("duplicate", "same_payload")])
+            return True
+        received_at = dt_util.utcnow()
         if self.tracker is None:
-            if event.event in WATCH_EVENTS:
-                if len(self._held) == MAX_HELD:
-                    self.counters.held_dropped += 1
-                    if not self._held_warned:
-                        _LOGGER.warning(
-                            "Catalog database of %s still not open: oldest held watches dropped",
-                            self.entry.title,
-                        )
-                        self._held_warned = True
-                self._held.append(event)
+            self.inbox.remember(event)
+            self._hold(event, received_at)
+            return True
+        return self.inbox.offer(event, received_at) != "busy"
+
+    def _hold(self, event: WebhookEvent, received_at: datetime) -> None:
+        if event.event not in WATCH_EVENTS:
             return
-        # Queue first: the worker starts eagerly and stops when the queue is empty.
-        await self._queue.put(event)
-        if self._worker is None or self._worker.done():
-            self._worker = self.entry.async_create_background_task(
-                self.hass, self._run_worker(), f"plexus tracking {self.entry.title}"
-            )
+        if len(self._held) == MAX_HELD:
+            self.counters.held_dropped += 1
+            if not self._held_warned:
+                _LOGGER.warning(
+                    "Catalog database of %s still not open: oldest held watches dropped",
+                    self.entry.title,
+                )
+                self._held_warned = True
+        self._held.append((event, received_at))
 
     @callback
     def _rejected(self, source: str | None, reason: str, message: str) -> None:
@@ -381,70 +423,91 @@ class TrackingManager:
             "Webhook of %s from %s refused (%s): %s", self.entry.title, key, reason, message
         )
 
-    async def _run_worker(self) -> None:
-        """Record queued webhooks until none is left (started by `async_enqueue`).
+    async def _async_record(self, batch: list[tuple[WebhookEvent, datetime]]) -> list[Outcome]:
+        """Record a batch of the inbox: one executor job."""
+        return await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
 
-        What is queued is taken in batches; each batch is one executor job (see
-        `_handle_batch_sync`), so a busy event loop does not slow the database work down. An
-        unexpected failure is logged once and never stops the worker.
-        """
-        while not self._queue.empty():
-            batch: list[WebhookEvent] = []
-            while not self._queue.empty() and len(batch) < BATCH_SIZE:
-                batch.append(self._queue.get_nowait())
-            try:
-                if self._batch_tracker is None:
-                    for event in batch:
-                        await self.async_enqueue(event)
-                    continue
-                started = time.monotonic()
-                outcomes = await self.hass.async_add_executor_job(self._handle_batch_sync, batch)
-                self._count(outcomes)
-                if not self._stopping and not self._queue.empty():
-                    # Under a burst, recording takes at most about half the time: answering
-                    # Plex quickly comes first (what is queued is recorded a moment later).
-                    await asyncio.sleep(min(time.monotonic() - started, 1.0))
-            except Exception:
-                if not self._failure_logged:
-                    _LOGGER.exception("Webhooks of %s not recorded", self.entry.title)
-                    self._failure_logged = True
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    def _handle_batch_sync(self, batch: list[WebhookEvent]) -> list[Outcome]:
+    def _handle_batch_sync(self, batch: list[tuple[WebhookEvent, datetime]]) -> list[Outcome]:
         """Handle a batch with the executor-side tracker (runs in a worker thread).
 
-        That tracker's database calls are direct, so its coroutines never suspend: each is
-        driven to its end here, without an event loop.
+        That tracker's database calls are direct, so its coroutine never suspends: it is driven
+        to its end here, without an event loop.
         """
         tracker = self._batch_tracker
         assert tracker is not None
-        return [_drive(tracker.handle(event)) for event in batch]
+        return _drive(tracker.handle_many([event for event, _ in batch], [at for _, at in batch]))
 
     @callback
-    def _count(self, outcomes: list[Outcome]) -> None:
-        recorded = conflict = False
+    def _on_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """What a batch became (the inbox tells entities once it settles)."""
+        self._count(outcomes, flush=False)
+
+    @callback
+    def _count(self, outcomes: Sequence[Outcome], *, flush: bool = True) -> None:
         for outcome in outcomes:
             key = f"{outcome.kind}:{outcome.reason}" if outcome.reason else outcome.kind
             self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
             if outcome.kind == "recorded" and outcome.watch is not None:
-                recorded = True
+                self._changed_users.add(outcome.watch.user_id)
                 self.learn_user(outcome.watch.user_id, outcome.watch.user_name)
                 if self.cross_server:
                     self.entry.async_create_background_task(
                         self.hass, self._mark_elsewhere(outcome), "plexus cross-server watched"
                     )
-            conflict = conflict or outcome.kind == "conflict"
-        if recorded or conflict:
-            async_dispatcher_send(self.hass, signal_watches_changed(self.server_id))
-        if conflict:
+            if outcome.kind == "conflict":
+                self._conflicts_changed = True
+        if flush:
+            self._flush_changes()
+
+    @callback
+    def _flush_changes(self) -> None:
+        """Tell the users' entities (those whose watches changed) and Repairs what changed."""
+        if self._changed_users or self._conflicts_changed:
+            async_dispatcher_send(
+                self.hass,
+                signal_watches_changed(self.server_id),
+                frozenset(self._changed_users) if not self._conflicts_changed else None,
+            )
+        if self._conflicts_changed:
             self.entry.async_create_background_task(
                 self.hass, async_raise_conflicts(self.hass, self), "plexus tracking conflicts"
             )
+        self._changed_users.clear()
+        self._conflicts_changed = False
+
+    # -- asking the server ----------------------------------------------------------------------
+
+    async def _async_server_find_guid(self, guid: str) -> str | None:
+        """Return the rating key of the item with a GUID on this server (None: none, or failed)."""
+        try:
+            request = await self.coordinator.resolver.resolve(guid, self.coordinator.data.sections)
+        except PlexError as err:
+            _LOGGER.debug("Server lookup of %s failed: %s", guid[:80], err)
+            return None
+        return request.item.rating_key
+
+    async def _server_find_guid_from_thread(self, guid: str) -> str | None:
+        """The server lookup for the executor-side matcher: asks through the event loop.
+
+        Runs in a worker thread (the batch), never on the loop; it blocks that thread until the
+        loop has the answer, so (like every step of that tracker) the coroutine never suspends.
+        """
+        future = asyncio.run_coroutine_threadsafe(
+            self._async_server_find_guid(guid), self.hass.loop
+        )
+        try:
+            return future.result(SERVER_LOOKUP_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            return None
 
     async def _mark_elsewhere(self, outcome: Outcome) -> None:
-        """Mark a watch as watched on the other servers that hold the item (by GUID)."""
+        """Mark a watch as watched on the other servers that hold the item (by GUID).
+
+        Each other server entry finds the item by its GUIDs (its catalog, else the server's own
+        lookup for `plex://` and legacy GUIDs), marks it watched on that server (`/:/scrobble`, for
+        the account Plexus signed in with) and records it in that entry's history.
+        """
         watch = outcome.watch
         if watch is None or not watch.guids:
             return
@@ -452,17 +515,26 @@ class TrackingManager:
             manager = getattr(getattr(entry, "runtime_data", None), "tracking", None)
             if not isinstance(manager, TrackingManager) or manager is self:
                 continue
+            key: str | None = None
             try:
                 key = await manager.catalog.async_find_by_guids(list(watch.guids), watch.type)
-                if key is None or manager.tracker is None:
+                if key is None:
+                    found = await manager.matcher.match_guids(
+                        MediaQuery(type=watch.type, guids=watch.guids, title=watch.title)
+                    )
+                    key = found.rating_key if found.matched else None
+                if key is None:
+                    _LOGGER.debug("%s is not on %s", watch.title, entry.title)
                     continue
-                await manager.tracker.mark_watched(
-                    manager.server_id, key, watch.user_id, user_name=watch.user_name
-                )
-                if manager.mark_in_plex:
-                    await manager.async_scrobble(key)
+                await manager.async_scrobble(key)
+                if manager.tracker is not None:
+                    await manager.tracker.mark_watched(
+                        manager.server_id, key, watch.user_id, user_name=watch.user_name
+                    )
             except (HomeAssistantError, PlexError, SQLAlchemyError) as err:
-                _LOGGER.debug("Cross-server watch on %s failed: %s", entry.title, err)
+                _LOGGER.warning(
+                    "%s not marked watched on %s: %s", watch.title or key, entry.title, err
+                )
             else:
                 async_dispatcher_send(self.hass, signal_watches_changed(manager.server_id))
 
@@ -482,6 +554,32 @@ class TrackingManager:
             return
         self.users[display] = user_id
         async_dispatcher_send(self.hass, signal_tracked_users(self.server_id), display)
+
+    @callback
+    def learn_user_soon(self, user_id: str | None, name: str) -> None:
+        """`learn_user` once webhooks pause (a new user's entities are no request's work)."""
+        if self.users.get(name, "") == user_id or (user_id is None and name in self.users):
+            return  # known: nothing to do
+        if self.options.monitored_users and name not in self.users:
+            return  # not a monitored user: no entities
+        self._users_to_learn[name] = user_id
+        if self._user_task is None or self._user_task.done():
+            self._user_task = self.entry.async_create_background_task(
+                self.hass, self._learn_users(), f"plexus tracking users {self.entry.title}"
+            )
+            self._user_task.add_done_callback(self._user_task_done)
+
+    @callback
+    def _user_task_done(self, task: asyncio.Task[None]) -> None:
+        """Supervision: a failure is logged (the users still waiting are learned next time)."""
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _LOGGER.error("Learning new users of %s failed", self.entry.title, exc_info=error)
+
+    async def _learn_users(self) -> None:
+        while self._users_to_learn:
+            await self.inbox.wait_for_a_pause()
+            name, user_id = self._users_to_learn.popitem()
+            self.learn_user(user_id, name)
 
     def user_id(self, name: str) -> str:
         """Return the history's id of a tracked user (the name itself until an id was seen)."""
@@ -649,9 +747,11 @@ class TrackingManager:
                 "cross_server": self.cross_server,
             },
             "tracked_users": len(self.users),
-            "queued": self._queue.qsize(),
+            "queued": self.inbox.queued,
             "held": len(self._held),
             "accepted": self.counters.accepted,
             "rejected": dict(self.counters.rejected),
+            "refused_busy": self.inbox.counters.refused_busy,
+            "worker_failures": self.inbox.counters.worker_failures,
             "outcomes": dict(self.counters.outcomes),
         }

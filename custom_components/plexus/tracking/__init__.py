@@ -1,9 +1,11 @@
 """Watch tracking (no Home Assistant imports): webhooks, the watch history, Up Next, conflicts.
 
-``payload`` reads and validates Plex webhook requests; ``store`` keeps the history, audit log, show
+``payload`` reads and validates Plex webhook requests; ``inbox`` queues them between the answer
+and the database; ``store`` keeps the history, audit log, show
 mappings and pending watches in the catalog database; ``tracker`` turns events into watches.
 """
 
+from .inbox import WebhookInbox
 from .payload import (
     EVENT_TYPES,
     MAX_BODY,
@@ -45,6 +47,7 @@ __all__ = [
     "WatchTracker",
     "WebhookError",
     "WebhookEvent",
+    "WebhookInbox",
     "parse_payload",
     "read_webhook",
 ]

@@ -15,6 +15,12 @@ Duplicates, by rule:
   close are one watch; the merged record keeps the earliest time, the highest progress and its
   first source.
 
+  The rule is one database operation: :meth:`TrackingStore.add_watch` first upserts the play's
+  row in ``plexus_tracking_plays`` (unique per user + server + rating key) in the same
+  transaction, so two writers of the same play — a webhook and the websocket, in two threads or
+  two processes — are serialised by the database (SQLite: the write lock; PostgreSQL: the row
+  lock), and the second sees the first's watch.
+
 The audit log is pruned to :data:`AUDIT_DAYS` days and :data:`AUDIT_ROWS` rows.
 """
 
@@ -47,17 +53,19 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..catalog import schema as cs
 
 _LOGGER = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 DIGEST_WINDOW: Final = timedelta(minutes=1)
 PLAY_WINDOW: Final = timedelta(minutes=30)
 AUDIT_DAYS: Final = 30
 AUDIT_ROWS: Final = 100_000
 _PRUNE_EVERY: Final = 500
+_IN_CHUNK: Final = 500
 
 type WatchSource = Literal["webhook", "websocket", "manual", "plex_history"]
 
@@ -141,8 +149,24 @@ pending = Table(
     Index("ix_plexus_tracking_pending_show", "server", "show_key"),
 )
 
+# One row per play identity (user|server|rating key): the lock :meth:`TrackingStore.add_watch`
+# takes before it looks for the same play (see the module docstring).
+plays = Table(
+    "plexus_tracking_plays",
+    metadata,
+    Column("play_key", String(255), primary_key=True),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
 type Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v1_play_claims(conn: Connection) -> None:
+    """Version 2: the play claims that make the same-play rule one database operation."""
+    plays.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Migration] = {1: _v1_play_claims}
 
 
 class TrackingSchemaError(Exception):
@@ -350,30 +374,56 @@ class TrackingStore:
 
     def seen_digest(self, digest: str, now: datetime) -> bool:
         """Return True when the same payload was received within the last minute."""
-        query = select(audit.c.id).where(
-            audit.c.digest == digest, audit.c.received_at >= _utc(now) - DIGEST_WINDOW
-        )
+        return digest in self.digest_times([digest], now - DIGEST_WINDOW)
+
+    def digest_times(self, digests: Iterable[str], since: datetime) -> dict[str, datetime]:
+        """Return when each of ``digests`` was last received since a time (one query)."""
+        wanted = sorted(set(digests))
+        found: dict[str, datetime] = {}
+        if not wanted:
+            return found
         with self.engine.connect() as conn:
-            return conn.execute(query.limit(1)).first() is not None
+            for start in range(0, len(wanted), _IN_CHUNK):
+                query = (
+                    select(audit.c.digest, func.max(audit.c.received_at))
+                    .where(
+                        audit.c.digest.in_(wanted[start : start + _IN_CHUNK]),
+                        audit.c.received_at >= _utc(since),
+                    )
+                    .group_by(audit.c.digest)
+                )
+                found.update((digest, _aware(at)) for digest, at in conn.execute(query))
+        return found
 
     def add_audit(self, entry: AuditEntry) -> None:
         """Record a received webhook; prune the log every few hundred writes."""
+        self.add_audits([entry])
+
+    def add_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Record received webhooks in one transaction; prune the log every few hundred."""
+        if not entries:
+            return
         with self.engine.begin() as conn:
             conn.execute(
-                insert(audit).values(
-                    received_at=_utc(entry.received_at),
-                    event=entry.event[:100],
-                    server=entry.server,
-                    user=entry.user,
-                    digest=entry.digest,
-                    status=entry.status,
-                    action=entry.action,
-                    error=entry.error,
-                )
+                insert(audit),
+                [
+                    {
+                        "received_at": _utc(entry.received_at),
+                        "event": entry.event[:100],
+                        "server": entry.server,
+                        "user": entry.user,
+                        "digest": entry.digest,
+                        "status": entry.status,
+                        "action": entry.action,
+                        "error": entry.error,
+                    }
+                    for entry in entries
+                ],
             )
-        self._audit_writes += 1
-        if self._audit_writes % _PRUNE_EVERY == 0:
-            self.prune_audit(entry.received_at)
+        before = self._audit_writes
+        self._audit_writes += len(entries)
+        if before // _PRUNE_EVERY != self._audit_writes // _PRUNE_EVERY:
+            self.prune_audit(entries[-1].received_at)
 
     def prune_audit(
         self, now: datetime, *, days: int = AUDIT_DAYS, max_rows: int = AUDIT_ROWS
@@ -413,11 +463,14 @@ class TrackingStore:
     def add_watch(self, watch: Watch) -> tuple[Watch, bool]:
         """Record a watch unless it is the same play as one recorded; return (watch, added).
 
-        The same play (see the module docstring) is merged into the existing record.
+        The same play (see the module docstring) is merged into the existing record. The play's
+        claim is taken first, in the same transaction: a concurrent writer of the same play waits
+        for this one to commit, then finds its watch.
         """
         watch = replace(watch, watched_at=_utc(watch.watched_at))
         window = max(PLAY_WINDOW, timedelta(milliseconds=watch.duration_ms or 0))
         with self.engine.begin() as conn:
+            _claim(conn, watch.play_key, watch.watched_at)
             row = conn.execute(
                 select(watches)
                 .where(
@@ -509,6 +562,20 @@ class TrackingStore:
         with self.engine.connect() as conn:
             return [_watch_from_row(row) for row in conn.execute(query)]
 
+    def episode_watches(self, user_id: str) -> list[Watch]:
+        """Return the user's watches of episodes of known shows, newest first (Up Next)."""
+        query = (
+            select(watches)
+            .where(
+                watches.c.user_id == user_id,
+                watches.c.type == "episode",
+                watches.c.show_rating_key.is_not(None),
+            )
+            .order_by(watches.c.watched_at.desc(), watches.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return [_watch_from_row(row) for row in conn.execute(query)]
+
     def totals(self, user_id: str, since: datetime) -> tuple[int, int]:
         """Return (watches, milliseconds watched) of a user since a time."""
         query = select(func.count(), func.coalesce(func.sum(watches.c.duration_ms), 0)).where(
@@ -537,6 +604,43 @@ class TrackingStore:
         )
         with self.engine.connect() as conn:
             return [EpisodeRow(r[0], r[1], int(r[2]), int(r[3])) for r in conn.execute(query)]
+
+    def episodes_of(
+        self, server: str, show_rating_keys: Iterable[str]
+    ) -> dict[str, list[EpisodeRow]]:
+        """Return the catalog episodes of several shows (as :meth:`episodes`), by show."""
+        keys = sorted(set(show_rating_keys))
+        found: dict[str, list[EpisodeRow]] = {key: [] for key in keys}
+        i = cs.items
+        with self.engine.connect() as conn:
+            server_id = conn.execute(
+                select(cs.servers.c.id).where(cs.servers.c.machine_identifier == server)
+            ).scalar()
+            if server_id is None:
+                return found
+            for start in range(0, len(keys), _IN_CHUNK):
+                query = (
+                    select(
+                        i.c.grandparent_rating_key,
+                        i.c.rating_key,
+                        i.c.title,
+                        i.c.season_number,
+                        i.c.episode_number,
+                    )
+                    .where(
+                        i.c.server_id == server_id,
+                        i.c.type == "episode",
+                        i.c.grandparent_rating_key.in_(keys[start : start + _IN_CHUNK]),
+                        i.c.season_number > 0,
+                        i.c.episode_number.is_not(None),
+                    )
+                    .order_by(
+                        i.c.grandparent_rating_key, i.c.season_number, i.c.episode_number, i.c.id
+                    )
+                )
+                for r in conn.execute(query):
+                    found[r[0]].append(EpisodeRow(r[1], r[2], int(r[3]), int(r[4])))
+        return found
 
     # -- mappings and pending watches --------------------------------------------------------------
 
@@ -636,6 +740,26 @@ class TrackingStore:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _claim(conn: Connection, play_key: str, now: datetime) -> None:
+    """Upsert a play's claim row: the database serialises writers of the same play here."""
+    values = {"play_key": play_key, "claimed_at": now}
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        upsert = (sqlite.insert if name == "sqlite" else postgresql.insert)(plays).values(values)
+        conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[plays.c.play_key], set_={"claimed_at": upsert.excluded.claimed_at}
+            )
+        )
+        return
+    # Other databases: an update locks an existing claim; a first claim inserts it (a concurrent
+    # first claim then fails on the primary key, and the caller's transaction is rolled back).
+    if not conn.execute(
+        update(plays).where(plays.c.play_key == play_key).values(claimed_at=now)
+    ).rowcount:
+        conn.execute(insert(plays).values(values))
 
 
 def _watch_values(watch: Watch) -> dict[str, Any]:

@@ -23,7 +23,7 @@ Webhooks from servers the tracker has no matcher for are acknowledged and skippe
 """
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
@@ -36,7 +36,15 @@ from ..catalog.importer import RunSync
 from ..catalog.matcher import Candidate, MatchResult, MediaMatcher, MediaQuery
 from ..catalog.titles import title_key
 from .payload import ItemSummary, WebhookEvent
-from .store import AuditEntry, EpisodeRow, Mapping as ShowMapping, TrackingStore, Watch, WatchSource
+from .store import (
+    DIGEST_WINDOW,
+    AuditEntry,
+    EpisodeRow,
+    Mapping as ShowMapping,
+    TrackingStore,
+    Watch,
+    WatchSource,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -182,35 +190,64 @@ class WatchTracker:
 
     # -- webhooks --------------------------------------------------------------------------------
 
-    async def handle(self, event: WebhookEvent) -> Outcome:
-        """Handle one accepted webhook (serialised: duplicate checks see every earlier one)."""
-        now = self._clock()
+    async def handle(self, event: WebhookEvent, received_at: datetime | None = None) -> Outcome:
+        """Handle one accepted webhook (see :meth:`handle_many`)."""
+        return (await self.handle_many([event], [received_at or self._clock()]))[0]
+
+    async def handle_many(
+        self, events: Sequence[WebhookEvent], received_at: Sequence[datetime] | None = None
+    ) -> list[Outcome]:
+        """Handle accepted webhooks in the order received; return an outcome for each.
+
+        Serialised (duplicate checks see every earlier one). The duplicate check is one query
+        and the audit rows one write for the whole batch. ``received_at`` gives each event's
+        arrival (default: now), the time its audit row and its watch carry.
+        """
+        times = list(received_at) if received_at is not None else [self._clock()] * len(events)
+        if len(times) != len(events):
+            raise ValueError("one received_at per event")
+        if not events:
+            return []
         async with self._lock:
             try:
-                return await self._handle(event, now)
+                last_seen = await self._run(
+                    self.store.digest_times, [e.digest for e in events], min(times) - DIGEST_WINDOW
+                )
             except SQLAlchemyError as err:
-                # The database is down or locked: the event cannot be kept; say so once per call.
-                _LOGGER.warning("Webhook %s not recorded: database error: %s", event.event, err)
-                return Outcome("skipped", "store_error", event.server.id if event.server else None)
-
-    async def _handle(self, event: WebhookEvent, now: datetime) -> Outcome:
-        if await self._run(self.store.seen_digest, event.digest, now):
-            return Outcome("duplicate", "same_payload")
-        outcome = await self._decide(event, now)
-        account = event.account
-        await self._run(
-            self.store.add_audit,
-            AuditEntry(
-                received_at=now,
-                event=event.event,
-                digest=event.digest,
-                status=outcome.kind,
-                server=event.server.id if event.server else None,
-                user=account.title or account.id if account else None,
-                action=outcome.reason or outcome.kind,
-            ),
-        )
-        return outcome
+                # The database is down or locked: the events cannot be kept; say so once.
+                _LOGGER.warning("%s webhooks not recorded: database error: %s", len(events), err)
+                return [
+                    Outcome("skipped", "store_error", e.server.id if e.server else None)
+                    for e in events
+                ]
+            outcomes: list[Outcome] = []
+            audits: list[AuditEntry] = []
+            for event, now in zip(events, times, strict=True):
+                seen = last_seen.get(event.digest)
+                if seen is not None and now - seen < DIGEST_WINDOW:
+                    outcomes.append(Outcome("duplicate", "same_payload"))
+                    continue
+                last_seen[event.digest] = now
+                error = None
+                try:
+                    outcome = await self._decide(event, now)
+                except SQLAlchemyError as err:
+                    _LOGGER.warning("Webhook %s not recorded: database error: %s", event.event, err)
+                    error = str(err)[:500]
+                    outcome = Outcome(
+                        "skipped", "store_error", event.server.id if event.server else None
+                    )
+                except Exception as err:  # a bug must not take the rest of the batch with it
+                    _LOGGER.exception("Webhook %s not recorded", event.event)
+                    error = f"{type(err).__name__}: {err}"[:500]
+                    outcome = Outcome("skipped", "error", event.server.id if event.server else None)
+                outcomes.append(outcome)
+                audits.append(_audit_entry(event, outcome, now, error))
+            try:
+                await self._run(self.store.add_audits, audits)
+            except SQLAlchemyError as err:
+                _LOGGER.warning("Audit log of %s webhooks not written: %s", len(audits), err)
+        return outcomes
 
     async def _decide(self, event: WebhookEvent, now: datetime) -> Outcome:
         server = event.server.id if event.server else None
@@ -486,12 +523,26 @@ class WatchTracker:
         return await self._run(self._up_next_sync, user_id)
 
     def _up_next_sync(self, user_id: str) -> list[UpNext]:
+        # Three queries whatever the number of shows: the shows, the user's episode watches, and
+        # the catalog episodes of those shows (one per server).
+        shows = self.store.shows_in_progress(user_id)
+        if not shows:
+            return []
+        watched_by_show: dict[tuple[str, str], list[Watch]] = {}
+        for watch in self.store.episode_watches(user_id):
+            assert watch.show_rating_key is not None
+            watched_by_show.setdefault((watch.server, watch.show_rating_key), []).append(watch)
+        episodes_by_show: dict[tuple[str, str], list[EpisodeRow]] = {}
+        for server in dict.fromkeys(server for server, _, _ in shows):
+            keys = [key for s, key, _ in shows if s == server]
+            for key, rows in self.store.episodes_of(server, keys).items():
+                episodes_by_show[server, key] = rows
         found: list[UpNext] = []
-        for server, show_key, last in self.store.shows_in_progress(user_id):
-            episodes = self.store.episodes(server, show_key)
-            if not episodes:
+        for server, show_key, last in shows:
+            episodes = episodes_by_show.get((server, show_key))
+            watched = watched_by_show.get((server, show_key))
+            if not episodes or not watched:
                 continue
-            watched = self.store.show_watches(user_id, server, show_key)
             chosen = _next_episode(episodes, watched)
             if chosen is None:
                 continue
@@ -520,6 +571,22 @@ class WatchTracker:
         return UserStats(
             last[0] if last else None, round(ms_today / 60_000, 1), count_today, count_week
         )
+
+
+def _audit_entry(
+    event: WebhookEvent, outcome: Outcome, now: datetime, error: str | None
+) -> AuditEntry:
+    account = event.account
+    return AuditEntry(
+        received_at=now,
+        event=event.event,
+        digest=event.digest,
+        status=outcome.kind,
+        server=event.server.id if event.server else None,
+        user=account.title or account.id if account else None,
+        action=outcome.reason or outcome.kind,
+        error=error,
+    )
 
 
 def _next_episode(episodes: list[EpisodeRow], watched: list[Watch]) -> EpisodeRow | None:

@@ -1,0 +1,294 @@
+"""The tracking glue's worker and lookups through Home Assistant: answering before recording,
+supervision (a failing batch, a full queue, Home Assistant stopping), the server's GUID lookup,
+and the across-servers option on two simulated servers."""
+
+# ruff: noqa: PLR0917  (pytest fixtures and parameters are positional)
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.plexus.catalog.db import Catalog, sqlite_url
+from custom_components.plexus.const import CONF_CROSS_SERVER, DOMAIN
+from custom_components.plexus.tracking import TrackingStore, parse_payload
+from custom_components.plexus.tracking.store import TrackingStore as Store
+from tests.conftest import entry_data
+from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.test_tracking_ha import form, history, imported, item_payload, manager_of, settle, url_of
+
+
+def shared_movie(sim: PlexSimulator) -> Any:
+    """A movie of the simulator with a Plex agent GUID (what the other server can be asked for)."""
+    return next(m for m in sim.library.movies() if m.guid.startswith("plex://movie/"))
+
+
+async def keys_on(entry: MockConfigEntry) -> list[str]:
+    """Rating keys in the watch history of one server entry (the database is shared)."""
+    server = manager_of(entry).server_id
+    return [w.rating_key for w in await history(entry) if w.server == server]
+
+
+def scrobbled_keys(sim: PlexSimulator) -> list[str]:
+    """Rating keys the server was asked to mark watched (`/:/scrobble`)."""
+    return [query.get("key", "") for _, path, query in sim.requests if path == "/:/scrobble"]
+
+
+# --- answering first, recording supervised -------------------------------------------------------
+
+
+async def test_a_failing_batch_is_logged_once_and_the_worker_goes_on(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error while recording: one log line with the cause, later webhooks recorded."""
+    await imported(hass, loaded)
+    manager = manager_of(loaded)
+    failures = iter([RuntimeError("disk on fire"), RuntimeError("still on fire")])
+    real = TrackingStore.add_audits
+
+    def flaky(self: TrackingStore, entries: Any) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real(self, entries)
+
+    monkeypatch.setattr(TrackingStore, "add_audits", flaky)
+    client = await hass_client_no_auth()
+    movies = simulator.library.movies()
+    for movie in movies[:2]:  # two failing batches
+        assert (
+            await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+        ).status == 200
+        await settle(hass)
+    assert (
+        await client.post(url_of(loaded), data=form(item_payload(simulator, movies[2])))
+    ).status == 200
+    await settle(hass)
+    logged = [r for r in caplog.records if "not recorded" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "disk on fire" in str(logged[0].exc_info[1])
+    assert manager.inbox.counters.worker_failures == 2
+    assert movies[2].rating_key in [w.rating_key for w in await history(loaded)]
+    assert manager.inbox.queued == 0
+
+
+async def test_a_worker_that_dies_is_logged_and_started_again(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An error outside a batch ends the worker: logged with its cause, restarted, nothing lost."""
+    await imported(hass, loaded)
+    client = await hass_client_no_auth()
+    movie = simulator.library.movies()[0]
+    play = item_payload(simulator, simulator.library.movies()[1], "media.play")
+    assert (await client.post(url_of(loaded), data=form(play))).status == 200
+    await settle(hass)  # alice is known now: only the worker waits for a pause below
+    manager = manager_of(loaded)
+    real = manager.inbox.wait_for_a_pause
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("clock went backwards")
+        await real()
+
+    monkeypatch.setattr(manager.inbox, "wait_for_a_pause", broken)
+    assert (
+        await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    await settle(hass)
+    await settle(hass)
+    logged = [r for r in caplog.records if "stopped unexpectedly" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "clock went backwards" in str(logged[0].exc_info[1])
+    assert manager.inbox.counters.worker_failures == 1
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_a_full_queue_answers_429_and_loses_nothing_queued(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """10,000 webhooks waiting: the next one is refused with a 429 (a 4xx, logged once)."""
+    await imported(hass, loaded)
+    manager = manager_of(loaded)
+    movies = simulator.library.movies()
+    queued = [parse_payload(json.dumps(item_payload(simulator, m))) for m in movies[:3]]
+    manager.inbox._queue = type(manager.inbox._queue)(3)
+    for event in queued:
+        assert manager.enqueue(event)
+    client = await hass_client_no_auth()
+    for movie in movies[3:5]:
+        payload = item_payload(simulator, movie)
+        resp = await client.post(url_of(loaded), data=form(payload))
+        assert resp.status == 429
+    assert manager.inbox.counters.refused_busy == 2
+    assert len([r for r in caplog.records if "(busy)" in r.getMessage()]) == 1
+    await settle(hass)
+    recorded = {w.rating_key for w in await history(loaded)}
+    assert recorded == {m.rating_key for m in movies[:3]}
+
+
+async def test_stopping_home_assistant_records_what_is_queued(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    catalog_in_tmp: Path,
+) -> None:
+    """HA stopping right after a burst: the queue is recorded before tasks are cancelled."""
+    await imported(hass, loaded)
+    client = await hass_client_no_auth()
+    movies = simulator.library.movies()[:20]
+    for movie in movies:
+        payload = item_payload(simulator, movie)
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    assert manager_of(loaded).inbox.queued > 0  # not recorded yet: answering came first
+    await hass.async_stop()
+    catalog = Catalog(sqlite_url(catalog_in_tmp))
+    try:
+        watches = Store(catalog.engine).history(None, limit=100)
+    finally:
+        catalog.close()
+    assert {w.rating_key for w in watches} == {m.rating_key for m in movies}
+
+
+# --- asking the server ---------------------------------------------------------------------------
+
+
+async def test_a_guid_the_catalog_does_not_know_is_asked_of_the_server(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """An item added since the last import, under a stale key: found by its plex:// GUID."""
+    await imported(hass, loaded)
+    added = simulator.library.add_movie("Arrived Since The Import", year=2025, notify=False)
+    payload = item_payload(simulator, added)
+    payload["Metadata"]["ratingKey"] = "990001"  # a key the catalog has never seen
+    client = await hass_client_no_auth()
+    assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    assert [w.rating_key for w in await history(loaded)] == [added.rating_key]
+    asked = [q.get("guid") for _, path, q in simulator.requests if "guid" in q]
+    assert added.guid in asked
+
+
+# --- across servers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def second_server(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
+    """Another server (other machine id, fewer items, so its rating keys differ)."""
+    sim = PlexSimulator(
+        token="other-token", clients=1, seed=11, library=LibraryConfig(movies=5, shows=1, seed=11)
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def two_entries(
+    hass: HomeAssistant, first: PlexSimulator, second: PlexSimulator, options: dict[str, Any]
+) -> tuple[MockConfigEntry, MockConfigEntry]:
+    entries = []
+    for sim, title in ((first, "Plexus Simulator"), (second, "Other")):
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            title=title,
+            unique_id=sim.machine_identifier,
+            data=entry_data(sim, server_name=title),
+            options=options,
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        entries.append(entry)
+    return entries[0], entries[1]
+
+
+@pytest.mark.parametrize("imported_there", [True, False], ids=["in-its-catalog", "asked-of-it"])
+async def test_across_servers_marks_the_watch_on_the_other_server(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    second_server: PlexSimulator,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    imported_there: bool,
+) -> None:
+    """With the option, a watch on one server is scrobbled on the other (found by GUID)."""
+    home, other = await two_entries(hass, simulator, second_server, {CONF_CROSS_SERVER: True})
+    movie = shared_movie(simulator)
+    copy = second_server.library.add_movie(
+        movie.title, year=movie.year, guid=movie.guid, guids=movie.ext_guids, notify=False
+    )
+    assert copy.rating_key != movie.rating_key
+    await imported(hass, home)
+    if imported_there:
+        await imported(hass, other)
+    client = await hass_client_no_auth()
+    assert (
+        await client.post(url_of(home), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    await settle(hass)
+    assert await keys_on(home) == [movie.rating_key]
+    assert scrobbled_keys(second_server) == [copy.rating_key]
+    assert second_server.library[copy.rating_key].view_count == 1
+    assert scrobbled_keys(simulator) == []  # nothing sent back to the server it came from
+    assert await keys_on(other) == ([copy.rating_key] if imported_there else [])
+    assert not [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.startswith("custom_components.plexus")
+    ]
+
+
+async def test_across_servers_is_off_by_default(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    second_server: PlexSimulator,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Without the option, the other server is left alone."""
+    home, other = await two_entries(hass, simulator, second_server, {})
+    movie = shared_movie(simulator)
+    copy = second_server.library.add_movie(
+        movie.title, year=movie.year, guid=movie.guid, guids=movie.ext_guids, notify=False
+    )
+    await imported(hass, home)
+    await imported(hass, other)
+    client = await hass_client_no_auth()
+    assert (
+        await client.post(url_of(home), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    await settle(hass)
+    assert await keys_on(home) == [movie.rating_key]
+    assert scrobbled_keys(second_server) == []
+    assert second_server.library[copy.rating_key].view_count == 0
+    assert await keys_on(other) == []
