@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
+import threading
 from typing import Any
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import quoteattr
@@ -17,8 +18,10 @@ from xml.sax.saxutils import quoteattr
 from aiohttp import ClientSession, web
 import pytest
 
+from custom_components.plexus.catalog import importer as importer_module
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.importer import CatalogImporter, ImportProgress
+from custom_components.plexus.catalog.models import ItemRecord
 from custom_components.plexus.catalog.xmlstream import (
     ItemStreamParser,
     KeyStreamParser,
@@ -716,6 +719,37 @@ async def test_custom_executor_is_used(
         "finish_library",
         "commit",
     } <= set(calls)
+
+
+async def test_xml_is_parsed_off_the_event_loop(
+    catalog: Catalog, session: ClientSession, plex: FakePlex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of items and of keys are parsed in the executor, not on the event loop (a page of a
+    large library held the loop for 200-300 ms when parsed there), and big pages in several
+    pieces, each one job after the other."""
+    generated(plex, movies=60, shows=2)
+    monkeypatch.setattr(importer_module, "_PARSE_CHUNK", 2048)  # several pieces per page
+    loop_thread = threading.get_ident()
+    fed: dict[str, list[int]] = {"items": [], "keys": []}
+    real_items, real_keys = ItemStreamParser.feed, KeyStreamParser.feed
+
+    def items_feed(self: ItemStreamParser, data: bytes) -> list[ItemRecord]:
+        fed["items"].append(threading.get_ident())
+        return real_items(self, data)
+
+    def keys_feed(self: KeyStreamParser, data: bytes) -> None:
+        fed["keys"].append(threading.get_ident())
+        real_keys(self, data)
+
+    monkeypatch.setattr(ItemStreamParser, "feed", items_feed)
+    monkeypatch.setattr(KeyStreamParser, "feed", keys_feed)
+    imp = importer(catalog, session, plex, page_size=50)
+    await imp.run("full")
+    await imp.run("incremental")  # reads the keys to find removals
+    assert catalog.counts(plex.machine_identifier)["movie"] == 60
+    assert len(fed["items"]) > 4
+    assert fed["keys"]
+    assert loop_thread not in fed["items"] + fed["keys"]
 
 
 def test_http_date() -> None:
