@@ -17,7 +17,7 @@ import uuid
 
 from aiohttp import FormData
 from homeassistant.const import CONF_WEBHOOK_ID
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, State
 from homeassistant.core_config import async_process_ha_core_config
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -33,6 +33,7 @@ from custom_components.plexus.const import (
     DOMAIN,
     EVENT_PLEXUS_WEBHOOK,
 )
+from custom_components.plexus.event import MAX_EXTRA_EVENT_TYPES
 from custom_components.plexus.tracking import EVENT_TYPES
 from custom_components.plexus.tracking_manager import TrackingManager
 from tests.conftest import PG_URL, entry_data, wait_until
@@ -171,11 +172,47 @@ async def test_every_payload_is_accepted_fired_and_shown(
         ]
     state = hass.states.get(EVENT_ENTITY)
     assert state is not None
-    known = payload["event"] in EVENT_TYPES
-    assert state.attributes["event_type"] == (payload["event"] if known else "other")
+    # Known or not, a Plex-style event name is passed through as itself.
+    assert state.attributes["event_type"] == payload["event"]
+    assert payload["event"] in state.attributes["event_types"]
     assert state.attributes["plex_event"] == payload["event"]
     assert manager_of(loaded).counters.accepted == 1
     no_errors(caplog)
+
+
+async def test_unknown_events_reach_the_event_entity_as_themselves(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    simulator: PlexSimulator,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """An event Plex may add later fires as itself (automations can use it); a name unlike
+    Plex's, or new names beyond the cap (a leaked URL must not grow the list), fire as
+    ``other`` — never dropped, the raw name always in ``plex_event``."""
+    client = await hass_client_no_auth()
+
+    async def post(name: str) -> State:
+        payload = {"event": name, "Server": {"uuid": simulator.machine_identifier}}
+        resp = await client.post(url_of(loaded), data=form(payload))
+        assert resp.status == 200
+        await settle(hass)
+        state = hass.states.get(EVENT_ENTITY)
+        assert state is not None
+        assert state.attributes["plex_event"] == name
+        return state
+
+    state = await post("media.newthing")
+    assert state.attributes["event_type"] == "media.newthing"
+    assert "media.newthing" in state.attributes["event_types"]
+    assert (await post("Weird <Event>!")).attributes["event_type"] == "other"
+    assert (await post("media.newthing")).attributes["event_type"] == "media.newthing"
+    for n in range(MAX_EXTRA_EVENT_TYPES - 1):
+        name = f"library.extra.e{chr(97 + n)}"
+        assert (await post(name)).attributes["event_type"] == name
+    state = await post("library.one.toomany")
+    assert state.attributes["event_type"] == "other"
+    assert "library.one.toomany" not in state.attributes["event_types"]
+    assert len(state.attributes["event_types"]) == len(EVENT_TYPES) + 1 + MAX_EXTRA_EVENT_TYPES
 
 
 BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [

@@ -1,13 +1,16 @@
 """Event entities of a Plex server.
 
 Watch tracking: one `event` entity per server fires for every accepted webhook of that server.
-Its event types are the events Plex documents plus ``other``: an event Plex adds later is not
-dropped but fired as ``other`` with the raw name in the ``plex_event`` attribute (and on the bus as
-itself, `plexus_webhook`).
+Its event types are the events Plex documents plus ``other``. An event Plex adds later is not
+dropped: it is fired as itself (added to the entity's event types, so automations can trigger on
+it) when its name looks like Plex's (``word.word[.word]``, lower case) and fewer than
+``MAX_EXTRA_EVENT_TYPES`` new names were seen since the start; otherwise as ``other``. The raw name
+is always in the ``plex_event`` attribute, and on the bus (``plexus_webhook``) as itself.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from homeassistant.components.event import EventEntity
@@ -36,6 +39,8 @@ async def async_setup_entry(
 # --- watch tracking: webhook events ----------------------------------------------------------
 
 OTHER_EVENT = "other"
+MAX_EXTRA_EVENT_TYPES = 20  # the webhook URL is a secret, but a leaked one must not bloat this
+_PLEX_EVENT_NAME = re.compile(r"[a-z]+(?:\.[a-z]+){1,3}")
 
 
 class PlexWebhookEventEntity(EventEntity):
@@ -72,5 +77,15 @@ class PlexWebhookEventEntity(EventEntity):
         }
         if event.rating is not None:
             attributes["rating"] = event.rating
-        self._trigger_event(event.event if event.known_event else OTHER_EVENT, attributes)
+        self._trigger_event(self._event_type(event.event), attributes)
         self.async_write_ha_state()
+
+    def _event_type(self, name: str) -> str:
+        """The event type to fire: the name itself where it can be, else ``other``."""
+        if name in self._attr_event_types:
+            return name
+        extra = len(self._attr_event_types) - len(EVENT_TYPES) - 1
+        if _PLEX_EVENT_NAME.fullmatch(name) is None or extra >= MAX_EXTRA_EVENT_TYPES:
+            return OTHER_EVENT
+        self._attr_event_types = [*self._attr_event_types, name]
+        return name
