@@ -19,6 +19,7 @@ from aiohttp import FormData
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import Event, HomeAssistant, State
 from homeassistant.core_config import async_process_ha_core_config
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -421,6 +422,46 @@ async def test_unmonitored_user_fires_events_but_records_nothing(
     assert len(events) == 1
     assert await history(config_entry) == []
     assert manager_of(config_entry).counters.outcomes == {"skipped:user_not_monitored": 1}
+
+
+async def test_user_dropped_from_monitored_users_loses_their_device(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """Narrowing the monitored users removes the dropped user's device and entities (they
+    stayed "unavailable" forever before); the users still monitored keep theirs."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry, options={CONF_MONITORED_USERS: ["alice", "bob"]}
+    )
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    devices = dr.async_get(hass)
+    server_id = simulator.machine_identifier
+
+    def user_device(user: str) -> dr.DeviceEntry | None:
+        wanted = (DOMAIN, f"{server_id}-user-{user}")
+        entries = dr.async_entries_for_config_entry(devices, config_entry.entry_id)
+        return next((d for d in entries if wanted in d.identifiers), None)
+
+    alice, bob = user_device("alice"), user_device("bob")
+    assert alice is not None
+    assert bob is not None
+    bob_entities = er.async_entries_for_device(er.async_get(hass), bob.id)
+    assert bob_entities
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: ["alice"]})
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert user_device("bob") is None
+    assert all(er.async_get(hass).async_get(e.entity_id) is None for e in bob_entities)
+    assert hass.states.get(bob_entities[0].entity_id) is None
+    assert user_device("alice") is not None
+    # With the option emptied (everybody is tracked), nobody's device is removed.
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: []})
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert user_device("alice") is not None
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
 
 
 async def test_foreign_server_is_acknowledged_and_skipped(

@@ -52,6 +52,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect, async_dispatcher_send
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.network import NoURLAvailableError
@@ -77,6 +78,7 @@ from .ids import (
     signal_tracked_users,
     signal_watches_changed,
     signal_webhook,
+    user_device_identifier,
 )
 from .plex import PlexError, PlexSession
 from .repairs import async_raise_conflicts
@@ -254,7 +256,29 @@ class TrackingManager:
             self.hass.async_add_shutdown_job(HassJob(self._async_flush)),
         ]
         self._remember_sessions(self.coordinator.data.sessions if self.coordinator.data else [])
+        self._remove_unmonitored_user_devices()
         await self._async_open_store()
+
+    @callback
+    def _remove_unmonitored_user_devices(self) -> None:
+        """Drop the devices (and entities) of users no longer in the monitored users option.
+
+        Only when the option names users: with it empty, every user seen is tracked and none is
+        removed. Their watch history stays in the database.
+        """
+        if not self.options.monitored_users:
+            return
+        registry = dr.async_get(self.hass)
+        prefix = user_device_identifier(self.server_id, "")[1]
+        for device in dr.async_entries_for_config_entry(registry, self.entry.entry_id):
+            users = [
+                ident[1].removeprefix(prefix)
+                for ident in device.identifiers
+                if ident[0] == DOMAIN and ident[1].startswith(prefix)
+            ]
+            if users and not any(user in self.users for user in users):
+                _LOGGER.debug("Removing the device of %s (no longer monitored)", users[0])
+                registry.async_update_device(device.id, remove_config_entry_id=self.entry.entry_id)
 
     async def async_stop(self) -> None:
         """Unregister the webhook, record what is queued, stop the worker."""
