@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, inspect, text
 
 from custom_components.plexus.catalog import (
     Catalog,
@@ -351,6 +351,7 @@ def v1_database(url: str) -> None:
     with engine.begin() as conn:
         s.metadata.create_all(conn)
         conn.execute(text("ALTER TABLE plexus_import_runs DROP COLUMN libraries_listed"))
+        conn.execute(text("DROP INDEX ix_plexus_items_show"))  # added by version 3
         conn.execute(insert(s.schema_version).values(version=1, applied_at=datetime.now(UTC)))
         conn.execute(insert(s.servers).values(id=1, machine_identifier="srv1", name="Old"))
         conn.execute(
@@ -368,7 +369,10 @@ def test_existing_v1_database_opens(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "v1.db")
     v1_database(url)
     cat = Catalog(url)
-    assert cat.schema_version == s.SCHEMA_VERSION == 2
+    assert cat.schema_version == s.SCHEMA_VERSION == 3
+    with cat.engine.connect() as conn:
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes("plexus_items")}
+    assert "ix_plexus_items_show" in indexes
     run = cat.last_import("srv1")
     assert run is not None
     assert (run.status, run.counts.added, run.libraries_listed) == ("success", 2, None)

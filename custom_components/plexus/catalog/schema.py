@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -100,6 +100,8 @@ items = Table(
     UniqueConstraint("server_id", "rating_key", name="uq_plexus_items_rating_key"),
     Index("ix_plexus_items_library", "library_id", "type"),
     Index("ix_plexus_items_server_type", "server_id", "type"),
+    # A show's episodes (Up Next reads them per show; version 3).
+    Index("ix_plexus_items_show", "server_id", "grandparent_rating_key"),
 )
 
 guids = Table(
@@ -189,5 +191,11 @@ def _v1_libraries_listed(conn: Connection) -> None:
     conn.execute(add.against(import_runs))
 
 
+def _v2_show_index(conn: Connection) -> None:
+    """Version 3: an index on a show's episodes (``server_id``, ``grandparent_rating_key``)."""
+    index = next(ix for ix in items.indexes if ix.name == "ix_plexus_items_show")
+    index.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[n] upgrades a database at version n to n + 1. Version 1 is the first release.
-MIGRATIONS: dict[int, Migration] = {1: _v1_libraries_listed}
+MIGRATIONS: dict[int, Migration] = {1: _v1_libraries_listed, 2: _v2_show_index}
