@@ -45,7 +45,14 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.demo_setup import DASHBOARD, PASSWORD, SIM_TOKEN, USER
+from tests.e2e.demo_setup import (
+    DASHBOARD,
+    PASSWORD,
+    SIM_TOKEN,
+    USER,
+    Websocket,
+    open_websocket,
+)
 from tests.e2e.harness import ROOT, HomeError, free_port, login
 
 PLAYERS = 3  # the simulator's default clients
@@ -70,28 +77,6 @@ def say(text: str) -> None:
 
 class CheckError(RuntimeError):
     """The demo did not do what a newcomer needs."""
-
-
-class Websocket:
-    """HA's websocket API: one authenticated connection, one command at a time."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Wrap an authenticated connection."""
-        self._ws = ws
-        self._id = 0
-
-    async def call(self, command: str, **data: Any) -> Any:
-        """Send one command; its result, or CheckError with HA's error."""
-        self._id += 1
-        await self._ws.send_json({"id": self._id, "type": command, **data})
-        async with asyncio.timeout(STEP_TIMEOUT_S):
-            while True:
-                message = await self._ws.receive_json()
-                if message.get("id") == self._id and message.get("type") == "result":
-                    break
-        if not message.get("success"):
-            raise CheckError(f"websocket {command} failed: {message.get('error')}")
-        return message.get("result")
 
 
 class DemoRun:
@@ -205,12 +190,10 @@ class DemoRun:
     @contextlib.asynccontextmanager
     async def websocket(self) -> AsyncIterator[Websocket]:
         """An authenticated websocket connection."""
-        async with self.http.ws_connect(f"{self.url}/api/websocket") as ws:
-            await ws.receive_json()  # auth_required
-            await ws.send_json({"type": "auth", "access_token": self.token})
-            if (await ws.receive_json()).get("type") != "auth_ok":
-                raise CheckError("websocket authentication failed")
-            yield Websocket(ws)
+        async with open_websocket(
+            self.http, self.url, self.token, CheckError, STEP_TIMEOUT_S
+        ) as ws:
+            yield ws
 
     async def until[T](self, what: str, check: Callable[[], Awaitable[T | None]]) -> T:
         """Poll `check()` until it returns something; that value."""

@@ -74,25 +74,52 @@ class SetupError(RuntimeError):
 
 
 class Websocket:
-    """HA's websocket API: one authenticated connection, one command at a time."""
+    """HA's websocket API: one authenticated connection, one command at a time.
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    Shared with the demo check (`tests/e2e/demo.py`), which raises its own error type.
+    """
+
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        error: type[RuntimeError] = SetupError,
+        timeout: float = STEP_TIMEOUT_S,
+    ) -> None:
         """Wrap an authenticated connection."""
         self._ws = ws
         self._id = 0
+        self._error = error
+        self._timeout = timeout
 
     async def call(self, command: str, **data: Any) -> Any:
-        """Send one command; its result, or SetupError with HA's error."""
+        """Send one command; its result, or the error type with HA's error."""
         self._id += 1
         await self._ws.send_json({"id": self._id, "type": command, **data})
-        async with asyncio.timeout(STEP_TIMEOUT_S):
+        async with asyncio.timeout(self._timeout):
             while True:
                 message = await self._ws.receive_json()
                 if message.get("id") == self._id and message.get("type") == "result":
                     break
         if not message.get("success"):
-            raise SetupError(f"websocket {command} failed: {message.get('error')}")
+            raise self._error(f"websocket {command} failed: {message.get('error')}")
         return message.get("result")
+
+
+@contextlib.asynccontextmanager
+async def open_websocket(
+    http: aiohttp.ClientSession,
+    url: str,
+    token: str,
+    error: type[RuntimeError] = SetupError,
+    timeout: float = STEP_TIMEOUT_S,
+) -> AsyncIterator[Websocket]:
+    """An authenticated websocket connection to the HA at `url`."""
+    async with http.ws_connect(f"{url}/api/websocket", max_msg_size=0) as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": token})
+        if (await ws.receive_json()).get("type") != "auth_ok":
+            raise error("websocket authentication failed")
+        yield Websocket(ws, error, timeout)
 
 
 class Home:
@@ -132,12 +159,8 @@ class Home:
     @contextlib.asynccontextmanager
     async def websocket(self) -> AsyncIterator[Websocket]:
         """An authenticated websocket connection."""
-        async with self.http.ws_connect(f"{self.url}/api/websocket", max_msg_size=0) as ws:
-            await ws.receive_json()  # auth_required
-            await ws.send_json({"type": "auth", "access_token": self.token})
-            if (await ws.receive_json()).get("type") != "auth_ok":
-                raise SetupError("websocket authentication failed")
-            yield Websocket(ws)
+        async with open_websocket(self.http, self.url, self.token) as ws:
+            yield ws
 
     async def wait_until_up(self, timeout: float = STEP_TIMEOUT_S) -> None:
         """Wait until HA's HTTP server answers."""
