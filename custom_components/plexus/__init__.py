@@ -86,9 +86,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
-    """Bring an entry to the current version (1.2: every server entry owns a webhook id)."""
-    if entry.version > 1:
-        return False  # made by a newer Plexus: leave it alone
+    """Bring an entry to the current version (1.2: every server entry owns a webhook id).
+
+    Home Assistant itself refuses an entry of a newer major version; a newer minor version is
+    compatible and kept as it is.
+    """
     if entry.minor_version < 2:
         data = dict(entry.data)
         data.setdefault(CONF_WEBHOOK_ID, async_generate_id())
