@@ -89,6 +89,13 @@ async def test_entry_selection_errors(hass: HomeAssistant, simulator: PlexSimula
             DOMAIN, "scan_clients", {"config_entry_id": second.entry_id}, blocking=True
         )
         await hass.config_entries.async_unload(second.entry_id)
+        # The unloaded server named by id: "not loaded", not "no such server".
+        with pytest.raises(ServiceValidationError) as err:
+            await hass.services.async_call(
+                DOMAIN, "scan_clients", {"config_entry_id": second.entry_id}, blocking=True
+            )
+        assert err.value.translation_key == "entry_not_loaded"
+        assert err.value.translation_placeholders == {"entry_id": second.entry_id}
     finally:
         await other.stop()
 
