@@ -406,3 +406,62 @@ def test_search_titles_follows_renames_and_removals(catalog: Catalog) -> None:
     assert [
         h.rating_key for h, _ in catalog.search_titles("matrix", machine_identifier="srv2")
     ] == ["9"]
+
+
+def test_rating_keys_per_library_and_removing_an_unknown_server(catalog: Catalog) -> None:
+    with import_transaction(catalog, "srv1", "full") as writer:  # type: ignore[arg-type]
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("1", "Alien"), movie("2", "Heat")])
+        writer.start_library("2")
+        writer.write_batch([ItemRecord(rating_key="3", type="show", title="Lost")])
+    assert catalog.rating_keys("srv1") == {"1", "2", "3"}
+    assert catalog.rating_keys("srv1", "1") == {"1", "2"}
+    assert catalog.rating_keys("srv1", "2") == {"3"}
+    assert catalog.rating_keys("srv1", "9") == set()
+    catalog.remove_server("never-imported")  # nothing to remove: no error, nothing lost
+    assert catalog.rating_keys("srv1") == {"1", "2", "3"}
+    assert catalog.servers() == ["srv1"]
+
+
+def test_search_during_an_import_that_did_not_follow_the_index(catalog: Catalog) -> None:
+    """The search index is built by a search made while an import runs that started before it
+    existed: after the import the index is rebuilt, so the new titles are found."""
+    load(catalog, "srv1", [movie("1", "Alien")])
+    assert not catalog.search_index_loaded
+    writer = catalog.begin_import("srv1", "incremental")
+    writer.sync_libraries(SECTIONS)
+    writer.start_library("1")
+    assert [h.item.title for h in catalog.search("alien")] == ["Alien"]  # builds the index
+    writer.write_batch([movie("2", "Zebra Crossing")])
+    writer.commit()
+    assert [h.item.title for h in catalog.search("zebra crossing")] == ["Zebra Crossing"]
+    assert [h.item.title for h in catalog.search("alien")] == ["Alien"]
+
+
+def test_stats_of_a_server_never_imported(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien")])
+    stats = catalog.stats("srv2")
+    assert stats["counts"] == {}
+    assert stats["media_files"] == 0
+    assert stats["unmapped_files"] == 0
+    assert stats["last_import"] is None
+
+
+def test_drop_all_and_open_without_creating(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "catalog.db")
+    catalog = Catalog(url)
+    load(catalog, "srv1", [movie("1", "Alien")])
+    assert catalog.search("alien")
+    catalog.drop_all()
+    assert not catalog.search_index_loaded
+    catalog.close()
+    # Opened without creating: the tables stay gone until the schema is ensured.
+    reopened = Catalog(url, create=False)
+    try:
+        with pytest.raises(CatalogError):
+            reopened.counts()
+        assert reopened.ensure_schema() == s.SCHEMA_VERSION
+        assert reopened.counts() == {}
+    finally:
+        reopened.close()
