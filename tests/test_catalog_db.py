@@ -536,3 +536,30 @@ def test_commit_on_a_lost_connection_is_recorded_as_failed(
     finally:
         catalog.drop_all()
         catalog.close()
+
+
+def test_failing_an_import_whose_connection_is_gone(
+    socket_enabled: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The import's connection is dropped, then the import fails for its own reason: the
+    rollback cannot run (logged at debug, not raised) and the run is recorded with the reason."""
+    catalog = make_catalog("postgresql", tmp_path)
+    caplog.set_level("DEBUG", logger="custom_components.plexus.catalog.writer")
+    try:
+        load(catalog, "srv1", [movie("1", "Alien")])
+        writer = catalog.begin_import("srv1", "full")
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("2", "Heat")])
+        pid = writer._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with catalog.engine.begin() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        writer.fail("the server stopped answering")
+        assert "Rollback of the import failed" in caplog.text
+        last = catalog.last_import("srv1")
+        assert last is not None
+        assert (last.status, last.error) == ("failed", "the server stopped answering")
+        assert catalog.rating_keys("srv1") == {"1"}
+    finally:
+        catalog.drop_all()
+        catalog.close()

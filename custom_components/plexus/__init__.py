@@ -115,9 +115,9 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user delete a client's device; the server's own device stays."""
     coordinator = entry.runtime_data.coordinator
-    for domain, identifier in device.identifiers:
-        if domain != DOMAIN:
-            continue
+    # The device may also carry other integrations' identifiers: only Plexus's own count.
+    ours = [identifier for domain, identifier in device.identifiers if domain == DOMAIN]
+    for identifier in ours:
         client_id = client_id_from(coordinator.server_identifier, identifier, player=False)
         if client_id is not None:
             if client_id in coordinator.data.clients:
