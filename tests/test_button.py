@@ -20,6 +20,10 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.plexus.catalog_manager import RETRY_FIRST_S
 from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
+from tests.test_transfer_ha import (  # dirs: the transfer tests' folders fixture
+    dirs,  # noqa: F401
+    setup_entry as transfer_setup,
+)
 
 SCAN = "button.plexus_simulator_scan_clients"
 IMPORT = "button.plexus_simulator_import_now"
@@ -115,3 +119,22 @@ async def test_import_now_unavailable_while_the_catalog_is_not_open(
     assert hass.states.get("sensor.plexus_simulator_catalog_movies").state == str(
         len(simulator.library.movies())
     )
+
+
+async def test_scan_sources_button_scans_the_profiles_folders(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],  # noqa: F811 - the imported fixture
+) -> None:
+    """Pressing a transfer profile's Scan sources finds the files put in its source folders."""
+    entry = await transfer_setup(hass, simulator, dirs)
+    movie = dirs["movies"] / "Arrival (2016)" / "Arrival (2016).mkv"
+    movie.parent.mkdir(parents=True)
+    movie.write_bytes(b"\x1a\x45\xdf\xa3" + b"\x00" * 2048)
+    await press(hass, "button.laptop_scan_sources")
+    await hass.async_block_till_done()
+    progress = hass.states.get("sensor.laptop_scan_progress")
+    assert progress is not None
+    assert progress.state == "1"
+    assert progress.attributes["scanning"] is False
+    assert await hass.config_entries.async_unload(entry.entry_id)

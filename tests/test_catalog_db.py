@@ -19,6 +19,7 @@ from custom_components.plexus.catalog.guids import parse_item_guids
 from custom_components.plexus.catalog.models import ItemRecord, LibraryRecord, MediaFileRecord
 from custom_components.plexus.catalog.paths import PathMapping
 from custom_components.plexus.catalog.writer import import_transaction
+from tests.conftest import make_catalog
 
 
 def movie(
@@ -410,3 +411,159 @@ def test_search_titles_follows_renames_and_removals(catalog: Catalog) -> None:
     assert [
         h.rating_key for h, _ in catalog.search_titles("matrix", machine_identifier="srv2")
     ] == ["9"]
+
+
+def test_rating_keys_per_library_and_removing_an_unknown_server(catalog: Catalog) -> None:
+    with import_transaction(catalog, "srv1", "full") as writer:  # type: ignore[arg-type]
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("1", "Alien"), movie("2", "Heat")])
+        writer.start_library("2")
+        writer.write_batch([ItemRecord(rating_key="3", type="show", title="Lost")])
+    assert catalog.rating_keys("srv1") == {"1", "2", "3"}
+    assert catalog.rating_keys("srv1", "1") == {"1", "2"}
+    assert catalog.rating_keys("srv1", "2") == {"3"}
+    assert catalog.rating_keys("srv1", "9") == set()
+    catalog.remove_server("never-imported")  # nothing to remove: no error, nothing lost
+    assert catalog.rating_keys("srv1") == {"1", "2", "3"}
+    assert catalog.servers() == ["srv1"]
+
+
+def test_search_during_an_import_that_did_not_follow_the_index(catalog: Catalog) -> None:
+    """The search index is built by a search made while an import runs that started before it
+    existed: after the import the index is rebuilt, so the new titles are found."""
+    load(catalog, "srv1", [movie("1", "Alien")])
+    assert not catalog.search_index_loaded
+    writer = catalog.begin_import("srv1", "incremental")
+    writer.sync_libraries(SECTIONS)
+    writer.start_library("1")
+    assert [h.item.title for h in catalog.search("alien")] == ["Alien"]  # builds the index
+    writer.write_batch([movie("2", "Zebra Crossing")])
+    writer.commit()
+    assert [h.item.title for h in catalog.search("zebra crossing")] == ["Zebra Crossing"]
+    assert [h.item.title for h in catalog.search("alien")] == ["Alien"]
+
+
+def test_stats_of_a_server_never_imported(catalog: Catalog) -> None:
+    load(catalog, "srv1", [movie("1", "Alien")])
+    stats = catalog.stats("srv2")
+    assert stats["counts"] == {}
+    assert stats["media_files"] == 0
+    assert stats["unmapped_files"] == 0
+    assert stats["last_import"] is None
+
+
+def test_drop_all_and_open_without_creating(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "catalog.db")
+    catalog = Catalog(url)
+    load(catalog, "srv1", [movie("1", "Alien")])
+    assert catalog.search("alien")
+    catalog.drop_all()
+    assert not catalog.search_index_loaded
+    catalog.close()
+    # Opened without creating: the tables stay gone until the schema is ensured.
+    reopened = Catalog(url, create=False)
+    try:
+        with pytest.raises(CatalogError):
+            reopened.counts()
+        assert reopened.ensure_schema() == s.SCHEMA_VERSION
+        assert reopened.counts() == {}
+    finally:
+        reopened.close()
+
+
+def test_writer_steps_out_of_order(catalog: Catalog) -> None:
+    """Removing before a library is started is refused; finishing none is harmless."""
+    load(catalog, "srv1", [movie("1", "Alien")])
+    writer = catalog.begin_import("srv1", "incremental")
+    with pytest.raises(CatalogError, match="start_library"):
+        writer.remove_items(["1"])
+    writer.finish_library()  # no library started: nothing to record
+    writer.commit()
+    assert catalog.rating_keys("srv1") == {"1"}
+
+
+def test_item_listed_twice_in_one_page_is_stored_once(catalog: Catalog) -> None:
+    """A page that repeats an item (the server's listing shifted while it was paged through)
+    does not break the import: the item is stored once, as first listed."""
+    with import_transaction(catalog, "srv1", "full") as writer:  # type: ignore[arg-type]
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("1", "Alien"), movie("2", "Heat"), movie("1", "Alien II")])
+        counts = writer.counts
+    assert (counts.seen, counts.added) == (3, 2)
+    assert catalog.counts("srv1") == {"movie": 2}
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.title == "Alien"
+    # The same within an update: the changed item is rewritten once.
+    with import_transaction(catalog, "srv1", "full") as writer:  # type: ignore[arg-type]
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch(
+            [
+                movie("1", "Alien (1979)", updated=200),
+                movie("1", "x", updated=300),
+                movie("2", "Heat"),
+            ]
+        )
+        counts = writer.counts
+    assert (counts.updated, counts.added) == (1, 0)
+    item = catalog.get_item("srv1", "1")
+    assert item is not None
+    assert item.title == "Alien (1979)"
+
+
+def test_commit_on_a_lost_connection_is_recorded_as_failed(
+    socket_enabled: None, tmp_path: Path
+) -> None:
+    """PostgreSQL drops the import's connection just before the commit: the import fails with
+    a catalog error, nothing of it is stored, and the run is recorded as failed."""
+    catalog = make_catalog("postgresql", tmp_path)
+    try:
+        load(catalog, "srv1", [movie("1", "Alien")])
+        writer = catalog.begin_import("srv1", "full")
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("2", "Heat")])
+        pid = writer._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with catalog.engine.begin() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(CatalogError):
+            writer.commit()
+        assert catalog.rating_keys("srv1") == {"1"}
+        last = catalog.last_import("srv1")
+        assert last is not None
+        assert last.status == "failed"
+        assert last.error
+        assert "postgres@" not in last.error  # the short cause, no URL
+    finally:
+        catalog.drop_all()
+        catalog.close()
+
+
+def test_failing_an_import_whose_connection_is_gone(
+    socket_enabled: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The import's connection is dropped, then the import fails for its own reason: the
+    rollback cannot run (logged at debug, not raised) and the run is recorded with the reason."""
+    catalog = make_catalog("postgresql", tmp_path)
+    caplog.set_level("DEBUG", logger="custom_components.plexus.catalog.writer")
+    try:
+        load(catalog, "srv1", [movie("1", "Alien")])
+        writer = catalog.begin_import("srv1", "full")
+        writer.sync_libraries(SECTIONS)
+        writer.start_library("1")
+        writer.write_batch([movie("2", "Heat")])
+        pid = writer._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with catalog.engine.begin() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        writer.fail("the server stopped answering")
+        assert "Rollback of the import failed" in caplog.text
+        last = catalog.last_import("srv1")
+        assert last is not None
+        assert (last.status, last.error) == ("failed", "the server stopped answering")
+        assert catalog.rating_keys("srv1") == {"1"}
+    finally:
+        catalog.drop_all()
+        catalog.close()

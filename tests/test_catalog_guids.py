@@ -377,3 +377,50 @@ def test_unknown_keeps_text(text: str) -> None:
     if parsed is not None and parsed.is_unknown:
         assert parsed.id == text.strip()
         assert format_guid(parsed) == text.strip()
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("com.plexapp.agents.localmedia://12345", "com.plexapp.agents.localmedia://12345"),
+        (
+            "com.plexapp.agents.plexmusic://gracenote/track/12345-ABCDEF?lang=en",
+            "com.plexapp.agents.plexmusic://gracenote/track/12345-ABCDEF",
+        ),
+        ("tv.plex://station/abc123", "tv.plex://station/abc123"),
+        ("analyzed.prerolls://ABC.mp4", "analyzed.prerolls://abc.mp4"),
+        ("collection://Abc", "collection://abc"),
+        (
+            "mbid://0383DADF-2A4E-4D10-A46A-E9E041DA8EB3",
+            "mbid://0383dadf-2a4e-4d10-a46a-e9e041da8eb3",
+        ),
+        ("com.plexapp.agents.hama://anidb-00123/1/2", "com.plexapp.agents.anidb://123/1/2"),
+        ("com.plexapp.agents.none://ABC", "com.plexapp.agents.none://abc"),
+        ("com.plexapp.agents.themoviedb://00550?lang=de", "com.plexapp.agents.themoviedb://550"),
+    ],
+)
+def test_key_is_canonical_for_every_provider(raw: str, key: str) -> None:
+    """Two spellings of one GUID share a key (what the catalog stores and matches on), and the
+    key parses back to the same GUID."""
+    parsed = parse_guid(raw)
+    assert parsed is not None
+    assert not parsed.is_unknown
+    assert parsed.key == key
+    assert parse_guid(key) == parsed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "com.plexapp.agents.thetvdb:///1/2",  # no show id
+        "com.plexapp.agents.hama://anidb-abc",  # HAMA prefix with a non-numeric id
+        "plex://movie/-bad",
+        "analyzed.prerolls://-x",
+        "mbid://!!",
+    ],
+)
+def test_more_malformed_forms_are_unknown(raw: str) -> None:
+    parsed = parse_guid(raw)
+    assert parsed is not None
+    assert parsed.is_unknown
+    assert parsed.key == raw

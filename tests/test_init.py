@@ -7,12 +7,14 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.plexus.const import DOMAIN
-from tests.conftest import wait_until
+from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import PlexSimulator
 
 ACTIVE = "sensor.plexus_simulator_active_streams"
@@ -141,3 +143,60 @@ async def test_token_rejected_on_websocket_connect_starts_reauth(
     coordinator.listener.start()
     await wait_until(lambda: bool(hass.config_entries.flow.async_progress()))
     assert not coordinator.last_update_success
+
+
+async def test_entry_of_a_newer_minor_version_is_used_as_is(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """A newer Plexus (same major version) wrote the entry: it loads and is not rewritten."""
+    data = entry_data(simulator, webhook_id="hook-from-the-future")
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=data,
+        version=1,
+        minor_version=9,
+    )
+    await _setup(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.minor_version == 9
+    assert entry.data == data
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_deleting_a_client_device_another_integration_shares(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A gone client's device also described by another integration (merged identifiers):
+    Plexus finds its own identifier among them and forgets the client."""
+    assert await async_setup_component(hass, "config", {})
+    await _setup(hass, config_entry)
+    coordinator = config_entry.runtime_data.coordinator
+    gone = next(iter(simulator.clients.values()))
+    simulator.remove_client(gone.machine_identifier)
+    await coordinator.async_refresh()
+    devices = dr.async_get(hass)
+    device = devices.async_get_device_by_identifier(
+        (DOMAIN, f"{simulator.machine_identifier}-{gone.machine_identifier}"),
+        config_entry.entry_id,
+    )
+    assert device is not None
+    # Identifiers are a set: Plexus must pass over the foreign one whatever the order.
+    devices.async_update_device(
+        device.id, new_identifiers=device.identifiers | {("aaa_cast", "living-room")}
+    )
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id(
+        {
+            "type": "config/device_registry/remove_config_entry",
+            "config_entry_id": config_entry.entry_id,
+            "device_id": device.id,
+        }
+    )
+    assert (await ws.receive_json())["success"]
+    assert gone.machine_identifier not in coordinator.state.known_clients
+    assert await hass.config_entries.async_unload(config_entry.entry_id)

@@ -252,3 +252,70 @@ async def test_thumbnail_view(
 
     anonymous = await hass_client_no_auth()
     assert (await anonymous.get(path)).status == 401
+
+
+async def test_resolve_a_movie_without_a_file(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A movie the server lists without any media part (its file is gone): not playable."""
+    movie = simulator.library.add_movie("Lost Reel", year=1927)
+    movie.media = None
+    with pytest.raises(media_source.Unresolvable) as err:
+        await media_source.async_resolve_media(
+            hass,
+            f"media-source://plexus/{simulator.machine_identifier}/item/{movie.rating_key}",
+            None,
+        )
+    assert err.value.translation_key == "not_playable"
+    assert not any(p == "/security/token" for _m, p, _q in simulator.requests)
+
+
+async def test_resolve_when_the_server_fails_between_reads(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The item is found, then the server fails while its file is read: media_not_found."""
+    movie = simulator.library.movies()[0]
+    reads = 0
+
+    async def second_read_fails(ctx: handlers.Ctx) -> web.StreamResponse:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            return handlers.error_response(500)
+        return await handlers.h_metadata(ctx)
+
+    route = handlers._route(
+        "GET", rf"/library/metadata/(?P<keys>{movie.rating_key})", second_read_fails
+    )
+    monkeypatch.setattr(handlers, "ROUTES", (route, *handlers.ROUTES))
+    with pytest.raises(media_source.Unresolvable) as err:
+        await media_source.async_resolve_media(
+            hass,
+            f"media-source://plexus/{simulator.machine_identifier}/item/{movie.rating_key}",
+            None,
+        )
+    assert err.value.translation_key == "media_not_found"
+    assert reads == 2
+    assert simulator.token not in str(err.value)
+
+
+async def test_thumbnail_that_is_not_an_image(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """A proxy's HTML page instead of the image: 404, the page is not passed on."""
+    movie = simulator.library.movies()[0]
+    path = (
+        f"/api/plexus/thumb/{simulator.machine_identifier}"
+        f"/library/metadata/{movie.id}/thumb/{movie.updated_at}"
+    )
+    simulator.set_answer("/photo/:/transcode", b"<html><body>Sign in</body></html>")
+    client = await hass_client()
+    resp = await client.get(path)
+    assert resp.status == 404
+    assert b"Sign in" not in await resp.read()

@@ -206,3 +206,51 @@ async def test_server_down_is_a_playlist_error(
         await call(hass, "playlist_add", playlist="anything", items=["1"])
     assert err.value.translation_key == "playlist_failed"
     assert simulator.token not in str(err.value.translation_placeholders)
+
+
+async def test_unreadable_answers_at_each_step_are_playlist_errors(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A proxy's login page instead of the server's answer, while an item is looked up, the
+    playlist is created, items are added or removed: a translated error naming the server."""
+    movies = simulator.library.movies()
+    login = b"<html><body>Sign in</body></html>"
+
+    async def refused(service: str, path: str, **data: object) -> None:
+        simulator.set_answer(path, login)
+        try:
+            with pytest.raises(HomeAssistantError) as err:
+                await call(hass, service, **data)
+        finally:
+            simulator.set_answer(path, None)
+        assert not isinstance(err.value, ServiceValidationError)
+        assert err.value.translation_key == "playlist_failed", path
+        assert err.value.translation_placeholders["server"] == loaded.title
+        assert simulator.token not in str(err.value.translation_placeholders)
+
+    before = set(simulator.library.playlists)
+    await refused(
+        "playlist_create",
+        f"/library/metadata/{movies[0].rating_key}",
+        name="Never",
+        items=[movies[0].rating_key],
+    )
+    await refused("playlist_create", "/playlists", name="Never", items=[movies[0].rating_key])
+    assert set(simulator.library.playlists) == before
+
+    created = await call(hass, "playlist_create", name="Ours", items=[movies[0].rating_key])
+    playlist_id = str(created["playlist_id"])
+    await refused(
+        "playlist_add",
+        f"/playlists/{playlist_id}/items",
+        playlist=playlist_id,
+        items=[movies[1].rating_key],
+    )
+    assert keys_of(simulator, playlist_id) == [movies[0].rating_key]
+    await refused(
+        "playlist_remove",
+        f"/playlists/{playlist_id}/items",
+        playlist=playlist_id,
+        items=[movies[0].rating_key],
+    )
+    assert keys_of(simulator, playlist_id) == [movies[0].rating_key]

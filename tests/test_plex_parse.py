@@ -131,3 +131,45 @@ def test_transcode_session_decisions_win() -> None:
     session = parse_sessions(body)[0]
     assert (session.video_decision, session.audio_decision) == ("transcode", "copy")
     assert session.decision == "transcode"
+
+
+def _session_body(
+    media: str, player: str = '<Player machineIdentifier="p" state="playing"/>'
+) -> str:
+    return (
+        '<MediaContainer size="1"><Video type="movie" ratingKey="1" sessionKey="9" title="X">'
+        f"<Media>{media}</Media>{player}</Video></MediaContainer>"
+    )
+
+
+def test_stream_decisions_without_a_part_decision() -> None:
+    """Older servers put decisions only on the streams: a copied stream is "copy", the first
+    stream of a kind counts, subtitles and streams without a decision are passed over."""
+    copied = _session_body(
+        '<Part><Stream streamType="3" decision="burn"/><Stream streamType="1"/>'
+        '<Stream streamType="1" decision="copy"/><Stream streamType="1" decision="transcode"/>'
+        '<Stream streamType="2" decision="directplay"/></Part>'
+    )
+    session = parse_sessions(copied)[0]
+    assert (session.video_decision, session.audio_decision) == ("copy", "directplay")
+    assert session.decision == "copy"
+
+    # Nothing says anything (or nonsense): direct play, as Plex shows it.
+    plain = _session_body('<Part decision="unknown"><Stream streamType="1"/></Part><Part/>')
+    session = parse_sessions(plain)[0]
+    assert (session.video_decision, session.audio_decision) == (None, None)
+    assert session.decision == "directplay"
+
+
+def test_sessions_without_a_player_are_skipped() -> None:
+    """A session whose player the server no longer describes cannot be shown on any entity."""
+    video = '<Video type="movie" ratingKey="1" sessionKey="{key}" title="X">{player}</Video>'
+    body = (
+        '<MediaContainer size="3">'
+        + video.format(key="1", player="")
+        + video.format(key="2", player='<Player title="Nameless"/>')
+        + video.format(key="3", player='<Player machineIdentifier="p" state="paused"/>')
+        + "</MediaContainer>"
+    )
+    sessions = parse_sessions(body)
+    assert [(s.session_key, s.player_identifier) for s in sessions] == [("3", "p")]

@@ -47,13 +47,20 @@ class FakeServer:
             if message == "CLOSE":
                 await ws.close()
                 break
+            if message.startswith("BYTES:"):
+                await ws.send_bytes(message.removeprefix("BYTES:").encode())
+                continue
             await ws.send_str(message)
         receiver.cancel()
         return ws
 
+    async def route(self, request: web.Request) -> web.StreamResponse:
+        """Look the handler up per request, so a test can swap it."""
+        return await self.handler(request)
+
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_get("/:/websockets/notifications", self.handler)
+        app.router.add_get("/:/websockets/notifications", self.route)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -137,3 +144,65 @@ async def test_wrong_token_reports_auth_error(
         await listener.stop()
     assert isinstance(errors[0], PlexAuthError)
     assert server.connections == 0
+
+
+async def test_binary_frames_ignored_and_an_unreadable_frame_reconnects(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binary frames are not notifications; a frame the client cannot take (larger than it
+    accepts) ends the connection, which is opened again; nothing reaches the callback twice."""
+    monkeypatch.setattr(ws_module, "RETRY_DELAYS", (0.01,))
+    got: list[str] = []
+    states: list[tuple[bool, Exception | None]] = []
+    async with aiohttp.ClientSession() as session:
+        listener = NotificationListener(
+            session,
+            server.url,
+            "tok",
+            lambda kind, _c: got.append(kind),
+            lambda connected, err: states.append((connected, err)),
+        )
+        task = listener.start()
+        assert listener.start() is task  # already listening: the same task
+        await wait_until(lambda: listener.connected)
+        await server.outbox.put('BYTES:{"NotificationContainer": {"type": "playing"}}')
+        await server.outbox.put(json.dumps({"NotificationContainer": {"type": "timeline"}}))
+        await wait_until(lambda: got == ["timeline"])
+        assert listener.bad_messages == 0
+        await server.outbox.put("x" * (5 * 1024 * 1024))
+        await wait_until(lambda: server.connections == 2 and listener.connected)
+        await listener.stop()
+    assert got == ["timeline"]
+    assert [connected for connected, _ in states] == [True, False, True, False]
+
+
+async def test_server_error_on_handshake_is_retried(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handshake refused with 500 (a restarting server) is retried; no bad-token report."""
+    monkeypatch.setattr(ws_module, "RETRY_DELAYS", (0.01,))
+    monkeypatch.setattr(ws_module, "RETRY_MAX", 0.01)
+    refusals = 0
+    original = server.handler
+
+    async def flaky(request: web.Request) -> web.StreamResponse:
+        nonlocal refusals
+        if refusals < 2:
+            refusals += 1
+            raise web.HTTPInternalServerError
+        return await original(request)
+
+    server.handler = flaky  # type: ignore[method-assign]
+    errors: list[Exception | None] = []
+    async with aiohttp.ClientSession() as session:
+        listener = NotificationListener(
+            session, server.url, "tok", lambda k, c: None, lambda c, e: errors.append(e)
+        )
+        await listener.stop()  # never started: nothing to stop, still reported disconnected
+        assert listener.connected is False
+        listener.start()
+        await wait_until(lambda: listener.connected)
+        await listener.stop()
+    assert refusals == 2
+    # No "bad token" report on the way: only connected and the stop.
+    assert errors == [None, None]

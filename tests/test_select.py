@@ -120,3 +120,29 @@ async def test_unknown_option_and_refusing_client(
     assert err.value.translation_key == "command_failed"
     assert client.name in err.value.translation_placeholders["client"]
     assert hass.states.get(audio).state != german
+
+
+async def test_streams_unreadable_leave_the_selects_unavailable_until_readable(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server answers the item's streams with a proxy page: no choice is offered (and
+    nothing is guessed); once it answers again, the choices appear on the next update."""
+    client = next(iter(simulator.clients.values()))
+    audio = select_id(hass, simulator, client, "audio_track")
+    movie = multilingual(simulator)
+    caplog.set_level("DEBUG", logger="custom_components.plexus")
+    simulator.set_answer(f"/library/metadata/{movie.rating_key}", b"<html>Sign in</html>")
+    await start(hass, loaded, client, movie)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert loaded.runtime_data.coordinator.data.session_for(client.machine_identifier)
+    assert hass.states.get(audio).state == STATE_UNAVAILABLE
+    assert f"Cannot read the streams of {movie.rating_key}" in caplog.text
+    assert simulator.token not in caplog.text
+
+    simulator.set_answer(f"/library/metadata/{movie.rating_key}", None)
+    await loaded.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: hass.states.get(audio).state != STATE_UNAVAILABLE)
+    assert hass.states.get(audio).state.startswith("English")

@@ -10,9 +10,12 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.plexus.catalog import GuidRef
 from custom_components.plexus.const import DOMAIN
+from custom_components.plexus.services import format_guid_ref
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
+from tests.test_sync_ha import group_entry, setup as sync_setup
 
 
 def refreshes(sim: PlexSimulator) -> list[str]:
@@ -86,6 +89,13 @@ async def test_entry_selection_errors(hass: HomeAssistant, simulator: PlexSimula
             DOMAIN, "scan_clients", {"config_entry_id": second.entry_id}, blocking=True
         )
         await hass.config_entries.async_unload(second.entry_id)
+        # The unloaded server named by id: "not loaded", not "no such server".
+        with pytest.raises(ServiceValidationError) as err:
+            await hass.services.async_call(
+                DOMAIN, "scan_clients", {"config_entry_id": second.entry_id}, blocking=True
+            )
+        assert err.value.translation_key == "entry_not_loaded"
+        assert err.value.translation_placeholders == {"entry_id": second.entry_id}
     finally:
         await other.stop()
 
@@ -139,3 +149,82 @@ async def test_scan_clients_raises_when_the_refresh_failed(
     await hass.services.async_call(DOMAIN, "scan_clients", {}, blocking=True)
     await hass.async_block_till_done()
     assert hass.states.get("media_player.kitchen_display") is not None
+
+
+# ------------------------------------------------------------------ sync-play services
+
+
+def test_legacy_tv_guids_keep_their_season_and_episode() -> None:
+    """Search results show legacy TV GUIDs as the old agents wrote them (thetvdb://id/s/e)."""
+    assert format_guid_ref(GuidRef("tvdb", "81189", 2, 5)) == "tvdb://81189/2/5"
+    assert format_guid_ref(GuidRef("tvdb", "81189", 2)) == "tvdb://81189/2"
+    assert format_guid_ref(GuidRef("imdb", "tt0903747")) == "imdb://tt0903747"
+
+
+async def _sync_setup(hass: HomeAssistant, sim: PlexSimulator) -> MockConfigEntry:
+    entry = group_entry(sim)
+    await sync_setup(hass, entry)
+    return entry
+
+
+async def test_sync_service_for_a_player_in_no_group(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """Only players given, none of them in a group: the error names the player."""
+    entry = await _sync_setup(hass, simulator)
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "sync_pause", {"entity_id": ["media_player.bedroom_roku"]}, blocking=True
+        )
+    assert err.value.translation_key == "not_a_member"
+    assert err.value.translation_placeholders == {
+        "player": "media_player.bedroom_roku",
+        "group": "-",
+    }
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_sync_play_while_the_server_fails(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """The server answers 500 while the media is looked up: a translated error, nothing starts."""
+    entry = await _sync_setup(hass, simulator)
+    movie = simulator.library.movies()[0]
+    simulator.set_error(500)
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                "sync_play",
+                {"group": "Movie Night", "media": movie.rating_key},
+                blocking=True,
+            )
+    finally:
+        simulator.set_error(None)
+    assert err.value.translation_key == "sync_failed"
+    assert err.value.translation_placeholders["group"] == "Movie Night"
+    assert simulator.token not in str(err.value)
+    assert all(not c.commands for c in simulator.clients.values())
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_sync_play_reports_the_member_whose_player_vanished(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """One member's player went offline: the other starts, the error names the one that failed."""
+    entry = await _sync_setup(hass, simulator)
+    tv = simulator.client("Living Room TV")
+    office = simulator.client("Office HTPC")
+    movie = simulator.library.movies()[1]
+    tv.online = False
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN, "sync_play", {"group": "Movie Night", "media": movie.rating_key}, blocking=True
+        )
+    assert err.value.translation_key == "members_failed"
+    members = err.value.translation_placeholders["members"]
+    assert "media_player.living_room_tv" in members
+    assert "media_player.office_htpc" not in members
+    await office.wait_for_state("playing", timeout=10, rating_key=movie.rating_key)
+    assert tv.state == "stopped"
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -173,3 +173,39 @@ async def test_players_service_target_must_be_loaded(
             DOMAIN, "terminate_session", {ATTR_ENTITY_ID: entity_id}, blocking=True
         )
     assert err.value.translation_key == "entry_not_loaded"
+
+
+async def test_server_error_while_terminating_by_session_id(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """HTTP 500 from the server: "could not stop", not "refused" or "no session"; it plays on."""
+    client = next(iter(simulator.clients.values()))
+    await playing(hass, simulator, loaded, client)
+    simulator.set_error(500)
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await terminate(hass, session_id=client.session_id)
+    finally:
+        simulator.set_error(None)
+    assert not isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "terminate_failed"
+    assert err.value.translation_placeholders["target"] == client.session_id
+    assert err.value.translation_placeholders["server"] == loaded.title
+    assert simulator.token not in str(err.value.translation_placeholders)
+    assert client.state == "playing"
+
+
+async def test_leftover_player_entity_of_another_form_is_not_a_player(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A Plexus media player registry entry whose unique id names no client of this server
+    (left from another server identity): refused by name, nothing sent to the server."""
+    leftover = er.async_get(hass).async_get_or_create(
+        MP_DOMAIN, DOMAIN, "other-server-player-abc", config_entry=loaded
+    )
+    before = len(simulator.requests)
+    with pytest.raises(ServiceValidationError) as err:
+        await terminate(hass, entity_id=leftover.entity_id)
+    assert err.value.translation_key == "not_a_player"
+    assert err.value.translation_placeholders == {"entity_id": leftover.entity_id}
+    assert not any(p == "/status/sessions/terminate" for _m, p, _q in simulator.requests[before:])

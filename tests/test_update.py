@@ -13,6 +13,7 @@ from homeassistant.components.update import (
 from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
@@ -114,3 +115,53 @@ async def test_install_refused_is_a_translated_error(
         )
     assert err.value.translation_key == "update_failed"
     assert sim.token not in str(err.value)
+
+
+async def test_unreadable_update_status_is_logged_once(
+    hass: HomeAssistant, sim: PlexSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy's login page instead of /updater/status: no update shown, one log line per outage."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    sim.update = "new"
+    await setup(hass, sim)
+    assert hass.states.get(ENTITY).state == "on"
+
+    async def poll() -> None:
+        await hass.services.async_call(
+            "homeassistant", "update_entity", {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+        await hass.async_block_till_done()
+
+    sim.set_answer("/updater/status", b"<html><body>Log in</body></html>")
+    caplog.clear()
+    await poll()
+    await poll()
+    lines = [r for r in caplog.records if "Update status of" in r.getMessage()]
+    assert len(lines) == 1
+    assert "not XML" in lines[0].getMessage() or "MediaContainer" in lines[0].getMessage()
+    assert sim.token not in caplog.text
+    # The last status read is kept: the release it announced is still there.
+    state = hass.states.get(ENTITY)
+    assert state.state == "on"
+    assert state.attributes[ATTR_LATEST_VERSION] == "1.50.0"
+
+    # The server answers again; a later outage is logged again.
+    sim.set_answer("/updater/status", None)
+    await poll()
+    sim.set_answer("/updater/status", b"<html/>")
+    caplog.clear()
+    await poll()
+    assert sum("Update status of" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_update_status_unreadable_from_the_start(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """No status ever read: the installed version is the latest one, nothing to install."""
+    sim.set_answer("/updater/status", b"<html/>")
+    await setup(hass, sim)
+    state = hass.states.get(ENTITY)
+    assert state is not None
+    assert state.state == "off"
+    assert state.attributes[ATTR_LATEST_VERSION] == state.attributes[ATTR_INSTALLED_VERSION]
+    assert not state.attributes[ATTR_SUPPORTED_FEATURES] & UpdateEntityFeature.INSTALL

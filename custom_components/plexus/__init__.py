@@ -92,9 +92,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bo
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: PlexusConfigEntry) -> bool:
-    """Bring an entry to the current version (1.2: every server entry owns a webhook id)."""
-    if entry.version > 1:
-        return False  # made by a newer Plexus: leave it alone
+    """Bring an entry to the current version (1.2: every server entry owns a webhook id).
+
+    Home Assistant itself refuses an entry of a newer major version; a newer minor version is
+    compatible and kept as it is.
+    """
     if entry.minor_version < 2:
         data = dict(entry.data)
         data.setdefault(CONF_WEBHOOK_ID, async_generate_id())
@@ -119,9 +121,9 @@ async def async_remove_config_entry_device(
 ) -> bool:
     """Let the user delete a client's device; the server's own device stays."""
     coordinator = entry.runtime_data.coordinator
-    for domain, identifier in device.identifiers:
-        if domain != DOMAIN:
-            continue
+    # The device may also carry other integrations' identifiers: only Plexus's own count.
+    ours = [identifier for domain, identifier in device.identifiers if domain == DOMAIN]
+    for identifier in ours:
         client_id = client_id_from(coordinator.server_identifier, identifier, player=False)
         if client_id is not None:
             if client_id in coordinator.data.clients:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components.repairs import ConfirmRepairFlow, RepairsFlow, RepairsFlowResult
+from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -44,8 +44,8 @@ def conflict_issue_id(entry_id: str, show_key: str) -> str:
 async def async_raise_conflicts(hass: HomeAssistant, manager: TrackingManager) -> None:
     """Raise (or refresh) one fixable issue per show waiting for the user."""
     tracker = manager.tracker
-    if tracker is None:
-        return
+    # Called for a conflict the tracker has just found: it exists (and is never closed).
+    assert tracker is not None
     for conflict in await tracker.conflicts():
         if conflict.server != manager.server_id:
             continue
@@ -135,7 +135,6 @@ class TrackingConflictRepairFlow(RepairsFlow):
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
-    """Create the fix flow of an issue."""
-    if issue_id.startswith(CONFLICT_PREFIX) and data is not None:
-        return TrackingConflictRepairFlow(str(data["entry_id"]), str(data["show_key"]))
-    return ConfirmRepairFlow()
+    """Create the fix flow of an issue: Plexus's only fixable issues are tracking conflicts."""
+    values = data or {}
+    return TrackingConflictRepairFlow(str(values.get("entry_id")), str(values.get("show_key")))

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 from homeassistant.components.select import SelectEntity
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN, LOGGER
+from .const import LOGGER
 from .coordinator import PlexusCoordinator
 from .entity import PlexusEntity, client_device_info, plex_command
 from .plex import PlexError
@@ -195,13 +194,8 @@ class PlexusStreamSelect(PlexusEntity[PlexusCoordinator], SelectEntity):
 
     async def async_select_option(self, option: str) -> None:
         """Tell the client to switch to the chosen stream."""
-        stream_id = self._choices.get(option)
-        if stream_id is None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_stream",
-                translation_placeholders={"stream": option, "client": self.command_target},
-            )
+        # Home Assistant has checked that the option is one of `options` (our choices).
+        stream_id = self._choices[option]
         await self._switch(stream_id)
         self._current = stream_id
         self.async_write_ha_state()

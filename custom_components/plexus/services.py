@@ -264,12 +264,20 @@ async def _run_sync(group: SyncGroup, run: SyncCommand) -> None:
             translation_placeholders={"group": group.name, "error": str(err)},
         ) from err
     if result.failed:
+        # The engine names members group-wide ("<instance>/<client id>"): this home's players
+        # are shown by their entity id; another home's keep the group-wide name.
+        ours = {
+            f"{group.engine.instance_id}/{player.player_id}": entity_id
+            for entity_id, player in group.members.items()
+        }
         raise HomeAssistantError(
             translation_domain=DOMAIN,
             translation_key="members_failed",
             translation_placeholders={
                 "group": group.name,
-                "members": ", ".join(f"{m} ({why})" for m, why in result.failed.items()),
+                "members": ", ".join(
+                    f"{ours.get(member, member)} ({why})" for member, why in result.failed.items()
+                ),
             },
         )
 

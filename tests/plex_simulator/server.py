@@ -324,7 +324,7 @@ class PlexSimulator:
         self._error = status
 
     def set_answer(self, path: str, body: bytes | None, content_type: str = "text/html") -> None:
-        """Answer GETs of `path` with HTTP 200 and this body (None = off).
+        """Answer every request of `path` (any method) with HTTP 200 and this body (None = off).
 
         For what sits between a client and a real server: a proxy's login page, `<html/>`,
         a document that is not a `MediaContainer`.

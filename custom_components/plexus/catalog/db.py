@@ -129,12 +129,6 @@ class Catalog:
     # -- servers and mappings ----------------------------------------------------------------------
 
     @guarded
-    def ensure_server(self, machine_identifier: str, name: str | None = None) -> int:
-        """Return the server's row id, adding it (or updating its name) as needed."""
-        with self.engine.begin() as conn:
-            return ensure_server(conn, machine_identifier, name)
-
-    @guarded
     def servers(self) -> list[str]:
         """Return the machine identifiers of every server in the catalog."""
         with self.engine.connect() as conn:

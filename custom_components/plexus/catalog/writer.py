@@ -212,20 +212,11 @@ class ImportWriter:
 
     @guarded
     @_one_at_a_time
-    def library_marker(self, section_key: str) -> int | None:
-        """Return the highest ``updatedAt`` the last successful import saw in a library."""
-        return self._conn.execute(
-            select(s.libraries.c.updated_marker).where(
-                s.libraries.c.server_id == self.server_id, s.libraries.c.section_key == section_key
-            )
-        ).scalar()
-
-    @guarded
-    @_one_at_a_time
     def start_library(self, section_key: str) -> int | None:
         """Make a library current for ``write_batch`` and load what it holds.
 
-        Returns the library's incremental marker (see ``library_marker``).
+        Returns the library's incremental marker: the highest ``updatedAt`` the last successful
+        import saw in it (None before the first).
         """
         found = self._conn.execute(
             select(s.libraries.c.id, s.libraries.c.updated_marker).where(
@@ -313,7 +304,7 @@ class ImportWriter:
             if known is None:
                 new_rows.append(row)
                 new_records.append(item)
-                # A key repeated within the batch is written once, as last seen.
+                # A key repeated within the batch is written once, as first seen.
                 existing[item.rating_key] = (-1, fp)
             elif known[0] == -1:
                 continue

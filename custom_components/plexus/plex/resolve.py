@@ -156,10 +156,8 @@ class MediaResolver:
         item = await self._search_item(query, sections)
         offset_ms = 0
         if "offset" in query:
-            try:
-                offset_ms = int(float(query["offset"]) * 1000)
-            except (TypeError, ValueError) as err:
-                raise BadMediaIdError("offset must be a number of seconds") from err
+            # parse_search checked it: a finite number of seconds within range.
+            offset_ms = int(float(query["offset"]) * 1000)
         elif query.get("resume"):
             offset_ms = item.view_offset_ms
         return PlayRequest(item, offset_ms=offset_ms, shuffle=bool(query.get("shuffle")))

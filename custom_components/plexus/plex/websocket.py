@@ -84,10 +84,10 @@ class NotificationListener:
                 failures = 0
                 error: Exception | None = None
             except PlexAuthError as err:
+                # Raised by the handshake, so never while connected: report the rejected token
+                # even though the state does not change.
                 error = err
-                if not self.connected:
-                    # Report a rejected token even though the state did not change.
-                    self._on_state(False, err)
+                self._on_state(False, err)
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
                 error = err
             self._set_state(connected=False, error=error)
