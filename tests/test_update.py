@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.plexus.const import DOMAIN
+from custom_components.plexus.plex.errors import PlexResponseError
 from custom_components.plexus.plex.updater import parse_update_status
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
@@ -61,6 +62,20 @@ def test_recorded_answers_of_real_servers() -> None:
     assert (locked.latest_version, locked.can_install) == ("1.50.0", False)
     same = parse_update_status((FIXTURES / "ha-core" / "release_nochange.xml").read_bytes())
     assert same.release_notes is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html><body>Sign in</body></html>", "not a MediaContainer"),  # a proxy's page
+        (b"Service Unavailable", "not XML"),
+        (b"<MediaContainer><Release", "not XML"),  # cut short
+    ],
+)
+def test_answers_that_are_not_an_update_status(body: bytes, message: str) -> None:
+    """Anything but a MediaContainer is refused with a clear error (never read as 'no update')."""
+    with pytest.raises(PlexResponseError, match=message):
+        parse_update_status(body)
 
 
 async def test_no_update(hass: HomeAssistant, sim: PlexSimulator) -> None:
