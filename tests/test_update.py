@@ -62,6 +62,9 @@ def test_recorded_answers_of_real_servers() -> None:
     assert (locked.latest_version, locked.can_install) == ("1.50.0", False)
     same = parse_update_status((FIXTURES / "ha-core" / "release_nochange.xml").read_bytes())
     assert same.release_notes is None
+    # A server that lists no release at all (update checks turned off) offers nothing.
+    empty = parse_update_status(b'<MediaContainer size="0" canInstall="1"/>')
+    assert (empty.latest_version, empty.release_notes, empty.can_install) == (None, None, False)
 
 
 @pytest.mark.parametrize(
