@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from sqlalchemy.exc import OperationalError
 
+from custom_components.plexus import tracking_manager
 from custom_components.plexus.catalog.db import Catalog, sqlite_url
 from custom_components.plexus.const import CONF_CROSS_SERVER, DOMAIN
 from custom_components.plexus.tracking import TrackingStore, parse_payload
@@ -292,3 +295,140 @@ async def test_across_servers_is_off_by_default(
     assert scrobbled_keys(second_server) == []
     assert second_server.library[copy.rating_key].view_count == 0
     assert await keys_on(other) == []
+
+
+# --- a database that cannot be opened ------------------------------------------------------------
+
+
+async def test_a_history_that_cannot_be_opened_holds_watches_until_it_can(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tracking tables cannot be opened (a locked database): one warning with the cause,
+    services refuse with a translated error, scrobbles are held (the oldest dropped past the cap,
+    one warning) and recorded once the database opens."""
+
+    def locked(_engine: Any) -> None:
+        raise OperationalError("CREATE TABLE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(tracking_manager, "TrackingStore", locked)
+    monkeypatch.setattr(tracking_manager, "MAX_HELD", 3)
+    config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    manager = manager_of(config_entry)
+    assert manager.status == "waiting_for_catalog"
+    opened = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
+    assert len(opened) == 1
+    assert "database is locked" in opened[0].getMessage()
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            DOMAIN,
+            "mark_watched",
+            {"item": simulator.library.movies()[0].rating_key, "user": "alice"},
+            blocking=True,
+        )
+    assert err.value.translation_key == "tracking_not_ready"
+    client = await hass_client_no_auth()
+    movies = simulator.library.movies()[:5]
+    for movie in movies:
+        payload = item_payload(simulator, movie)
+        assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+    await settle(hass)
+    assert manager.counters.held_dropped == 2
+    assert len([r for r in caplog.records if "oldest held watches" in r.getMessage()]) == 1
+    assert manager.diagnostics()["held"] == 3
+    monkeypatch.setattr(tracking_manager, "TrackingStore", Store)
+    await manager._async_open_store()
+    await settle(hass)
+    assert manager.status == "ready"
+    assert {w.rating_key for w in await history(config_entry)} == {m.rating_key for m in movies[2:]}
+
+
+async def test_a_server_that_refuses_the_push_keeps_the_local_watch(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """mark_watched with push_to_plex while the server fails: the watch is recorded in Plexus,
+    the service fails with the translated `scrobble_failed` naming the server."""
+    await imported(hass, loaded)
+    movie = simulator.library.movies()[1]
+    manager_of(loaded).learn_user("1", "alice")
+    views = movie.view_count
+    simulator.set_error(500)
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await hass.services.async_call(
+                DOMAIN,
+                "mark_watched",
+                {"item": movie.rating_key, "user": "alice", "push_to_plex": True},
+                blocking=True,
+            )
+    finally:
+        simulator.set_error(None)
+    assert err.value.translation_key == "scrobble_failed"
+    assert err.value.translation_placeholders["server"] == loaded.title
+    assert movie.view_count == views
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_marking_twice_records_one_watch(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """The same item marked watched twice in a row: the second call says not recorded."""
+    await imported(hass, loaded)
+    movie = simulator.library.movies()[1]
+    manager_of(loaded).learn_user("1", "alice")
+    responses = [
+        await hass.services.async_call(
+            DOMAIN,
+            "mark_watched",
+            {"item": movie.rating_key, "user": "alice"},
+            blocking=True,
+            return_response=True,
+        )
+        for _ in range(2)
+    ]
+    assert [r["recorded"] for r in responses] == [True, False]
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_across_servers_skips_a_server_without_the_item_and_survives_a_refusal(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    second_server: PlexSimulator,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the option: a movie the other server lacks is not scrobbled there (no warning); a
+    movie it holds but whose scrobble it refuses is one warning naming it; the home watch stays."""
+    home, other = await two_entries(hass, simulator, second_server, {CONF_CROSS_SERVER: True})
+    movie, missing = [m for m in simulator.library.movies() if m.guid.startswith("plex://")][:2]
+    second_server.library.add_movie(
+        movie.title, year=movie.year, guid=movie.guid, guids=movie.ext_guids, notify=False
+    )
+    await imported(hass, home)
+    await imported(hass, other)
+    client = await hass_client_no_auth()
+    assert (
+        await client.post(url_of(home), data=form(item_payload(simulator, missing)))
+    ).status == 200
+    await settle(hass)
+    assert scrobbled_keys(second_server) == []
+    second_server.set_error(500)
+    try:
+        assert (
+            await client.post(url_of(home), data=form(item_payload(simulator, movie)))
+        ).status == 200
+        await settle(hass)
+    finally:
+        second_server.set_error(None)
+    assert sorted(await keys_on(home)) == sorted([movie.rating_key, missing.rating_key])
+    assert await keys_on(other) == []
+    warned = [r.getMessage() for r in caplog.records if "not marked watched" in r.getMessage()]
+    assert len(warned) == 1
+    assert movie.title in warned[0]
+    assert "Other" in warned[0]
