@@ -818,3 +818,111 @@ async def test_one_destination_for_movies_and_tv_keeps_them_apart(
     assert episode["path"] == str(dirs["dest"] / "TV" / "Show" / "Season 01" / "Show - S01E01.mkv")
     assert Path(movie["path"]).exists()
     assert Path(episode["path"]).exists()
+
+
+# -- sync_media from the catalog: shows, refusals ---------------------------------------------------
+
+
+async def test_sync_media_of_a_show_from_the_catalog_and_what_it_refuses(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """A catalog profile: a show by title queues its mapped episodes; a show the catalog lacks,
+    an item whose file Plex keeps outside the mapped folders, a file gone from the share, a
+    browser id that is not Plexus's, and a server that fails to list a show's
+    episodes are each refused with their own translated error, and nothing is queued for them."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    queue = manager(entry).queue(subentry_id(entry))
+    await import_full(hass)
+    season = next(s for s in simulator.library.seasons() if len(s.children) >= 2)
+    show = season.parent
+    assert show is not None
+    episodes = [e for e in simulator.library.episodes() if e.grandparent is show]
+    for episode in episodes:
+        place_source(simulator, dirs, episode, 1024)
+    response = await sync_media(hass, show=show.title)
+    assert len(response["transfer_ids"]) == len(episodes)
+    queued = len(await queue.items())
+
+    movie = simulator.library.movies()[2]  # its file is not on the share
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, rating_key=movie.rating_key)
+    assert info.value.translation_key == "transfer_source_missing"
+    assert info.value.translation_placeholders["path"].startswith(str(dirs["movies"]))
+
+    cases: list[tuple[dict[str, Any], str, dict[str, str]]] = [
+        ({"show": "No Such Show At All"}, "transfer_item_not_found", {"field": "show"}),
+        (
+            {"media_id": "media-source://media_source/local/film.mkv"},  # not a Plex id
+            "transfer_item_not_found",
+            {"field": "media_id"},
+        ),
+    ]
+    for data, key, placeholders in cases:
+        with pytest.raises(ServiceValidationError) as info:
+            await sync_media(hass, **data)
+        assert info.value.translation_key == key, data
+        assert placeholders.items() <= (info.value.translation_placeholders or {}).items()
+
+    simulator.set_error(500)
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await sync_media(hass, rating_key=show.rating_key)
+    finally:
+        simulator.set_error(None)
+    assert err.value.translation_key == "refresh_failed"
+    assert len(await queue.items()) == queued
+
+
+async def test_two_profiles_need_a_name_and_queue_services_without_profiles(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """With two profiles, sync_media must be told which; pause by name pauses only that one;
+    remove_local_copy refuses a copy whose folder now links outside the destination; with no entry loaded the
+    queue services say there is no profile."""
+    entry = await setup_entry(hass, simulator, dirs)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_TRANSFER), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form_input(dirs, **{CONF_PROFILE_NAME: "Desktop"})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_until(lambda: len(manager(entry).profiles) == 2)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title="Anything")
+    assert info.value.translation_key == "transfer_profile_required"
+    assert set(info.value.translation_placeholders["profiles"].split(", ")) == {
+        "Laptop",
+        "Desktop",
+    }
+    await hass.services.async_call(DOMAIN, "pause_transfers", {"profile": "Desktop"}, blocking=True)
+    await hass.async_block_till_done()
+    paused = {
+        p.name: manager(entry).queue(sid).paused for sid, p in manager(entry).profiles.items()
+    }
+    assert paused == {"Laptop": False, "Desktop": True}
+    # A copy whose folder was swapped for a link to somewhere else: not removed through it.
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(MiB, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {"profile": "Laptop"}, blocking=True)
+    copied = await sync_media(hass, title="One", profile="Laptop")
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    copy = Path(copied["transfers"][0]["path"])
+    assert copy.exists()
+    (dirs["outside"] / copy.name).write_bytes(b"keep")
+    copy.unlink()
+    copy.parent.rmdir()
+    copy.parent.symlink_to(dirs["outside"])
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, "remove_local_copy", {"profile": "Laptop", "path": str(copy)}, blocking=True
+        )
+    assert info.value.translation_key == "transfer_path_not_allowed"
+    assert (dirs["outside"] / copy.name).read_bytes() == b"keep"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(DOMAIN, "resume_transfers", {}, blocking=True)
+    assert info.value.translation_key == "transfer_no_profile"
