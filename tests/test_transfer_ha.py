@@ -820,7 +820,7 @@ async def test_one_destination_for_movies_and_tv_keeps_them_apart(
     assert Path(episode["path"]).exists()
 
 
-# -- sync_media from the catalog: shows, refusals ---------------------------------------------------
+# -- sync_media from the catalog: shows, refusals -----------------------------------------------
 
 
 async def test_sync_media_of_a_show_from_the_catalog_and_what_it_refuses(
@@ -879,8 +879,8 @@ async def test_two_profiles_need_a_name_and_queue_services_without_profiles(
     hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
 ) -> None:
     """With two profiles, sync_media must be told which; pause by name pauses only that one;
-    remove_local_copy refuses a copy whose folder now links outside the destination; with no entry loaded the
-    queue services say there is no profile."""
+    remove_local_copy refuses a copy whose folder now links outside the destination; with no
+    entry loaded the queue services say there is no profile."""
     entry = await setup_entry(hass, simulator, dirs)
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, SUBENTRY_TRANSFER), context={"source": SOURCE_USER}
