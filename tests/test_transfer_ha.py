@@ -926,3 +926,79 @@ async def test_two_profiles_need_a_name_and_queue_services_without_profiles(
     with pytest.raises(ServiceValidationError) as info:
         await hass.services.async_call(DOMAIN, "resume_transfers", {}, blocking=True)
     assert info.value.translation_key == "transfer_no_profile"
+
+
+# -- profiles that cannot work, destinations -----------------------------------------------------
+
+
+async def test_an_unusable_stored_profile_is_logged_and_the_others_work(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A profile whose stored settings are broken (an unknown verify mode): one error naming it,
+    shown in diagnostics; the other profile is set up and copies."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        options={CONF_PATH_MAPPINGS: f"/data/movies => {dirs['movies']}"},
+        subentries_data=[
+            ConfigSubentryData(
+                data=profile_data(dirs, **{CONF_PROFILE_NAME: title, CONF_VERIFY: verify}),
+                subentry_type=SUBENTRY_TRANSFER,
+                title=title,
+                unique_id=None,
+            )
+            for title, verify in (("Broken", "crc-of-the-moon"), ("Laptop", "sha256"))
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager(entry).store is not None)
+    logged = [r.getMessage() for r in caplog.records if "is not usable" in r.getMessage()]
+    assert len(logged) == 1
+    assert "Broken" in logged[0]
+    assert [p.name for p in manager(entry).profiles.values()] == ["Laptop"]
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert len(diagnostics["transfers"]["bad_profiles"]) == 1
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    assert len((await sync_media(hass, title="One"))["transfer_ids"]) == 1
+
+
+async def test_a_profile_without_a_tv_destination_refuses_episodes(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """Movies only: asking for a show is refused naming the profile and the media type."""
+    entry = await setup_entry(hass, simulator, dirs, profile=profile_data(dirs, tv_destination=""))
+    show = dirs["tv"] / "Some Show" / "Season 01"
+    show.mkdir(parents=True)
+    (show / "Some Show - S01E01.mkv").write_bytes(b"x" * 1000)
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, show="Some Show")
+    assert info.value.translation_key == "transfer_no_destination"
+    assert info.value.translation_placeholders == {"profile": "Laptop", "media_type": "show"}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_a_source_home_assistant_no_longer_allows_is_refused(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """The share dropped from allowlist_external_dirs after a scan: the file is not read."""
+    entry = await setup_entry(hass, simulator, dirs)
+    (dirs["movies"] / "One (2001)").mkdir()
+    source = dirs["movies"] / "One (2001)" / "One (2001).mkv"
+    source.write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    hass.config.allowlist_external_dirs = {str(dirs["dest"])}
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title="One")
+    assert info.value.translation_key == "transfer_path_not_allowed"
+    assert info.value.translation_placeholders == {"path": str(source)}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
