@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 import contextlib
 import logging
 import os
+from pathlib import Path
 import time
 from typing import Protocol
 
@@ -63,7 +64,7 @@ def walk_videos(root: str, options: ScanOptions) -> Iterator[tuple[str, str, int
     stack = [(root, "")]
     visited: set[tuple[int, int]] = set()
     with contextlib.suppress(OSError):
-        st = os.stat(root)
+        st = Path(root).stat()
         visited.add((st.st_dev, st.st_ino))
     while stack:
         folder, rel_folder = stack.pop()
