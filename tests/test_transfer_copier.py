@@ -23,6 +23,7 @@ from custom_components.plexus.transfer.copier import (
     RsyncCopier,
     copier_for,
 )
+from custom_components.plexus.transfer.copying import disk_full, hash_prefix, stat_source
 from custom_components.plexus.transfer.errors import (
     CopierError,
     DiskFullError,
@@ -502,3 +503,38 @@ async def test_no_rsync_on_path_copies_with_builtin(
 def test_builtin_chunk_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         BuiltinCopier(chunk_size=0)
+
+
+# -- the shared helpers' error paths -------------------------------------------------------------
+
+
+def test_disk_full_without_a_partial_names_the_whole_size_and_the_free_space(
+    tmp_path: Path,
+) -> None:
+    """The partial (and its folder) already gone: all of the file is still needed, and the free
+    space is read where the folder would be (its nearest existing parent)."""
+    partial = partial_path(tmp_path / "Movies" / "New (2024)" / "New (2024).mkv")
+    error = disk_full(5 * MiB, partial)
+    assert error.needed_bytes == 5 * MiB
+    assert error.free_bytes is not None
+    assert abs(error.free_bytes - shutil.disk_usage(tmp_path).free) < 64 * MiB
+    assert str(partial.parent) in str(error)
+
+
+def test_a_source_the_system_refuses_is_not_called_missing(tmp_path: Path) -> None:
+    """A source name the file system refuses (too long) is its own OSError: only a file or a
+    share that is gone is `SourceMissingError`."""
+    with pytest.raises(OSError) as err:
+        stat_source(str(tmp_path / ("x" * 300 + ".mkv")))
+    assert not isinstance(err.value, SourceMissingError)
+    assert err.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(SourceMissingError):
+        stat_source(str(tmp_path / "gone.mkv"))
+
+
+def test_hashing_a_prefix_of_a_file_that_shrank_ends(tmp_path: Path) -> None:
+    """Asked for more bytes than the file has (it shrank meanwhile): the hash of what is there."""
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"abc" * 1000)
+    assert hash_prefix(path, 10 * MiB).hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert hash_prefix(path, 3).hexdigest() == hashlib.sha256(b"abc").hexdigest()
