@@ -538,3 +538,39 @@ def test_hashing_a_prefix_of_a_file_that_shrank_ends(tmp_path: Path) -> None:
     path.write_bytes(b"abc" * 1000)
     assert hash_prefix(path, 10 * MiB).hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
     assert hash_prefix(path, 3).hexdigest() == hashlib.sha256(b"abc").hexdigest()
+
+
+async def test_builtin_source_that_shrinks_mid_copy_is_a_verification_error(
+    source: Path, dest: Path
+) -> None:
+    """The source cut short while it is read: the copy stops at its new end and fails
+    verification; nothing is published under the destination name."""
+    cut = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal cut
+        if not cut and done >= MiB:
+            cut = True
+            os.truncate(source, 2 * MiB)
+
+    with pytest.raises(VerificationError):
+        await make("builtin").copy(
+            str(source), str(dest), bandwidth_limit=8 * MiB, progress=progress
+        )
+    assert cut
+    assert not dest.exists()
+
+
+async def test_builtin_partial_name_taken_by_a_folder_is_an_os_error(
+    source: Path, dest: Path
+) -> None:
+    """Something else (a folder) sits where the partial copy goes: the file system's error is
+    raised as it is (not disguised as a full disk or a missing source) and the folder is kept."""
+    partial = partial_path(dest)
+    partial.mkdir(parents=True)
+    (partial / "keep.txt").write_text("mine")
+    with pytest.raises(OSError) as err:
+        await make("builtin").copy(str(source), str(dest), verify="size")
+    assert not isinstance(err.value, (DiskFullError, SourceMissingError))
+    assert (partial / "keep.txt").read_text() == "mine"
+    assert not dest.exists()
