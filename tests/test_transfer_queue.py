@@ -205,6 +205,12 @@ async def test_transfer_done_with_events_sha_and_sync_status(
     assert len(rec.events) == events_before
     assert len(await q.items()) == 1
 
+    # The share away (unmounted): the copy is still the synced one, not "changed at source".
+    away = Path(req.source).with_name("away.mkv")
+    Path(req.source).rename(away)
+    assert (await q.sync_status([req.source]))[req.source] == SyncStatus.SYNCED
+    away.rename(req.source)
+
     st = Path(req.source).stat()
     os.utime(req.source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert (await q.sync_status([req.source]))[req.source] == SyncStatus.CHANGED_AT_SOURCE
