@@ -200,6 +200,11 @@ async def test_flow_creates_profile_and_refuses_paths_outside_the_allowlist(
     assert result["errors"] == {CONF_TV_SOURCES: "path_not_absolute"}
 
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form_input(dirs, **{CONF_TV_DESTINATION: "laptop/TV"})
+    )
+    assert result["errors"] == {CONF_TV_DESTINATION: "path_not_absolute"}
+
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         form_input(dirs, **{CONF_MOVIE_DESTINATION: "", CONF_TV_DESTINATION: ""}),
     )
@@ -247,6 +252,18 @@ async def test_reconfigure_keeps_the_queue(
 
     result = await entry.start_subentry_reconfigure_flow(hass, sid)
     assert result["step_id"] == "reconfigure"
+    # A bad form is shown again with its errors, the profile unchanged.
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        form_input(dirs, **{CONF_PROFILE_NAME: "  ", CONF_MOVIE_SOURCES: "", CONF_TV_SOURCES: ""}),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert result["errors"] == {
+        CONF_PROFILE_NAME: "invalid_name",
+        CONF_MOVIE_SOURCES: "sources_required",
+    }
+    assert manager(entry).profiles[sid].name == "Laptop"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], form_input(dirs, verify="size", concurrency=2)
     )
