@@ -194,7 +194,7 @@ async def test_a_flush_that_runs_out_of_time_says_how_many_are_left() -> None:
 
 
 async def test_a_long_run_tells_entities_on_the_way(monkeypatch: pytest.MonkeyPatch) -> None:
-    """During a long worker run, entities hear about changes every REFRESH_S, not only at the end."""
+    """During a long worker run, entities hear of changes every REFRESH_S, not only at the end."""
     monkeypatch.setattr(inbox_module, "REFRESH_S", 0.0)
     h = Harness(queue_size=200)
     for n in range(120):
