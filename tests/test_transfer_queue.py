@@ -926,3 +926,10 @@ async def test_start_reports_a_transfer_still_paused_for_space(
     await q2.pause()
     await q2.start()
     assert rec2.disk_full == []
+
+
+def test_a_schema_on_sqlite_is_refused(tmp_path: Path) -> None:
+    """Schemas keep PostgreSQL test runs apart; SQLite has none, so asking for one is an error
+    rather than tables silently put elsewhere."""
+    with pytest.raises(TransferError, match="not supported on SQLite"):
+        TransferStore(f"sqlite:///{tmp_path / 'catalog.db'}", schema="elsewhere")
