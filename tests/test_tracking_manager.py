@@ -13,6 +13,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -21,9 +22,10 @@ from sqlalchemy.exc import OperationalError
 from custom_components.plexus import tracking_manager
 from custom_components.plexus.catalog.db import Catalog, sqlite_url
 from custom_components.plexus.const import CONF_CROSS_SERVER, DOMAIN
-from custom_components.plexus.tracking import TrackingStore, parse_payload
+from custom_components.plexus.ids import signal_notification
+from custom_components.plexus.tracking import TrackingStore, WatchTracker, parse_payload
 from custom_components.plexus.tracking.store import TrackingStore as Store
-from tests.conftest import entry_data
+from tests.conftest import entry_data, wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator
 from tests.test_tracking_ha import form, history, imported, item_payload, manager_of, settle, url_of
 
@@ -432,3 +434,53 @@ async def test_across_servers_skips_a_server_without_the_item_and_survives_a_ref
     assert len(warned) == 1
     assert movie.title in warned[0]
     assert "Other" in warned[0]
+
+
+# --- the websocket backup in trouble -----------------------------------------------------------
+
+
+async def test_odd_notifications_and_a_database_down_at_session_end_break_nothing(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`playing` notifications of an odd shape are ignored; a session that ends past the
+    threshold while the database is down is not recorded (logged at debug), nothing raised."""
+    await imported(hass, loaded)
+    coordinator = loaded.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected, timeout=10)
+    movie = simulator.library.movies()[3]
+    player = next(iter(simulator.clients.values()))
+    await player.local_start(movie.rating_key, offset_ms=0)
+    await wait_until(lambda: bool(coordinator.data.sessions), timeout=10)
+    manager = manager_of(loaded)
+    server = manager.server_id
+    for container in (
+        {"PlaySessionStateNotification": "not a list"},
+        {"PlaySessionStateNotification": ["not an entry", 7]},
+    ):
+        async_dispatcher_send(hass, signal_notification(server), "playing", container)
+    await player.local_seek(int((movie.duration or 0) * 0.95))
+    await wait_until(
+        lambda: any(
+            s.position_ms >= (movie.duration or 0) * 0.9 for s in manager._sessions.values()
+        ),
+        timeout=10,
+    )
+    ended: list[Any] = []
+
+    async def down(self: WatchTracker, session: Any) -> Any:
+        ended.append(session)
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(WatchTracker, "session_ended", down)
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus.tracking_manager")
+    await player.local_stop()
+    await wait_until(lambda: not coordinator.data.sessions, timeout=10)
+    await settle(hass)
+    assert [s.item.rating_key for s in ended] == [movie.rating_key]
+    assert await history(loaded) == []
+    assert any("Ended session of" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
