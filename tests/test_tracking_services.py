@@ -435,3 +435,28 @@ async def test_import_watch_history_skips_users_not_monitored(
     assert result["skipped"] == result["read"]
     assert result["added"] == 0
     assert await history(config_entry) == []
+
+
+async def test_a_monitored_user_is_found_by_plex_id_once_seen(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """A user named in the monitored users option is known by name only until Plex shows their
+    account id; from then on services take the id too and watches are kept under it."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: ["alice"]})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await imported(hass, config_entry)
+    movie = simulator.library.movies()[1]
+    with pytest.raises(ServiceValidationError):
+        await call(hass, "mark_watched", item=movie.rating_key, user="1")
+    payload = item_payload(simulator, simulator.library.movies()[0], "media.play")
+    await post(hass, hass_client_no_auth, config_entry, payload)
+    await hass.async_block_till_done()
+    response = await call(hass, "mark_watched", item=movie.rating_key, user="1")
+    assert response["user"] == "alice"
+    assert [(w.rating_key, w.user_id) for w in await history(config_entry)] == [
+        (movie.rating_key, "1")
+    ]
