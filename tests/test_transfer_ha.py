@@ -18,6 +18,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from sqlalchemy.exc import OperationalError
 
 from custom_components.plexus.browse_media import KIND_ITEM, BrowsePath, media_id
 from custom_components.plexus.const import (
@@ -1019,3 +1020,50 @@ async def test_a_source_home_assistant_no_longer_allows_is_refused(
     assert info.value.translation_key == "transfer_path_not_allowed"
     assert info.value.translation_placeholders == {"path": str(source)}
     assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_transfer_tables_that_cannot_be_opened(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses the transfer tables: logged once with its cause, the profile is
+    unavailable and sync_media says so; removing the profile meanwhile warns that its queue stays
+    in the database (nothing can be cleaned while it is closed)."""
+
+    def refused(_engine: Any) -> None:
+        raise OperationalError("CREATE TABLE", {}, Exception("permission denied for schema"))
+
+    monkeypatch.setattr("custom_components.plexus.transfers.TransferStore", refused)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        subentries_data=[
+            ConfigSubentryData(
+                data=profile_data(dirs),
+                subentry_type=SUBENTRY_TRANSFER,
+                title="Laptop",
+                unique_id=None,
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    logged = [r for r in caplog.records if "could not be opened" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "permission denied" in str(logged[0].exc_info[1])
+    assert manager(entry).store is None
+    assert state(hass, "sensor.laptop_queue").state == "unavailable"
+    with pytest.raises(HomeAssistantError) as info:
+        await sync_media(hass, title="Anything")
+    assert info.value.translation_key == "transfer_unavailable"
+    assert hass.config_entries.async_remove_subentry(entry, subentry_id(entry))
+    await hass.async_block_till_done()
+    assert manager(entry).profiles == {}
+    assert any("its queue stays in the database" in r.getMessage() for r in caplog.records)
