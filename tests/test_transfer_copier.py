@@ -14,9 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
+from custom_components.plexus.transfer import builtin_copier as builtin_mod
 from custom_components.plexus.transfer.copier import (
     BuiltinCopier,
     CopyResult,
@@ -574,3 +576,31 @@ async def test_builtin_partial_name_taken_by_a_folder_is_an_os_error(
     assert not isinstance(err.value, (DiskFullError, SourceMissingError))
     assert (partial / "keep.txt").read_text() == "mine"
     assert not dest.exists()
+
+
+async def test_builtin_source_unreadable_while_checking_the_partial_keeps_it(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming with sha256, the source fails to read (an I/O error) while the partial's prefix
+    is compared: that error is raised as it is (not 'source missing', not 'disk full') and the
+    partial is kept for the next try, which resumes from it."""
+    await interrupt("builtin", make("builtin"), source, dest)
+    have = partial_path(dest).stat().st_size
+    assert have > 0
+    real = builtin_mod.hash_prefix
+
+    def failing(path: str | Path, length: int) -> Any:
+        if str(path) == str(source):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(path, length)
+
+    monkeypatch.setattr(builtin_mod, "hash_prefix", failing)
+    with pytest.raises(OSError) as err:
+        await make("builtin").copy(str(source), str(dest), verify="sha256")
+    assert err.value.errno == errno.EIO
+    assert not isinstance(err.value, (DiskFullError, SourceMissingError))
+    assert partial_path(dest).stat().st_size == have
+    monkeypatch.undo()
+    result = await make("builtin").copy(str(source), str(dest), verify="sha256")
+    assert result.resumed_from > 0
+    assert dest.read_bytes() == source.read_bytes()
