@@ -5,7 +5,9 @@ and the across-servers option on two simulated servers."""
 # ruff: noqa: PLR0917  (pytest fixtures and parameters are positional)
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 import json
 import logging
 from pathlib import Path
@@ -14,8 +16,9 @@ from typing import Any
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from sqlalchemy.exc import OperationalError
 
@@ -484,3 +487,71 @@ async def test_odd_notifications_and_a_database_down_at_session_end_break_nothin
     assert await history(loaded) == []
     assert any("Ended session of" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_worker_that_dies_twice_is_restarted_after_a_delay(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second death in a row waits (a timer) before the restart; when it fires, what was
+    queued is recorded."""
+    await imported(hass, loaded)
+    client = await hass_client_no_auth()
+    play = item_payload(simulator, simulator.library.movies()[1], "media.play")
+    assert (await client.post(url_of(loaded), data=form(play))).status == 200
+    await settle(hass)  # alice is known now: only the worker waits for a pause below
+    manager = manager_of(loaded)
+    real = manager.inbox.wait_for_a_pause
+    deaths = [RuntimeError("first"), RuntimeError("second")]
+
+    async def broken() -> None:
+        if deaths:
+            raise deaths.pop(0)
+        await real()
+
+    monkeypatch.setattr(manager.inbox, "wait_for_a_pause", broken)
+    movie = simulator.library.movies()[0]
+    assert (
+        await client.post(url_of(loaded), data=form(item_payload(simulator, movie)))
+    ).status == 200
+    await settle(hass)
+    assert manager.inbox.counters.worker_failures == 2
+    assert await history(loaded) == []  # waiting for the restart timer
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=5))
+    await settle(hass)
+    assert [w.rating_key for w in await history(loaded)] == [movie.rating_key]
+
+
+async def test_webhooks_not_recorded_by_shutdown_are_counted_in_a_warning(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database too slow to take the queue before the shutdown limit: the entry unloads on
+    time and says how many webhooks were not recorded."""
+    monkeypatch.setattr(tracking_manager, "DRAIN_TIMEOUT_S", 0.3)
+    await imported(hass, loaded)
+    manager = manager_of(loaded)
+    stuck = asyncio.Event()
+
+    async def slow(batch: list[Any]) -> list[Any]:
+        await stuck.wait()
+        return []
+
+    manager.inbox._record = slow  # type: ignore[method-assign]
+    client = await hass_client_no_auth()
+    for movie in simulator.library.movies()[:3]:
+        payload = item_payload(simulator, movie)
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    warned = [
+        r.getMessage() for r in caplog.records if "not recorded at shutdown" in r.getMessage()
+    ]
+    assert len(warned) == 1
+    assert warned[0].startswith("3 webhooks")  # the batch being written counts too
