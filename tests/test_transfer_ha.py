@@ -1067,3 +1067,21 @@ async def test_transfer_tables_that_cannot_be_opened(
     await hass.async_block_till_done()
     assert manager(entry).profiles == {}
     assert any("its queue stays in the database" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_catalog_item_outside_the_mapped_folders_has_no_local_file(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """A movie Plex keeps in a folder no path mapping covers: refused naming its title."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    movie = simulator.library.add_movie(
+        "Kept Elsewhere", year=2020, file="/mnt/elsewhere/Kept Elsewhere (2020).mkv", notify=False
+    )
+    await import_full(hass)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, rating_key=movie.rating_key)
+    assert info.value.translation_key == "transfer_no_local_file"
+    assert info.value.translation_placeholders == {"title": "Kept Elsewhere"}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
