@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 from pathlib import Path
+import shutil
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData, SubentryFlowResult
@@ -32,6 +33,7 @@ from custom_components.plexus.const import (
     CONF_VERIFY,
     DOMAIN,
     SUBENTRY_TRANSFER,
+    TRANSFER_FREE_SPACE_INTERVAL,
 )
 from custom_components.plexus.diagnostics import async_get_config_entry_diagnostics
 from custom_components.plexus.transfer import TransferState
@@ -1085,3 +1087,29 @@ async def test_a_catalog_item_outside_the_mapped_folders_has_no_local_file(
     assert info.value.translation_key == "transfer_no_local_file"
     assert info.value.translation_placeholders == {"title": "Kept Elsewhere"}
     assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_free_space_is_read_again_and_unknown_when_the_disk_cannot_say(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The destination's free space is read again on a timer; a file system that cannot say
+    (an error from statvfs) shows it as unknown, and it comes back when the disk answers."""
+    await setup_entry(hass, simulator, dirs)
+    entity = "sensor.laptop_destination_free_space"
+    await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
+
+    def cannot_say(_path: Any) -> Any:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(shutil, "disk_usage", cannot_say)
+    async_fire_time_changed(hass, dt_util.utcnow() + TRANSFER_FREE_SPACE_INTERVAL)
+    await hass.async_block_till_done()
+    await wait_until(lambda: state(hass, entity).state == "unknown")
+    monkeypatch.undo()
+    async_fire_time_changed(hass, dt_util.utcnow() + 2 * TRANSFER_FREE_SPACE_INTERVAL)
+    await hass.async_block_till_done()
+    await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
+    assert float(state(hass, entity).state) > 0
