@@ -824,3 +824,25 @@ async def test_a_session_of_a_user_not_monitored_is_skipped(
     outcome = await tracker.session_ended(SessionEnd(HOME, "1", ended, "alice", played_s=1700))
     assert (outcome.kind, outcome.reason) == ("skipped", "user_not_monitored")
     assert await tracker.history(None) == []
+
+
+async def test_up_next_of_a_show_on_a_server_never_imported_is_empty(
+    tracker: WatchTracker, store: TrackingStore
+) -> None:
+    """A watch kept for a server whose library was never imported (its history read before the
+    first import): Up Next has no episodes to offer for it, and no error."""
+    watch = Watch(
+        server=OTHER_KNOWN,  # a server of ours, its library not imported
+        rating_key="42",
+        type="episode",
+        user_id="1",
+        watched_at=START,
+        source="plex_history",
+        title="Pilot",
+        show_title="Elsewhere",
+        show_rating_key="40",
+        season=1,
+        episode=1,
+    )
+    store.add_watch(watch)
+    assert await tracker.up_next("1") == []

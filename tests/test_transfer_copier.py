@@ -604,3 +604,24 @@ async def test_builtin_source_unreadable_while_checking_the_partial_keeps_it(
     result = await make("builtin").copy(str(source), str(dest), verify="sha256")
     assert result.resumed_from > 0
     assert dest.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_buffered_where_direct_io_cannot_be_turned_on(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that refuses the O_DIRECT flag itself (fcntl fails): every chunk is written
+    buffered and the copy is whole."""
+    real = fcntl.fcntl
+
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing)
+    seen = record_writes(monkeypatch)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.sha256 == sha(source)
+    assert dest.read_bytes() == source.read_bytes()
+    assert seen == [False] * 8

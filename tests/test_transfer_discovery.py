@@ -10,6 +10,7 @@ from pathlib import Path
 import uuid
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from custom_components.plexus.transfer import discovery as discovery_mod
 from custom_components.plexus.transfer.discovery import Discovery, is_video
@@ -342,3 +343,28 @@ async def test_linker_links_new_files_only_and_survives_errors(
 async def test_scan_without_roots_is_refused(store: TransferStore) -> None:
     with pytest.raises(ValueError, match="no source roots"):
         await Discovery(store, run_sync).scan([])
+
+
+async def test_a_long_scan_reports_progress_on_the_way(
+    store: TransferStore, roots: list[SourceRoot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every so many files the scan says how far it got (the progress sensor), not only at the
+    end of each root."""
+    monkeypatch.setattr(discovery_mod, "_PROGRESS_EVERY", 2)
+    updates: list[ScanProgress] = []
+    await Discovery(store, run_sync).scan(roots[2:3], progress=updates.append)
+    tv = os.path.normpath(roots[2].path)
+    assert [(u.root, u.seen) for u in updates] == [(tv, 2), (tv, 3)]
+
+
+def test_a_shared_engine_outlives_the_store(tmp_path: Path) -> None:
+    """A store opened on the catalog's engine leaves that engine usable when it closes."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        store = TransferStore(engine)
+        store.close()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert TransferStore(engine).files() == []
+    finally:
+        engine.dispose()
