@@ -1113,3 +1113,24 @@ async def test_free_space_is_read_again_and_unknown_when_the_disk_cannot_say(
     await hass.async_block_till_done()
     await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
     assert float(state(hass, entity).state) > 0
+
+
+async def test_another_entry_changing_leaves_the_profiles_alone(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """An unrelated config entry (without this entry's subentries) is updated: no profile is
+    taken for removed, the queue and its transfers stay."""
+    entry = await setup_entry(hass, simulator, dirs)
+    sid = subentry_id(entry)
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "pause_transfers", {}, blocking=True)
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    [transfer_id] = (await sync_media(hass, title="One"))["transfer_ids"]
+    other = MockConfigEntry(domain="other_integration", title="Other")
+    other.add_to_hass(hass)
+    hass.config_entries.async_update_entry(other, title="Other, renamed")
+    await hass.async_block_till_done()
+    assert list(manager(entry).profiles) == [sid]
+    assert [i.id for i in await manager(entry).queue(sid).items()] == [transfer_id]
+    assert state(hass, "sensor.laptop_queue").state != "unavailable"
