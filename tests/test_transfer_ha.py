@@ -1106,11 +1106,11 @@ async def test_free_space_is_read_again_and_unknown_when_the_disk_cannot_say(
 
     monkeypatch.setattr(shutil, "disk_usage", cannot_say)
     async_fire_time_changed(hass, dt_util.utcnow() + TRANSFER_FREE_SPACE_INTERVAL)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)  # the catalog's first import too
     await wait_until(lambda: state(hass, entity).state == "unknown")
     monkeypatch.undo()
     async_fire_time_changed(hass, dt_util.utcnow() + 2 * TRANSFER_FREE_SPACE_INTERVAL)
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
     assert float(state(hass, entity).state) > 0
 
