@@ -171,3 +171,64 @@ async def test_flush_records_at_once_and_stop_ends_the_worker() -> None:
     assert [len(keys) for _, keys in h.recorded] == [50, 50, 20]
     await h.inbox.stop()
     assert all(t.done() for t in h.tasks)
+
+
+async def test_a_flush_that_runs_out_of_time_says_how_many_are_left() -> None:
+    """A recorder too slow for the shutdown limit: flush returns what is still queued, and stop
+    ends the worker in the middle of its batch."""
+    h = Harness(queue_size=200)
+    release = asyncio.Event()
+    real = h.record
+
+    async def slow(batch: list[Received]) -> Sequence[Outcome]:
+        await release.wait()
+        return await real(batch)
+
+    h.inbox._record = slow  # type: ignore[method-assign]
+    for n in range(120):
+        h.offer(n)
+    # The first batch of 50 taken and not recorded, the other 70 waiting: none recorded.
+    assert await h.inbox.flush(0.2) == 120
+    await h.inbox.stop()
+    assert all(t.done() for t in h.tasks)
+    assert h.count == 0
+
+
+async def test_a_long_run_tells_entities_on_the_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During a long worker run, entities hear of changes every REFRESH_S, not only at the end."""
+    monkeypatch.setattr(inbox_module, "REFRESH_S", 0.0)
+    h = Harness(queue_size=200)
+    for n in range(120):
+        h.offer(n)
+    assert await h.inbox.flush(5) == 0
+    await h.idle()
+    assert h.count == 120
+    assert h.settled == 4  # after each of the three batches, and once at the end
+
+
+async def test_stop_cancels_a_pending_restart() -> None:
+    """The worker died twice (a restart timer waits): stopping cancels the timer."""
+    h = Harness()
+    cancelled: list[bool] = []
+
+    def call_later(delay: float, action: Callable[[], None]) -> Callable[[], None]:
+        h.timers.append((delay, action))
+        return lambda: cancelled.append(True)
+
+    h.inbox._call_later = call_later  # type: ignore[method-assign]
+    deaths = [RuntimeError("first"), RuntimeError("second")]
+    real = h.inbox.wait_for_a_pause
+
+    async def broken() -> None:
+        if deaths:
+            raise deaths.pop(0)
+        await real()
+
+    h.inbox.wait_for_a_pause = broken  # type: ignore[method-assign]
+    h.offer(1)
+    for _ in range(5):
+        await h.idle()
+        await asyncio.sleep(0)
+    assert len(h.timers) == 1
+    await h.inbox.stop()
+    assert cancelled == [True]

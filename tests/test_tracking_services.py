@@ -3,6 +3,8 @@ history import and the Repairs fix flow for conflicts (through HA, with the simu
 
 from __future__ import annotations
 
+from datetime import timedelta
+import logging
 from typing import Any
 
 from homeassistant.components.repairs import DOMAIN as REPAIRS_DOMAIN
@@ -10,15 +12,19 @@ from homeassistant.components.todo import DOMAIN as TODO_DOMAIN, TodoItemStatus
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from sqlalchemy.exc import OperationalError
 
-from custom_components.plexus.const import CONF_MARK_WATCHED_IN_PLEX, DOMAIN
-from custom_components.plexus.ids import user_device_identifier
+from custom_components.plexus.const import CONF_MARK_WATCHED_IN_PLEX, CONF_MONITORED_USERS, DOMAIN
+from custom_components.plexus.ids import signal_watches_changed, user_device_identifier
 from custom_components.plexus.repairs import conflict_issue_id
+from custom_components.plexus.tracking import WatchTracker
 from tests.plex_simulator import PlexSimulator
 from tests.test_tracking_ha import (
     form,
@@ -312,3 +318,145 @@ async def test_conflict_is_a_repairs_issue_resolved_in_its_fix_flow(
     await post(hass, hass_client_no_auth, loaded, payload)
     assert len(await history(loaded)) == 2
     assert await manager.tracker.conflicts() == []
+
+
+async def test_a_database_error_while_re_reading_keeps_what_the_entities_show(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    tracked: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The history cannot be read (the database went away): the user's entities keep their last
+    state (logged at debug), watch_history fails with `history_failed`; a change of another user
+    does not make them read at all."""
+    movie = simulator.library.movies()[1]
+    await call(hass, "mark_watched", item=movie.rating_key, user="alice")
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.alice_watched_this_week").state == "1"
+    last = hass.states.get("sensor.alice_last_watched").state
+    reads: list[str] = []
+
+    async def gone(self: WatchTracker, user_id: str | None = None, **_: Any) -> Any:
+        reads.append(str(user_id))
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(WatchTracker, "stats", gone)
+    monkeypatch.setattr(WatchTracker, "history", gone)
+    monkeypatch.setattr(WatchTracker, "up_next", gone)
+    server = manager_of(tracked).server_id
+    async_dispatcher_send(hass, signal_watches_changed(server), frozenset({"someone else"}))
+    await hass.async_block_till_done()
+    assert reads == []
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus.tracking_entity")
+    async_dispatcher_send(hass, signal_watches_changed(server), frozenset({"1"}))
+    await hass.async_block_till_done()
+    assert reads
+    assert set(reads) == {"1"}
+    assert hass.states.get("sensor.alice_watched_this_week").state == "1"
+    assert hass.states.get("sensor.alice_last_watched").state == last
+    assert any("Watch history of alice not read" in r.getMessage() for r in caplog.records)
+    with pytest.raises(HomeAssistantError) as err:
+        await call(hass, "watch_history", user="alice")
+    assert err.value.translation_key == "history_failed"
+    assert "server closed the connection" in err.value.translation_placeholders["error"]
+
+
+async def test_renaming_or_unchecking_an_up_next_item_records_nothing(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    tracked: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Only checking an item off is a watch: a rename or "needs action" leaves history and list."""
+    first, second = _show_episodes(simulator)[:2]
+    await post(hass, hass_client_no_auth, tracked, item_payload(simulator, first))
+    await hass.async_block_till_done()
+    before = [w.rating_key for w in await history(tracked)]
+    for update in ({"rename": "Something else"}, {"status": TodoItemStatus.NEEDS_ACTION}):
+        await hass.services.async_call(
+            TODO_DOMAIN,
+            "update_item",
+            {"entity_id": TODO, "item": second.rating_key} | update,
+            blocking=True,
+        )
+        await hass.async_block_till_done()
+        assert [w.rating_key for w in await history(tracked)] == before
+        items = await hass.services.async_call(
+            TODO_DOMAIN, "get_items", {"entity_id": TODO}, blocking=True, return_response=True
+        )
+        assert [i["uid"] for i in items[TODO]["items"]] == [second.rating_key]
+
+
+async def test_watch_history_since_a_time_without_zone_is_local_time(
+    hass: HomeAssistant, simulator: PlexSimulator, tracked: MockConfigEntry
+) -> None:
+    """`since` without a time zone is Home Assistant's local time: a watch made now is after
+    yesterday and not after tomorrow."""
+    movie = simulator.library.movies()[1]
+    await call(hass, "mark_watched", item=movie.rating_key, user="alice")
+    now = dt_util.now().replace(tzinfo=None)
+    yesterday = (now - timedelta(days=1)).isoformat()
+    tomorrow = (now + timedelta(days=1)).isoformat()
+    found = await call(hass, "watch_history", since=yesterday)
+    assert [w["rating_key"] for w in found["watches"]] == [movie.rating_key]
+    assert (await call(hass, "watch_history", since=tomorrow))["watches"] == []
+
+
+async def test_import_watch_history_stops_at_max_items_and_reads_since(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """max_items caps what is read (across pages); items the catalog does not hold yet are kept
+    with what the server's history says of them; `since` in the future reads nothing."""
+    lib = simulator.library
+    for item in lib.movies()[:3]:
+        lib.mark_watched(item.rating_key)
+    result = await call(hass, "import_watch_history", max_items=3)
+    assert result["read"] == 3
+    assert result["added"] + result["skipped"] == 3
+    records = await history(loaded)
+    assert len(records) == result["added"] > 0
+    assert all(w.title and w.guids == () and w.year is None for w in records)
+    tomorrow = (dt_util.now() + timedelta(days=1)).replace(tzinfo=None).isoformat()
+    assert (await call(hass, "import_watch_history", since=tomorrow))["read"] == 0
+
+
+async def test_import_watch_history_skips_users_not_monitored(
+    hass: HomeAssistant, simulator: PlexSimulator, config_entry: MockConfigEntry
+) -> None:
+    """With monitored users set, the server's history of anybody else is read but skipped."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: ["bob"]})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    simulator.library.mark_watched(simulator.library.movies()[0].rating_key)
+    result = await call(hass, "import_watch_history", max_items=20)
+    assert result["read"] > 0
+    assert result["skipped"] == result["read"]
+    assert result["added"] == 0
+    assert await history(config_entry) == []
+
+
+async def test_a_monitored_user_is_found_by_plex_id_once_seen(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """A user named in the monitored users option is known by name only until Plex shows their
+    account id; from then on services take the id too and watches are kept under it."""
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(config_entry, options={CONF_MONITORED_USERS: ["alice"]})
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await imported(hass, config_entry)
+    movie = simulator.library.movies()[1]
+    with pytest.raises(ServiceValidationError):
+        await call(hass, "mark_watched", item=movie.rating_key, user="1")
+    payload = item_payload(simulator, simulator.library.movies()[0], "media.play")
+    await post(hass, hass_client_no_auth, config_entry, payload)
+    await hass.async_block_till_done()
+    response = await call(hass, "mark_watched", item=movie.rating_key, user="1")
+    assert response["user"] == "alice"
+    assert [(w.rating_key, w.user_id) for w in await history(config_entry)] == [
+        (movie.rating_key, "1")
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from sqlalchemy import delete, insert
+from sqlalchemy.exc import OperationalError
 
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.matcher import MediaMatcher
@@ -756,3 +757,92 @@ async def test_a_bug_in_one_event_does_not_lose_the_batch(
     audit = store.audit_log()
     assert [a.status for a in reversed(audit)] == ["recorded", "skipped", "recorded"]
     assert "surprise" in (audit[1].error or "")
+
+
+# -- a database in trouble ------------------------------------------------------------------------
+
+
+async def test_a_database_in_trouble_skips_the_batch_with_store_error_and_says_so(
+    tracker: WatchTracker,
+    store: TrackingStore,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The duplicate check cannot read: the whole batch is `store_error`, one warning. A watch
+    that cannot be written: that event is `store_error`, audited with the cause, the next event
+    still recorded. The audit log cannot be written: a warning, the outcomes still returned."""
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("connection reset"))
+
+    batch = [scrobble("5012", 1, 1), scrobble("5013", 1, 2)]
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "digest_times", down)
+        outcomes = await tracker.handle_many(batch)
+    assert [(o.kind, o.reason) for o in outcomes] == [("skipped", "store_error")] * 2
+    assert len([r for r in caplog.records if "2 webhooks not recorded" in r.getMessage()]) == 1
+    assert store.audit_log() == []
+
+    real_add = store.add_watch
+    calls = 0
+
+    def first_fails(watch: Watch) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            down()
+        return real_add(watch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "add_watch", first_fails)
+        outcomes = await tracker.handle_many(batch)
+    assert [(o.kind, o.reason) for o in outcomes] == [
+        ("skipped", "store_error"),
+        ("recorded", "webhook"),
+    ]
+    audit = {a.action: a for a in store.audit_log()}
+    assert "connection reset" in (audit["store_error"].error or "")
+    assert [w.rating_key for w in await tracker.history("1")] == ["5013"]
+
+    clock.tick(hours=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "add_audits", down)
+        outcome = await tracker.handle(scrobble("5014", 1, 3))
+    assert (outcome.kind, outcome.reason) == ("recorded", "webhook")
+    assert any("Audit log of 1 webhooks not written" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_session_of_a_user_not_monitored_is_skipped(
+    catalog: Catalog, store: TrackingStore, clock: Clock
+) -> None:
+    """The websocket backup follows the monitored users option too."""
+    tracker = make_tracker(catalog, store, clock, monitored_users=frozenset({"bob"}))
+    item = event("media.scrobble-episode.json").item
+    assert item is not None
+    ended = replace_item(item, view_offset_ms=1790000)
+    outcome = await tracker.session_ended(SessionEnd(HOME, "1", ended, "alice", played_s=1700))
+    assert (outcome.kind, outcome.reason) == ("skipped", "user_not_monitored")
+    assert await tracker.history(None) == []
+
+
+async def test_up_next_of_a_show_on_a_server_never_imported_is_empty(
+    tracker: WatchTracker, store: TrackingStore
+) -> None:
+    """A watch kept for a server whose library was never imported (its history read before the
+    first import): Up Next has no episodes to offer for it, and no error."""
+    watch = Watch(
+        server=OTHER_KNOWN,  # a server of ours, its library not imported
+        rating_key="42",
+        type="episode",
+        user_id="1",
+        watched_at=START,
+        source="plex_history",
+        title="Pilot",
+        show_title="Elsewhere",
+        show_rating_key="40",
+        season=1,
+        episode=1,
+    )
+    store.add_watch(watch)
+    assert await tracker.up_next("1") == []

@@ -14,15 +14,18 @@ import shutil
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
+from custom_components.plexus.transfer import builtin_copier as builtin_mod
 from custom_components.plexus.transfer.copier import (
     BuiltinCopier,
     CopyResult,
     RsyncCopier,
     copier_for,
 )
+from custom_components.plexus.transfer.copying import disk_full, hash_prefix, stat_source
 from custom_components.plexus.transfer.errors import (
     CopierError,
     DiskFullError,
@@ -502,3 +505,123 @@ async def test_no_rsync_on_path_copies_with_builtin(
 def test_builtin_chunk_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="chunk_size"):
         BuiltinCopier(chunk_size=0)
+
+
+# -- the shared helpers' error paths -------------------------------------------------------------
+
+
+def test_disk_full_without_a_partial_names_the_whole_size_and_the_free_space(
+    tmp_path: Path,
+) -> None:
+    """The partial (and its folder) already gone: all of the file is still needed, and the free
+    space is read where the folder would be (its nearest existing parent)."""
+    partial = partial_path(tmp_path / "Movies" / "New (2024)" / "New (2024).mkv")
+    error = disk_full(5 * MiB, partial)
+    assert error.needed_bytes == 5 * MiB
+    assert error.free_bytes is not None
+    assert abs(error.free_bytes - shutil.disk_usage(tmp_path).free) < 64 * MiB
+    assert str(partial.parent) in str(error)
+
+
+def test_a_source_the_system_refuses_is_not_called_missing(tmp_path: Path) -> None:
+    """A source name the file system refuses (too long) is its own OSError: only a file or a
+    share that is gone is `SourceMissingError`."""
+    with pytest.raises(OSError) as err:
+        stat_source(str(tmp_path / ("x" * 300 + ".mkv")))
+    assert not isinstance(err.value, SourceMissingError)
+    assert err.value.errno == errno.ENAMETOOLONG
+    with pytest.raises(SourceMissingError):
+        stat_source(str(tmp_path / "gone.mkv"))
+
+
+def test_hashing_a_prefix_of_a_file_that_shrank_ends(tmp_path: Path) -> None:
+    """Asked for more bytes than the file has (it shrank meanwhile): the hash of what is there."""
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"abc" * 1000)
+    assert hash_prefix(path, 10 * MiB).hexdigest() == hashlib.sha256(b"abc" * 1000).hexdigest()
+    assert hash_prefix(path, 3).hexdigest() == hashlib.sha256(b"abc").hexdigest()
+
+
+async def test_builtin_source_that_shrinks_mid_copy_is_a_verification_error(
+    source: Path, dest: Path
+) -> None:
+    """The source cut short while it is read: the copy stops at its new end and fails
+    verification; nothing is published under the destination name."""
+    cut = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal cut
+        if not cut and done >= MiB:
+            cut = True
+            os.truncate(source, 2 * MiB)
+
+    with pytest.raises(VerificationError):
+        await make("builtin").copy(
+            str(source), str(dest), bandwidth_limit=8 * MiB, progress=progress
+        )
+    assert cut
+    assert not dest.exists()
+
+
+async def test_builtin_partial_name_taken_by_a_folder_is_an_os_error(
+    source: Path, dest: Path
+) -> None:
+    """Something else (a folder) sits where the partial copy goes: the file system's error is
+    raised as it is (not disguised as a full disk or a missing source) and the folder is kept."""
+    partial = partial_path(dest)
+    partial.mkdir(parents=True)
+    (partial / "keep.txt").write_text("mine")
+    with pytest.raises(OSError) as err:
+        await make("builtin").copy(str(source), str(dest), verify="size")
+    assert not isinstance(err.value, (DiskFullError, SourceMissingError))
+    assert (partial / "keep.txt").read_text() == "mine"
+    assert not dest.exists()
+
+
+async def test_builtin_source_unreadable_while_checking_the_partial_keeps_it(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resuming with sha256, the source fails to read (an I/O error) while the partial's prefix
+    is compared: that error is raised as it is (not 'source missing', not 'disk full') and the
+    partial is kept for the next try, which resumes from it."""
+    await interrupt("builtin", make("builtin"), source, dest)
+    have = partial_path(dest).stat().st_size
+    assert have > 0
+    real = builtin_mod.hash_prefix
+
+    def failing(path: str | Path, length: int) -> Any:
+        if str(path) == str(source):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(path, length)
+
+    monkeypatch.setattr(builtin_mod, "hash_prefix", failing)
+    with pytest.raises(OSError) as err:
+        await make("builtin").copy(str(source), str(dest), verify="sha256")
+    assert err.value.errno == errno.EIO
+    assert not isinstance(err.value, (DiskFullError, SourceMissingError))
+    assert partial_path(dest).stat().st_size == have
+    monkeypatch.undo()
+    result = await make("builtin").copy(str(source), str(dest), verify="sha256")
+    assert result.resumed_from > 0
+    assert dest.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="direct I/O is Linux's")
+async def test_builtin_writes_buffered_where_direct_io_cannot_be_turned_on(
+    source: Path, dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that refuses the O_DIRECT flag itself (fcntl fails): every chunk is written
+    buffered and the copy is whole."""
+    real = fcntl.fcntl
+
+    def refusing(fd: int, cmd: int, arg: int = 0) -> int:
+        if cmd == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing)
+    seen = record_writes(monkeypatch)
+    result = await BuiltinCopier(chunk_size=MiB).copy(str(source), str(dest))
+    assert result.sha256 == sha(source)
+    assert dest.read_bytes() == source.read_bytes()
+    assert seen == [False] * 8

@@ -10,6 +10,7 @@ from pathlib import Path
 import uuid
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from custom_components.plexus.transfer import discovery as discovery_mod
 from custom_components.plexus.transfer.discovery import Discovery, is_video
@@ -118,10 +119,25 @@ def test_fast_path_agrees_with_guessit(name: str, media_type: str) -> None:
         ("Movie.Title.2010.CD2.avi", "movie"),  # scene-style part
         ("Movie Title.mkv", "movie"),  # no year
         ("S01E02.mkv", "show"),  # no show name
+        ("Show - S01E05-E02.mkv", "show"),  # a range that runs backwards
+        ("Show - S01E01-E99.mkv", "show"),  # a range too long to be real
+        ("1883 - S01E01.mkv", "show"),  # a show named by a number only
+        ("Show S01E02 (2010).mkv", "movie"),  # an episode in a movie folder
+        ("Back to the Future Part 2 (1989).mkv", "movie"),  # "Part 2" in the title itself
+        ("Movie Title (2010) extended cut.mkv", "movie"),  # words after the year
+        ("The.Matrix.1999.Reloaded.mkv", "movie"),  # scene style, a word after the year
     ],
 )
 def test_fast_path_leaves_the_hard_names_to_guessit(name: str, media_type: str) -> None:
     assert fast_parse(name, media_type) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["[1080p].mkv", "1080p.x264.mkv"])
+def test_a_name_of_release_tags_only_is_unknown_under_its_own_name(name: str) -> None:
+    """guessit finds no title: the file is listed as unknown by its name, not as a movie "1080p"."""
+    for media_type in ("movie", "show"):
+        parsed = guessit_parse(name, media_type)  # type: ignore[arg-type]
+        assert (parsed.kind, parsed.title, parsed.parser) == ("unknown", name[:-4], "guessit")
 
 
 def test_unparseable_names_are_unknown_not_errors() -> None:
@@ -258,6 +274,22 @@ async def test_rescan_parses_only_what_is_new_or_changed(
     assert next(m for m in rows if m.path == str(changed)).size == len(b"longer now")
 
 
+async def test_a_link_back_up_the_tree_lists_each_file_once(
+    store: TransferStore, roots: list[SourceRoot]
+) -> None:
+    """A folder link pointing at a parent (a loop) or at a folder already scanned: each video is
+    listed once, under its real place, instead of once per trip round the loop."""
+    movies = Path(roots[0].path)
+    (movies / "2012 (2009)" / "back").symlink_to(movies)
+    (movies / "Favourites").symlink_to(movies / "2012 (2009)")
+    discovery = Discovery(store, run_sync)
+    result = await discovery.scan(roots[:1])
+    assert (result.seen, result.added) == (1, 1)
+    [movie] = await discovery.files(kind="movie")
+    assert movie.rel_path == "2012 (2009)/2012 (2009).mkv"
+    assert not discovery.scanning
+
+
 async def test_an_unmounted_share_keeps_its_rows(
     store: TransferStore, roots: list[SourceRoot], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -311,3 +343,28 @@ async def test_linker_links_new_files_only_and_survives_errors(
 async def test_scan_without_roots_is_refused(store: TransferStore) -> None:
     with pytest.raises(ValueError, match="no source roots"):
         await Discovery(store, run_sync).scan([])
+
+
+async def test_a_long_scan_reports_progress_on_the_way(
+    store: TransferStore, roots: list[SourceRoot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every so many files the scan says how far it got (the progress sensor), not only at the
+    end of each root."""
+    monkeypatch.setattr(discovery_mod, "_PROGRESS_EVERY", 2)
+    updates: list[ScanProgress] = []
+    await Discovery(store, run_sync).scan(roots[2:3], progress=updates.append)
+    tv = os.path.normpath(roots[2].path)
+    assert [(u.root, u.seen) for u in updates] == [(tv, 2), (tv, 3)]
+
+
+def test_a_shared_engine_outlives_the_store(tmp_path: Path) -> None:
+    """A store opened on the catalog's engine leaves that engine usable when it closes."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        store = TransferStore(engine)
+        store.close()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        assert TransferStore(engine).files() == []
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 from pathlib import Path
+import shutil
 from typing import Any
 
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData, SubentryFlowResult
@@ -18,6 +19,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from sqlalchemy.exc import OperationalError
 
 from custom_components.plexus.browse_media import KIND_ITEM, BrowsePath, media_id
 from custom_components.plexus.const import (
@@ -31,6 +33,7 @@ from custom_components.plexus.const import (
     CONF_VERIFY,
     DOMAIN,
     SUBENTRY_TRANSFER,
+    TRANSFER_FREE_SPACE_INTERVAL,
 )
 from custom_components.plexus.diagnostics import async_get_config_entry_diagnostics
 from custom_components.plexus.transfer import TransferState
@@ -200,6 +203,11 @@ async def test_flow_creates_profile_and_refuses_paths_outside_the_allowlist(
     assert result["errors"] == {CONF_TV_SOURCES: "path_not_absolute"}
 
     result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form_input(dirs, **{CONF_TV_DESTINATION: "laptop/TV"})
+    )
+    assert result["errors"] == {CONF_TV_DESTINATION: "path_not_absolute"}
+
+    result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         form_input(dirs, **{CONF_MOVIE_DESTINATION: "", CONF_TV_DESTINATION: ""}),
     )
@@ -247,6 +255,18 @@ async def test_reconfigure_keeps_the_queue(
 
     result = await entry.start_subentry_reconfigure_flow(hass, sid)
     assert result["step_id"] == "reconfigure"
+    # A bad form is shown again with its errors, the profile unchanged.
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        form_input(dirs, **{CONF_PROFILE_NAME: "  ", CONF_MOVIE_SOURCES: "", CONF_TV_SOURCES: ""}),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    assert result["errors"] == {
+        CONF_PROFILE_NAME: "invalid_name",
+        CONF_MOVIE_SOURCES: "sources_required",
+    }
+    assert manager(entry).profiles[sid].name == "Laptop"
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], form_input(dirs, verify="size", concurrency=2)
     )
@@ -818,3 +838,299 @@ async def test_one_destination_for_movies_and_tv_keeps_them_apart(
     assert episode["path"] == str(dirs["dest"] / "TV" / "Show" / "Season 01" / "Show - S01E01.mkv")
     assert Path(movie["path"]).exists()
     assert Path(episode["path"]).exists()
+
+
+# -- sync_media from the catalog: shows, refusals -----------------------------------------------
+
+
+async def test_sync_media_of_a_show_from_the_catalog_and_what_it_refuses(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """A catalog profile: a show by title queues its mapped episodes; a show the catalog lacks,
+    an item whose file Plex keeps outside the mapped folders, a file gone from the share, a
+    browser id that is not Plexus's, and a server that fails to list a show's
+    episodes are each refused with their own translated error, and nothing is queued for them."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    queue = manager(entry).queue(subentry_id(entry))
+    await import_full(hass)
+    season = next(s for s in simulator.library.seasons() if len(s.children) >= 2)
+    show = season.parent
+    assert show is not None
+    episodes = [e for e in simulator.library.episodes() if e.grandparent is show]
+    for episode in episodes:
+        place_source(simulator, dirs, episode, 1024)
+    response = await sync_media(hass, show=show.title)
+    assert len(response["transfer_ids"]) == len(episodes)
+    queued = len(await queue.items())
+
+    movie = simulator.library.movies()[2]  # its file is not on the share
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, rating_key=movie.rating_key)
+    assert info.value.translation_key == "transfer_source_missing"
+    assert info.value.translation_placeholders["path"].startswith(str(dirs["movies"]))
+
+    cases: list[tuple[dict[str, Any], str, dict[str, str]]] = [
+        ({"show": "No Such Show At All"}, "transfer_item_not_found", {"field": "show"}),
+        (
+            {"media_id": "media-source://media_source/local/film.mkv"},  # not a Plex id
+            "transfer_item_not_found",
+            {"field": "media_id"},
+        ),
+    ]
+    for data, key, placeholders in cases:
+        with pytest.raises(ServiceValidationError) as info:
+            await sync_media(hass, **data)
+        assert info.value.translation_key == key, data
+        assert placeholders.items() <= (info.value.translation_placeholders or {}).items()
+
+    simulator.set_error(500)
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await sync_media(hass, rating_key=show.rating_key)
+    finally:
+        simulator.set_error(None)
+    assert err.value.translation_key == "refresh_failed"
+    assert len(await queue.items()) == queued
+
+
+async def test_two_profiles_need_a_name_and_queue_services_without_profiles(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """With two profiles, sync_media must be told which; pause by name pauses only that one;
+    remove_local_copy refuses a copy whose folder now links outside the destination; with no
+    entry loaded the queue services say there is no profile."""
+    entry = await setup_entry(hass, simulator, dirs)
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_TRANSFER), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], form_input(dirs, **{CONF_PROFILE_NAME: "Desktop"})
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    await wait_until(lambda: len(manager(entry).profiles) == 2)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title="Anything")
+    assert info.value.translation_key == "transfer_profile_required"
+    assert set(info.value.translation_placeholders["profiles"].split(", ")) == {
+        "Laptop",
+        "Desktop",
+    }
+    await hass.services.async_call(DOMAIN, "pause_transfers", {"profile": "Desktop"}, blocking=True)
+    await hass.async_block_till_done()
+    paused = {
+        p.name: manager(entry).queue(sid).paused for sid, p in manager(entry).profiles.items()
+    }
+    assert paused == {"Laptop": False, "Desktop": True}
+    # A copy whose folder was swapped for a link to somewhere else: not removed through it.
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(MiB, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {"profile": "Laptop"}, blocking=True)
+    copied = await sync_media(hass, title="One", profile="Laptop")
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    copy = Path(copied["transfers"][0]["path"])
+    assert copy.exists()
+    (dirs["outside"] / copy.name).write_bytes(b"keep")
+    copy.unlink()
+    copy.parent.rmdir()
+    copy.parent.symlink_to(dirs["outside"])
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(
+            DOMAIN, "remove_local_copy", {"profile": "Laptop", "path": str(copy)}, blocking=True
+        )
+    assert info.value.translation_key == "transfer_path_not_allowed"
+    assert (dirs["outside"] / copy.name).read_bytes() == b"keep"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(ServiceValidationError) as info:
+        await hass.services.async_call(DOMAIN, "resume_transfers", {}, blocking=True)
+    assert info.value.translation_key == "transfer_no_profile"
+
+
+# -- profiles that cannot work, destinations -----------------------------------------------------
+
+
+async def test_an_unusable_stored_profile_is_logged_and_the_others_work(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A profile whose stored settings are broken (an unknown verify mode): one error naming it,
+    shown in diagnostics; the other profile is set up and copies."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        options={CONF_PATH_MAPPINGS: f"/data/movies => {dirs['movies']}"},
+        subentries_data=[
+            ConfigSubentryData(
+                data=profile_data(dirs, **{CONF_PROFILE_NAME: title, CONF_VERIFY: verify}),
+                subentry_type=SUBENTRY_TRANSFER,
+                title=title,
+                unique_id=None,
+            )
+            for title, verify in (("Broken", "crc-of-the-moon"), ("Laptop", "sha256"))
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager(entry).store is not None)
+    logged = [r.getMessage() for r in caplog.records if "is not usable" in r.getMessage()]
+    assert len(logged) == 1
+    assert "Broken" in logged[0]
+    assert [p.name for p in manager(entry).profiles.values()] == ["Laptop"]
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert len(diagnostics["transfers"]["bad_profiles"]) == 1
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    assert len((await sync_media(hass, title="One"))["transfer_ids"]) == 1
+
+
+async def test_a_profile_without_a_tv_destination_refuses_episodes(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """Movies only: asking for a show is refused naming the profile and the media type."""
+    entry = await setup_entry(hass, simulator, dirs, profile=profile_data(dirs, tv_destination=""))
+    show = dirs["tv"] / "Some Show" / "Season 01"
+    show.mkdir(parents=True)
+    (show / "Some Show - S01E01.mkv").write_bytes(b"x" * 1000)
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, show="Some Show")
+    assert info.value.translation_key == "transfer_no_destination"
+    assert info.value.translation_placeholders == {"profile": "Laptop", "media_type": "show"}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_a_source_home_assistant_no_longer_allows_is_refused(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """The share dropped from allowlist_external_dirs after a scan: the file is not read."""
+    entry = await setup_entry(hass, simulator, dirs)
+    (dirs["movies"] / "One (2001)").mkdir()
+    source = dirs["movies"] / "One (2001)" / "One (2001).mkv"
+    source.write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    hass.config.allowlist_external_dirs = {str(dirs["dest"])}
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, title="One")
+    assert info.value.translation_key == "transfer_path_not_allowed"
+    assert info.value.translation_placeholders == {"path": str(source)}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_transfer_tables_that_cannot_be_opened(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses the transfer tables: logged once with its cause, the profile is
+    unavailable and sync_media says so; removing the profile meanwhile warns that its queue stays
+    in the database (nothing can be cleaned while it is closed)."""
+
+    def refused(_engine: Any) -> None:
+        raise OperationalError("CREATE TABLE", {}, Exception("permission denied for schema"))
+
+    monkeypatch.setattr("custom_components.plexus.transfers.TransferStore", refused)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plexus Simulator",
+        unique_id=simulator.machine_identifier,
+        data=entry_data(simulator),
+        subentries_data=[
+            ConfigSubentryData(
+                data=profile_data(dirs),
+                subentry_type=SUBENTRY_TRANSFER,
+                title="Laptop",
+                unique_id=None,
+            )
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    logged = [r for r in caplog.records if "could not be opened" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert "permission denied" in str(logged[0].exc_info[1])
+    assert manager(entry).store is None
+    assert state(hass, "sensor.laptop_queue").state == "unavailable"
+    with pytest.raises(HomeAssistantError) as info:
+        await sync_media(hass, title="Anything")
+    assert info.value.translation_key == "transfer_unavailable"
+    assert hass.config_entries.async_remove_subentry(entry, subentry_id(entry))
+    await hass.async_block_till_done()
+    assert manager(entry).profiles == {}
+    assert any("its queue stays in the database" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_catalog_item_outside_the_mapped_folders_has_no_local_file(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """A movie Plex keeps in a folder no path mapping covers: refused naming its title."""
+    entry = await setup_entry(
+        hass, simulator, dirs, profile=profile_data(dirs, source_mode="catalog")
+    )
+    movie = simulator.library.add_movie(
+        "Kept Elsewhere", year=2020, file="/mnt/elsewhere/Kept Elsewhere (2020).mkv", notify=False
+    )
+    await import_full(hass)
+    with pytest.raises(ServiceValidationError) as info:
+        await sync_media(hass, rating_key=movie.rating_key)
+    assert info.value.translation_key == "transfer_no_local_file"
+    assert info.value.translation_placeholders == {"title": "Kept Elsewhere"}
+    assert await manager(entry).queue(subentry_id(entry)).items() == []
+
+
+async def test_free_space_is_read_again_and_unknown_when_the_disk_cannot_say(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    dirs: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The destination's free space is read again on a timer; a file system that cannot say
+    (an error from statvfs) shows it as unknown, and it comes back when the disk answers."""
+    await setup_entry(hass, simulator, dirs)
+    entity = "sensor.laptop_destination_free_space"
+    await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
+
+    def cannot_say(_path: Any) -> Any:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(shutil, "disk_usage", cannot_say)
+    async_fire_time_changed(hass, dt_util.utcnow() + TRANSFER_FREE_SPACE_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)  # the catalog's first import too
+    await wait_until(lambda: state(hass, entity).state == "unknown")
+    monkeypatch.undo()
+    async_fire_time_changed(hass, dt_util.utcnow() + 2 * TRANSFER_FREE_SPACE_INTERVAL)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await wait_until(lambda: state(hass, entity).state not in ("unknown", "unavailable"))
+    assert float(state(hass, entity).state) > 0
+
+
+async def test_another_entry_changing_leaves_the_profiles_alone(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """An unrelated config entry (without this entry's subentries) is updated: no profile is
+    taken for removed, the queue and its transfers stay."""
+    entry = await setup_entry(hass, simulator, dirs)
+    sid = subentry_id(entry)
+    (dirs["movies"] / "One (2001)").mkdir()
+    (dirs["movies"] / "One (2001)" / "One (2001).mkv").write_bytes(_bytes(1000, "One"))
+    await hass.services.async_call(DOMAIN, "pause_transfers", {}, blocking=True)
+    await hass.services.async_call(DOMAIN, "scan_sources", {}, blocking=True)
+    [transfer_id] = (await sync_media(hass, title="One"))["transfer_ids"]
+    other = MockConfigEntry(domain="other_integration", title="Other")
+    other.add_to_hass(hass)
+    hass.config_entries.async_update_entry(other, title="Other, renamed")
+    await hass.async_block_till_done()
+    assert list(manager(entry).profiles) == [sid]
+    assert [i.id for i in await manager(entry).queue(sid).items()] == [transfer_id]
+    assert state(hass, "sensor.laptop_queue").state != "unavailable"

@@ -205,6 +205,12 @@ async def test_transfer_done_with_events_sha_and_sync_status(
     assert len(rec.events) == events_before
     assert len(await q.items()) == 1
 
+    # The share away (unmounted): the copy is still the synced one, not "changed at source".
+    away = Path(req.source).with_name("away.mkv")
+    Path(req.source).rename(away)
+    assert (await q.sync_status([req.source]))[req.source] == SyncStatus.SYNCED
+    away.rename(req.source)
+
     st = Path(req.source).stat()
     os.utime(req.source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert (await q.sync_status([req.source]))[req.source] == SyncStatus.CHANGED_AT_SOURCE
@@ -920,3 +926,10 @@ async def test_start_reports_a_transfer_still_paused_for_space(
     await q2.pause()
     await q2.start()
     assert rec2.disk_full == []
+
+
+def test_a_schema_on_sqlite_is_refused(tmp_path: Path) -> None:
+    """Schemas keep PostgreSQL test runs apart; SQLite has none, so asking for one is an error
+    rather than tables silently put elsewhere."""
+    with pytest.raises(TransferError, match="not supported on SQLite"):
+        TransferStore(f"sqlite:///{tmp_path / 'catalog.db'}", schema="elsewhere")

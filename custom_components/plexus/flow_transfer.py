@@ -112,11 +112,8 @@ def profile_schema() -> vol.Schema:
 
 
 def _lines(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        items = str(value or "").splitlines()
-    return [line.strip() for line in items if line.strip()]
+    """The folders of a multi-line text box (its selector only lets text through)."""
+    return [line.strip() for line in str(value or "").splitlines() if line.strip()]
 
 
 def validate_profile(user_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

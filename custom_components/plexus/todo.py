@@ -15,11 +15,9 @@ from homeassistant.components.todo import (
     TodoListEntityFeature,
 )
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import DOMAIN
 from .ids import signal_tracked_users
 from .runtime import PlexusConfigEntry
 from .tracking import UpNext
@@ -86,16 +84,14 @@ class UpNextTodoList(TrackedUserEntity, TodoListEntity):
         ]
 
     async def async_update_todo_item(self, item: TodoItem) -> None:
-        """Checking an episode off marks it watched (and on the server with the option)."""
-        keys = {entry.rating_key for entry in self._entries}
-        if item.uid not in keys:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_up_next_item",
-                translation_placeholders={"item": str(item.uid or item.summary)},
-            )
+        """Checking an episode off marks it watched (and on the server with the option).
+
+        Home Assistant's `todo.update_item` hands over one of `todo_items` (it refuses an item
+        not on the list itself), so `item.uid` is the rating key of a listed episode.
+        """
         if item.status != TodoItemStatus.COMPLETED:
             return  # nothing to undo: an unchecked item is simply the next episode
+        assert item.uid is not None  # each listed item has its rating key as uid
         await self.manager.async_mark_watched(self.user, self.user_id, item.uid)
         await self.async_read_history()
         self.async_write_ha_state()

@@ -398,10 +398,6 @@ class TrackingManager:
                 return manager
         return None
 
-    async def async_enqueue(self, event: WebhookEvent) -> bool:
-        """Queue an accepted webhook for the tracker (see `enqueue`)."""
-        return self.enqueue(event)
-
     @callback
     def enqueue(self, event: WebhookEvent) -> bool:
         """Queue an accepted webhook for recording; False when the inbox is full.

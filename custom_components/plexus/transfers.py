@@ -23,7 +23,6 @@ from homeassistant.config_entries import (
     SIGNAL_CONFIG_ENTRY_CHANGED,
     ConfigEntry,
     ConfigEntryChange,
-    ConfigSubentry,
 )
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -688,9 +687,3 @@ def _free_space(roots: tuple[str, ...]) -> int | None:
         except OSError:
             continue
     return None
-
-
-def profile_subentry(entry: ConfigEntry, subentry_id: str) -> ConfigSubentry | None:
-    """The transfer-profile subentry of an entry with this id."""
-    sub = entry.subentries.get(subentry_id)
-    return sub if sub is not None and sub.subentry_type == SUBENTRY_TRANSFER else None

@@ -87,6 +87,7 @@ class WebhookInbox:
         self._last_arrival = 0.0
         self._worker: asyncio.Task[None] | None = None
         self._failure_logged = False
+        self._in_flight = 0  # taken off the queue, being recorded
         self._deaths = 0  # in a row (reset by a batch that succeeds)
         self._cancel_restart: Callable[[], None] | None = None
         self.stopping = False
@@ -167,6 +168,7 @@ class WebhookInbox:
                 batch: list[Received] = []
                 while not self._queue.empty() and len(batch) < BATCH_SIZE:
                     batch.append(self._queue.get_nowait())
+                self._in_flight = len(batch)
                 try:
                     outcomes = await self._record(batch)
                 except Exception:
@@ -179,6 +181,7 @@ class WebhookInbox:
                     self._deaths = 0
                     self._on_outcomes(outcomes)
                 finally:
+                    self._in_flight = 0
                     for _ in batch:
                         self._queue.task_done()
                 if time.monotonic() - settled >= REFRESH_S:
@@ -208,7 +211,10 @@ class WebhookInbox:
     # -- shutting down ---------------------------------------------------------------------------
 
     async def flush(self, limit_s: float) -> int:
-        """Record what is queued at full speed; return how many were left after ``limit_s``."""
+        """Record what is queued at full speed; return how many were left after ``limit_s``.
+
+        Left: those still queued and those of the batch being recorded.
+        """
         self.stopping = True
         self._arrived.set()
         if self._queue.empty():
@@ -218,7 +224,7 @@ class WebhookInbox:
             async with asyncio.timeout(limit_s):
                 await self._queue.join()
         except TimeoutError:
-            return self._queue.qsize()
+            return self._queue.qsize() + self._in_flight
         return 0
 
     async def stop(self) -> None:

@@ -331,12 +331,11 @@ def _watch_from_row(row: Any) -> Watch:
 class TrackingStore:
     """The tracking tables on the catalog's engine (blocking: use from an executor)."""
 
-    def __init__(self, engine: Engine, *, create: bool = True) -> None:
+    def __init__(self, engine: Engine) -> None:
         """Use ``engine`` (e.g. ``catalog.engine``); create or migrate the tables."""
         self.engine = engine
         self._audit_writes = 0
-        if create:
-            self.ensure_schema()
+        self.ensure_schema()
 
     def ensure_schema(self) -> int:
         """Create the tables, or migrate them forward; return the schema version."""
@@ -365,11 +364,6 @@ class TrackingStore:
                 conn.execute(insert(schema_version).values(version=current, applied_at=_now()))
             return current
 
-    def drop_all(self) -> None:
-        """Remove the tracking tables (tests)."""
-        with self.engine.begin() as conn:
-            metadata.drop_all(conn)
-
     # -- audit -----------------------------------------------------------------------------------
 
     def seen_digest(self, digest: str, now: datetime) -> bool:
@@ -380,8 +374,6 @@ class TrackingStore:
         """Return when each of ``digests`` was last received since a time (one query)."""
         wanted = sorted(set(digests))
         found: dict[str, datetime] = {}
-        if not wanted:
-            return found
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), _IN_CHUNK):
                 query = (
@@ -548,20 +540,6 @@ class TrackingStore:
         with self.engine.connect() as conn:
             return [(row[0], row[1], _aware(row[2])) for row in conn.execute(query)]
 
-    def show_watches(self, user_id: str, server: str, show_rating_key: str) -> list[Watch]:
-        """Return the user's watches of a show's episodes, newest first."""
-        query = (
-            select(watches)
-            .where(
-                watches.c.user_id == user_id,
-                watches.c.server == server,
-                watches.c.show_rating_key == show_rating_key,
-            )
-            .order_by(watches.c.watched_at.desc(), watches.c.id.desc())
-        )
-        with self.engine.connect() as conn:
-            return [_watch_from_row(row) for row in conn.execute(query)]
-
     def episode_watches(self, user_id: str) -> list[Watch]:
         """Return the user's watches of episodes of known shows, newest first (Up Next)."""
         query = (
@@ -587,28 +565,13 @@ class TrackingStore:
 
     # -- catalog reads ----------------------------------------------------------------------------
 
-    def episodes(self, server: str, show_rating_key: str) -> list[EpisodeRow]:
-        """Return a show's catalog episodes ordered by season and episode (specials left out)."""
-        i = cs.items
-        query = (
-            select(i.c.rating_key, i.c.title, i.c.season_number, i.c.episode_number)
-            .join(cs.servers, cs.servers.c.id == i.c.server_id)
-            .where(
-                cs.servers.c.machine_identifier == server,
-                i.c.type == "episode",
-                i.c.grandparent_rating_key == show_rating_key,
-                i.c.season_number > 0,
-                i.c.episode_number.is_not(None),
-            )
-            .order_by(i.c.season_number, i.c.episode_number, i.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [EpisodeRow(r[0], r[1], int(r[2]), int(r[3])) for r in conn.execute(query)]
-
     def episodes_of(
         self, server: str, show_rating_keys: Iterable[str]
     ) -> dict[str, list[EpisodeRow]]:
-        """Return the catalog episodes of several shows (as :meth:`episodes`), by show."""
+        """Return the catalog episodes of several shows, by show (specials left out).
+
+        Each show's episodes are ordered by season and episode.
+        """
         keys = sorted(set(show_rating_keys))
         found: dict[str, list[EpisodeRow]] = {key: [] for key in keys}
         i = cs.items

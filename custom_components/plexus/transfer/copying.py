@@ -187,23 +187,14 @@ class StoppedError(Exception):
     """A copy or hashing thread was asked to stop (the task was cancelled or failed)."""
 
 
-def hash_file(
-    path: str | Path, length: int | None = None, stop: threading.Event | None = None
-) -> str:
-    """Return the SHA-256 of a file (its first ``length`` bytes); ``stop`` ends it early."""
+def hash_file(path: str | Path, stop: threading.Event | None = None) -> str:
+    """Return the SHA-256 of a file; ``stop`` ends it early."""
     digest = hashlib.sha256()
-    remaining = length
     with Path(path).open("rb", buffering=0) as handle:
-        while remaining is None or remaining > 0:
+        while block := handle.read(HASH_CHUNK):
             if stop is not None and stop.is_set():
                 raise StoppedError
-            size = HASH_CHUNK if remaining is None else min(HASH_CHUNK, remaining)
-            block = handle.read(size)
-            if not block:
-                break
             digest.update(block)
-            if remaining is not None:
-                remaining -= len(block)
     return digest.hexdigest()
 
 

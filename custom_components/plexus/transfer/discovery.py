@@ -15,8 +15,10 @@ All file-system and database work is synchronous and runs through ``run_sync`` (
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+import contextlib
 import logging
 import os
+from pathlib import Path
 import time
 from typing import Protocol
 
@@ -54,8 +56,16 @@ def is_video(name: str, options: ScanOptions) -> bool:
 
 
 def walk_videos(root: str, options: ScanOptions) -> Iterator[tuple[str, str, int, int]]:
-    """Yield ``(path, rel_path, size, mtime_ns)`` of every video file under ``root``."""
+    """Yield ``(path, rel_path, size, mtime_ns)`` of every video file under ``root``.
+
+    Linked folders are followed, each folder once: a link back up the tree (or a second link
+    to a folder already scanned) is skipped, not walked again and again.
+    """
     stack = [(root, "")]
+    visited: set[tuple[int, int]] = set()
+    with contextlib.suppress(OSError):
+        st = Path(root).stat()
+        visited.add((st.st_dev, st.st_ino))
     while stack:
         folder, rel_folder = stack.pop()
         try:
@@ -70,6 +80,11 @@ def walk_videos(root: str, options: ScanOptions) -> Iterator[tuple[str, str, int
                 if entry.is_dir():
                     if entry.name.startswith(".") or entry.name.casefold() in options.skip_folders:
                         continue
+                    st = entry.stat()
+                    if (st.st_dev, st.st_ino) in visited:
+                        _LOGGER.debug("Skipping %s: a folder already scanned", entry.path)
+                        continue
+                    visited.add((st.st_dev, st.st_ino))
                     stack.append((entry.path, rel + "/"))
                 elif entry.is_file() and is_video(entry.name, options):
                     st = entry.stat()

@@ -210,19 +210,15 @@ class TransferStore:
     def files(
         self,
         *,
-        ids: Iterable[int] | None = None,
         kind: str | None = None,
         title: str | None = None,
         year: int | None = None,
         season: int | None = None,
-        link: str | None = None,
         unlinked: bool = False,
     ) -> list[MediaFile]:
         """Return stored files matching every filter (titles compared by :func:`title_key`)."""
         t = s.files
         query = select(t).order_by(t.c.title_key, t.c.season, t.c.path)
-        if ids is not None:
-            query = query.where(t.c.id.in_(list(ids)))
         if kind is not None:
             query = query.where(t.c.kind == kind)
         if title is not None:
@@ -231,8 +227,6 @@ class TransferStore:
             query = query.where(t.c.year == year)
         if season is not None:
             query = query.where(t.c.season == season)
-        if link is not None:
-            query = query.where(t.c.link == link)
         if unlinked:
             query = query.where(t.c.link.is_(None))
         with self.engine.connect() as conn:
