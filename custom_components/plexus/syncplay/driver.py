@@ -136,7 +136,7 @@ class MemberDriver:
                 "state": player.snapshot.state,
                 "latency_ms": round(member.latency.estimate("play") * 1000.0, 1),
                 "drift_ms": None if member.drift_ms is None else round(member.drift_ms, 1),
-                "expected_precision_ms": self.expected_precision_ms(member),
+                "expected_precision_ms": self.known_precision_ms(member),
             }
             if full:
                 report |= {
@@ -171,6 +171,12 @@ class MemberDriver:
         elif grain > 1:
             precision += grain / 2.0
         return round(precision, 1)
+
+    def known_precision_ms(self, member: LocalMember) -> float | None:
+        """The member's expected precision once anything was measured (None before)."""
+        if not (member.latency.measured or member.grain.known):
+            return None
+        return self.expected_precision_ms(member)
 
     def max_latency(self) -> float:
         """The largest latency estimate of any local member, seconds (0 without members)."""
@@ -633,7 +639,10 @@ class MemberDriver:
             )
 
     def _tell_precision(self, member: LocalMember) -> None:
-        """Tell once that a member's positions are too coarse to start it precisely."""
+        """Show what a member's reports resolve (its granularity is better known now).
+
+        Tell once that its positions are too coarse to start it precisely.
+        """
         if member.grain.proven_ms >= 1000 and not member.coarse_told:
             member.coarse_told = True
             self.event(
@@ -642,7 +651,7 @@ class MemberDriver:
                 granularity_ms=member.grain.proven_ms,
                 expected_precision_ms=self.expected_precision_ms(member),
             )
-            self._ctx.update()
+        self._ctx.update()
 
 
 def effect_instant(snapshot: PlayerSnapshot, anchor_ms: float, half_ms: float = 0.0) -> float:

@@ -143,6 +143,11 @@ class PositionGrain:
         return max(self.proven_ms, self._possible[0] if self._possible else 1)
 
     @property
+    def known(self) -> bool:
+        """True once a reported position told anything (a granularity ruled out or proven)."""
+        return self.proven_ms > 1 or len(self._possible) < len(GRAINS)
+
+    @property
     def fine(self) -> bool:
         """True when positions are known to be finer than a tenth of a second."""
         return self.plausible_ms == 1
