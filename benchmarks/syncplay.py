@@ -51,6 +51,7 @@ import aiohttp
 
 from benchmarks._sync import (
     await_starts,
+    first_start,
     pct,
     seeks,
     skew_figures,
@@ -296,6 +297,18 @@ async def run_tv_app(args: argparse.Namespace) -> dict[str, Any]:
     starts: list[float] = []
     resumes: list[float] = []
     not_started = {"start": 0, "resume": 0}
+    errors: dict[str, list[float]] = {p.name: [] for p in players}
+
+    def note_errors(since: float) -> None:
+        """Each player's start minus the median of the players' starts (all four started)."""
+        instants = [first_start(p, since, "play") for p in players]
+        known = [t for t in instants if t is not None]
+        if len(known) < len(players):
+            return
+        middle = statistics.median(known)
+        for player, instant in zip(players, known, strict=True):
+            errors[player.name].append((instant - middle) * 1000.0)
+
     try:
         await set_up_group(homes, GROUP, secrets.token_urlsafe(24))
         await asyncio.sleep(args.settle)
@@ -327,6 +340,7 @@ async def run_tv_app(args: argparse.Namespace) -> dict[str, Any]:
             not_started["start"] += missing
             if len(instants) > 1:
                 starts.append((max(instants) - min(instants)) * 1000.0)
+            note_errors(since)
             await asyncio.sleep(0.5)
             await call(leader, "sync_pause", {"group": GROUP})
             await wait_for(
@@ -339,6 +353,7 @@ async def run_tv_app(args: argparse.Namespace) -> dict[str, Any]:
             not_started["resume"] += missing
             if len(instants) > 1:
                 resumes.append((max(instants) - min(instants)) * 1000.0)
+            note_errors(since)
             await asyncio.sleep(0.3)
             await stop(leader)
             print(f"tv_app round {n + 1}: start {starts[-1:]}, resume {resumes[-1:]} (ms)")
@@ -380,8 +395,18 @@ async def run_tv_app(args: argparse.Namespace) -> dict[str, Any]:
         "members_not_started": not_started["start"] + not_started["resume"],
         "false_seeks_per_min": round(steady_seeks * 60.0 / args.steady_s, 2),
         "steady_spread_max_ms": round(largest, 1),
-        # What Home A's members sensor tells the user to expect from each player, ms.
+        # What Home A's members sensor tells the user to expect from each player, ms, and each
+        # player's start minus the median start (mean / stdev / largest absolute, ms).
         "expected_precision_ms": precision,
+        "player_error_ms": {
+            name: [
+                round(statistics.fmean(v), 1),
+                round(statistics.pstdev(v), 1),
+                round(max(abs(x) for x in v), 1),
+            ]
+            for name, v in errors.items()
+            if v
+        },
     }
 
 

@@ -110,9 +110,9 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
 
     The Office HTPC behaves like a TV that reports whole-second positions (the simulator's
     `coarse_tv`, timelines every 0.5 s and short loads to keep the test short); the Living Room
-    TV reports milliseconds. Once the group has seen both play, the fine one's sensor is its
-    latency spread (tens of ms at most) and the coarse one's adds the report lag its positions
-    cannot date (100 ms more).
+    TV reports milliseconds. Both are unknown until measured; once the group has seen both play,
+    the fine one's sensor is about two deviations of its start error (tens of ms at most) and
+    the coarse one's adds the report lag its positions cannot date (100 ms more).
     """
     office = next(c for c in sim.clients.values() if c.name == "Office HTPC")
     office.behaviour = behaviour(
@@ -153,7 +153,7 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
     assert coarse is not None
     assert fine is not None
     assert coarse >= 100.0
-    assert coarse == imprecise[0].data["expected_precision_ms"]
+    assert imprecise[0].data["expected_precision_ms"] >= 100.0
     assert fine < coarse - 50.0
     await hass.services.async_call(DOMAIN, "sync_stop", {"group": "Movie Night"}, blocking=True)
     assert await hass.config_entries.async_unload(entry.entry_id)

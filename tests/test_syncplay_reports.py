@@ -1,6 +1,7 @@
 """What the engine learns from its players' reports: granularity, readiness, drift, progress."""
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -130,3 +131,44 @@ async def test_the_leader_waits_for_a_slow_peer_that_shows_progress() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+def test_expected_precision_follows_what_the_samples_show() -> None:
+    """Unknown until two samples (or proven whole seconds); then about two deviations of a
+    start's error: the jitter plus the estimate's error; tenths take their dating noise out of
+    the spread; whole seconds keep all of it and add the report lag nobody can measure."""
+    rng = random.Random(5)
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
+    driver = node.engine.driver
+    member = driver.members[node.players[0].player_id]
+    assert driver.known_precision_ms(member) is None
+    member.latency.add("play", 0.300)
+    assert driver.known_precision_ms(member) is None  # one sample tells no spread
+    for _ in range(23):  # 24 exact samples: 300 ms +-15 ms uniform (sd 8.7 ms)
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015))
+    member.grain.observe(61_234.0, None)
+    fine = driver.known_precision_ms(member)
+    assert fine is not None
+    assert 12.0 < fine < 26.0, fine  # 2 x sqrt(8.7^2 + 8.7^2 / 24) = 17.7
+
+    # Positions in tenths: each sample is also off by up to a tenth (uniform, sd 29 ms).
+    tenths = Node("b", 0.0, LocalBus(), players=[QuietPlayer("b-tv")])
+    member = tenths.engine.driver.members[tenths.players[0].player_id]
+    for _ in range(24):
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015) + rng.uniform(-0.05, 0.05))
+    member.grain.observe(61_200.0, None)
+    precision = tenths.engine.driver.known_precision_ms(member)
+    assert precision is not None
+    assert precision < 40.0, precision  # the dating noise is not the player's
+
+    # Whole seconds: the same samples (dated by arrival, nobody knows how late) count in full.
+    coarse = Node("c", 0.0, LocalBus(), players=[QuietPlayer("c-tv")])
+    member = coarse.engine.driver.members[coarse.players[0].player_id]
+    for position in (41_000.0, 52_000.0, 63_000.0):
+        member.grain.observe(position, None)
+    assert coarse.engine.driver.known_precision_ms(member) == 110.0  # proven, nothing measured
+    for _ in range(24):
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015) + rng.uniform(-0.05, 0.05))
+    precision = coarse.engine.driver.known_precision_ms(member)
+    assert precision is not None
+    assert precision > 100.0 + 40.0, precision

@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 import logging
+import math
 import statistics
 from typing import Any, Final
 
@@ -161,20 +162,34 @@ class MemberDriver:
     def expected_precision_ms(self, member: LocalMember) -> float:
         """How close to the others this member can be started, ms (about two deviations).
 
-        The spread of its play latency, plus what its reports cannot tell: half its position
-        granularity when positions are tenths, the unknown report lag when whole seconds.
+        A start is off by the player's own jitter plus the error of its play latency estimate
+        (the spread of the samples it is made of over the root of their number). The samples'
+        spread holds that jitter and what the reports could not date: positions in tenths date
+        a sample within a tenth (uniform: 29 ms), which is taken out again; whole seconds date
+        nothing (a sample is dated by the report's arrival), so all of the spread counts and
+        the report lag nobody can measure (`UNKNOWN_LAG_MS`) is added.
         """
-        precision = max(PRECISION_FLOOR_MS, 2000.0 * member.latency.spread("play"))
+        samples = member.latency.basis("play")
+        spread = 1000.0 * statistics.pstdev(samples) if len(samples) >= 2 else 0.0
         grain = member.grain.plausible_ms
         if grain >= 1000:
+            jitter = spread
+        else:
+            dating = grain / math.sqrt(12.0) if grain > 1 else 0.0
+            jitter = math.sqrt(max(0.0, spread**2 - dating**2))
+        deviation = math.sqrt(jitter**2 + spread**2 / max(1, len(samples)))
+        precision = max(PRECISION_FLOOR_MS, 2.0 * deviation)
+        if grain >= 1000:
             precision += UNKNOWN_LAG_MS
-        elif grain > 1:
-            precision += grain / 2.0
         return round(precision, 1)
 
     def known_precision_ms(self, member: LocalMember) -> float | None:
-        """The member's expected precision once anything was measured (None before)."""
-        if not (member.latency.measured or member.grain.known):
+        """The member's expected precision once it can be told (None before).
+
+        It takes two latency samples, or positions proven to be whole seconds (nothing it is
+        measured can make such a player precise).
+        """
+        if len(member.latency.basis("play")) < 2 and member.grain.proven_ms < 1000:
             return None
         return self.expected_precision_ms(member)
 
