@@ -164,22 +164,18 @@ class MemberDriver:
 
         A start is off by the player's own jitter plus the error of its play latency estimate
         (the spread of the samples it is made of over the root of their number). The samples'
-        spread holds that jitter and what the reports could not date: positions in tenths date
-        a sample within a tenth (uniform: 29 ms), which is taken out again; whole seconds date
-        nothing (a sample is dated by the report's arrival), so all of the spread counts and
-        the report lag nobody can measure (`UNKNOWN_LAG_MS`) is added.
+        spread is taken as the jitter: it also holds what the reports could not date exactly
+        (positions in tenths), which nobody can tell apart from it. Whole seconds date nothing
+        (a sample is dated by the report's arrival), so the report lag nobody can measure
+        (`UNKNOWN_LAG_MS`) is added.
         """
         samples = member.latency.basis("play")
+        if len(samples) < 2:
+            samples = member.latency.samples()  # (all kinds: they differ, a cautious spread)
         spread = 1000.0 * statistics.pstdev(samples) if len(samples) >= 2 else 0.0
-        grain = member.grain.plausible_ms
-        if grain >= 1000:
-            jitter = spread
-        else:
-            dating = grain / math.sqrt(12.0) if grain > 1 else 0.0
-            jitter = math.sqrt(max(0.0, spread**2 - dating**2))
-        deviation = math.sqrt(jitter**2 + spread**2 / max(1, len(samples)))
+        deviation = spread * math.sqrt(1.0 + 1.0 / max(1, len(samples)))
         precision = max(PRECISION_FLOOR_MS, 2.0 * deviation)
-        if grain >= 1000:
+        if member.grain.plausible_ms >= 1000:
             precision += UNKNOWN_LAG_MS
         return round(precision, 1)
 
@@ -189,7 +185,7 @@ class MemberDriver:
         It takes two latency samples, or positions proven to be whole seconds (nothing it is
         measured can make such a player precise).
         """
-        if len(member.latency.basis("play")) < 2 and member.grain.proven_ms < 1000:
+        if len(member.latency.samples()) < 2 and member.grain.proven_ms < 1000:
             return None
         return self.expected_precision_ms(member)
 
