@@ -172,3 +172,19 @@ def test_expected_precision_follows_what_the_samples_show() -> None:
     precision = coarse.engine.driver.known_precision_ms(member)
     assert precision is not None
     assert 140.0 < precision < 185.0, precision
+
+
+def test_a_truncated_report_equal_to_the_target_does_not_prove_the_position() -> None:
+    """A player reporting tenths shows 60 800 anywhere from 60 800 to 60 899: paused there, it is
+    not known to be at the group's 60 800.6 (it is seeked there); one reporting milliseconds is."""
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv"), QuietPlayer("a-app")])
+    driver = node.engine.driver
+    tv, app = (driver.members[p.player_id] for p in node.players)
+    tv.player.report("paused", "7", 41_200.0, time.monotonic())  # tenths (not a target)
+    app.player.report("paused", "7", 41_234.0, time.monotonic())  # milliseconds
+    assert tv.grain.plausible_ms == 100
+    assert app.grain.fine
+    for member in (tv, app):
+        member.player.report("paused", "7", 60_800.0, time.monotonic())
+    assert not driver.is_at(tv, 60_800.6)
+    assert driver.is_at(app, 60_800.6)

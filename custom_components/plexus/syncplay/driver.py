@@ -399,12 +399,14 @@ class MemberDriver:
     def is_at(self, member: LocalMember, position: float) -> bool:
         """Whether a paused member is known to be at `position`.
 
-        A report at exactly it, or (positions coarser than that) a seek to it seen to land.
+        A report at exactly it, or (positions coarser than that) a seek to it seen to land: a
+        report in tenths or whole seconds that happens to equal it says the player is somewhere
+        in the tenth or second after it.
         """
         snapshot = member.player.snapshot
         if member.at_target is not None and abs(member.at_target - position) <= 1.0:
             return member.grain.near(snapshot.position_ms, position, PAUSED_TOLERANCE_MS)
-        return abs(snapshot.position_ms - position) <= 1.0
+        return member.grain.fine and abs(snapshot.position_ms - position) <= 1.0
 
     def ready(self, member: LocalMember, position: float) -> bool:
         """Whether a member is loaded, paused at `position` (to its granularity), now.
