@@ -46,6 +46,30 @@ async def start_skew(
     return (max(starts) - min(starts)) * 1000.0, starts
 
 
+async def await_starts(
+    players: list[SimulatedClient], since: float, limit: float, command: str = "play"
+) -> tuple[list[float], int]:
+    """The players' start instants after `since` (waiting up to `limit` s) and how many missed."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if all(first_start(p, since, command) is not None for p in players):
+            break
+        await asyncio.sleep(0.02)
+    starts = [t for p in players if (t := first_start(p, since, command)) is not None]
+    return starts, len(players) - len(starts)
+
+
+def seeks(players: list[SimulatedClient]) -> int:
+    """Seek commands the players have received so far."""
+    return sum(1 for p in players for command, _ in p.commands if command == "seekTo")
+
+
+def spread(players: list[SimulatedClient]) -> float:
+    """Largest minus smallest true position, ms."""
+    positions = [p.position_ms for p in players]
+    return max(positions) - min(positions)
+
+
 def skew_figures(starts: list[float], resumes: list[float]) -> dict[str, float | int]:
     """The issue's skew figures (ms) over starts and resumes together, and each kind's median."""
     skews = starts + resumes

@@ -50,9 +50,12 @@ import uuid
 import aiohttp
 
 from benchmarks._sync import (
+    await_starts,
     first_start,
     pct,
+    seeks,
     skew_figures,
+    spread,
     stall_and_recover,
     start_skew,
     wait_for,
@@ -302,11 +305,6 @@ class BenchHome:
             await sim.stop()
 
 
-def spread(clients: list[SimulatedClient]) -> float:
-    positions = [c.position_ms for c in clients]
-    return max(positions) - min(positions)
-
-
 def _setter(event: asyncio.Event) -> Any:
     def on_state(connected: bool, error: Exception | None) -> None:
         event.set()
@@ -409,24 +407,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def seeks(clients: list[SimulatedClient]) -> int:
-    """Seek commands the players have received so far."""
-    return sum(1 for c in clients for command, _ in c.commands if command == "seekTo")
-
-
-async def started(
-    clients: list[SimulatedClient], since: float, limit: float
-) -> tuple[list[float], int]:
-    """The players' start instants after `since` (waiting up to `limit` s) and how many missed."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if all(first_start(c, since, "play") is not None for c in clients):
-            break
-        await asyncio.sleep(0.02)
-    starts = [t for c in clients if (t := first_start(c, since, "play")) is not None]
-    return starts, len(clients) - len(starts)
-
-
 async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
     """Starts and resumes with players of one preset; its figures."""
     global DECOMPOSITION  # noqa: PLW0603
@@ -456,7 +436,7 @@ async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
 
         # warm-up: the engine measures the players (not counted)
         await homes[0].engine.play(MediaRef(key), 30_000.0)
-        await started(clients, time.monotonic() - 60.0, limit)
+        await await_starts(clients, time.monotonic() - 60.0, limit)
         await stop(homes[0].engine)
         late_before = sum(h.late_starts for h in homes)
         for round_ in range(args.rounds):
@@ -465,7 +445,7 @@ async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
             result = await leader.play(MediaRef(key), 60_000.0 + 1000 * round_)
             for member in result.failed.values():
                 failed[member] = failed.get(member, 0) + 1
-            instants, missing = await started(clients, since, limit)
+            instants, missing = await await_starts(clients, since, limit)
             not_started += missing
             if len(instants) > 1:
                 starts.append((max(instants) - min(instants)) * 1000.0)
@@ -479,7 +459,7 @@ async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
             await asyncio.sleep(0.3 if preset == "fast" else 1.0)
             since = time.monotonic()
             result = await homes[1 - round_ % 2].engine.resume()
-            instants, missing = await started(clients, since, limit)
+            instants, missing = await await_starts(clients, since, limit)
             not_started += missing
             if len(instants) > 1:
                 resumes.append((max(instants) - min(instants)) * 1000.0)
@@ -492,7 +472,7 @@ async def run_preset(args: argparse.Namespace, preset: str) -> dict[str, Any]:
 
         # steady play: correcting seeks while nothing disturbs the players
         await homes[0].engine.play(MediaRef(key), 120_000.0)
-        await started(clients, time.monotonic() - 60.0, limit)
+        await await_starts(clients, time.monotonic() - 60.0, limit)
         await asyncio.sleep(2.0)
         before = seeks(clients)
         largest = 0.0

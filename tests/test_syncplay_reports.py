@@ -1,6 +1,7 @@
 """What the engine learns from its players' reports: granularity, readiness, drift, progress."""
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -130,3 +131,60 @@ async def test_the_leader_waits_for_a_slow_peer_that_shows_progress() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+def test_expected_precision_follows_what_the_samples_show() -> None:
+    """Unknown until two samples (or proven whole seconds); then about two deviations of a
+    start's error: the samples' spread (the jitter and what the reports could not date) and
+    the estimate's error; whole seconds add the report lag nobody can measure."""
+    rng = random.Random(5)
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv")])
+    driver = node.engine.driver
+    member = driver.members[node.players[0].player_id]
+    assert driver.known_precision_ms(member) is None
+    member.latency.add("play", 0.300)
+    assert driver.known_precision_ms(member) is None  # one sample tells no spread
+    for _ in range(23):  # 24 exact samples: 300 ms +-15 ms uniform (sd 8.7 ms)
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015))
+    member.grain.observe(61_234.0, None)
+    fine = driver.known_precision_ms(member)
+    assert fine is not None
+    assert 12.0 < fine < 26.0, fine  # 2 x 8.7 x sqrt(1 + 1/24) = 17.8
+
+    # Positions in tenths: each sample is also off by up to a tenth (uniform, sd 29 ms).
+    tenths = Node("b", 0.0, LocalBus(), players=[QuietPlayer("b-tv")])
+    member = tenths.engine.driver.members[tenths.players[0].player_id]
+    for _ in range(24):
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015) + rng.uniform(-0.05, 0.05))
+    member.grain.observe(61_200.0, None)
+    precision = tenths.engine.driver.known_precision_ms(member)
+    assert precision is not None
+    assert 40.0 < precision < 85.0, precision  # 2 x 30.2 x sqrt(1 + 1/24) = 61.6
+
+    # Whole seconds: dated by arrival, nobody knows how late: 100 ms more.
+    coarse = Node("c", 0.0, LocalBus(), players=[QuietPlayer("c-tv")])
+    member = coarse.engine.driver.members[coarse.players[0].player_id]
+    for position in (41_000.0, 52_000.0, 63_000.0):
+        member.grain.observe(position, None)
+    assert coarse.engine.driver.known_precision_ms(member) == 110.0  # proven, nothing measured
+    for _ in range(24):
+        member.latency.add("play", 0.300 + rng.uniform(-0.015, 0.015) + rng.uniform(-0.05, 0.05))
+    precision = coarse.engine.driver.known_precision_ms(member)
+    assert precision is not None
+    assert 140.0 < precision < 185.0, precision
+
+
+def test_a_truncated_report_equal_to_the_target_does_not_prove_the_position() -> None:
+    """A player reporting tenths shows 60 800 anywhere from 60 800 to 60 899: paused there, it is
+    not known to be at the group's 60 800.6 (it is seeked there); one reporting milliseconds is."""
+    node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv"), QuietPlayer("a-app")])
+    driver = node.engine.driver
+    tv, app = (driver.members[p.player_id] for p in node.players)
+    tv.player.report("paused", "7", 41_200.0, time.monotonic())  # tenths (not a target)
+    app.player.report("paused", "7", 41_234.0, time.monotonic())  # milliseconds
+    assert tv.grain.plausible_ms == 100
+    assert app.grain.fine
+    for member in (tv, app):
+        member.player.report("paused", "7", 60_800.0, time.monotonic())
+    assert not driver.is_at(tv, 60_800.6)
+    assert driver.is_at(app, 60_800.6)

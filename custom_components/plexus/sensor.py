@@ -31,7 +31,7 @@ from .entity import PlexusEntity, PlexusServerEntity
 from .ids import signal_tracked_users
 from .plex import LibrarySection
 from .runtime import PlexusConfigEntry
-from .sync import SyncGroup
+from .sync import SyncGroup, local_member_names
 from .sync_entity import SyncGroupEntity
 from .syncplay import GroupState
 from .tracking import UserStats, Watch
@@ -151,6 +151,13 @@ async def async_setup_entry(
     for group in entry.runtime_data.sync_groups.values():
         async_add_entities(
             (SyncGroupSensor(group, description) for description in SYNC_SENSORS),
+            config_subentry_id=group.subentry_id,
+        )
+        async_add_entities(
+            (
+                SyncMemberPrecisionSensor(group, client_id, name)
+                for client_id, name in local_member_names(hass, coordinator, group).items()
+            ),
             config_subentry_id=group.subentry_id,
         )
     if (transfers := entry.runtime_data.transfers) is not None:
@@ -401,6 +408,30 @@ class SyncGroupSensor(SyncGroupEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return details."""
         return self.entity_description.attrs_fn(self.group_state)
+
+
+class SyncMemberPrecisionSensor(SyncGroupEntity, SensorEntity):
+    """How close to the others one of this home's members can be started (on the group)."""
+
+    _attr_translation_key = "sync_member_precision"
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_native_unit_of_measurement = UnitOfTime.MILLISECONDS
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    def __init__(self, group: SyncGroup, client_id: str, name: str) -> None:
+        """Create the sensor for the member player `client_id`."""
+        super().__init__(group, f"precision-{client_id}")
+        self.client_id = client_id
+        self._attr_translation_placeholders = {"player": name}
+
+    @property
+    def native_value(self) -> StateType:
+        """The member's expected precision, ms (unknown until the engine has it)."""
+        member = next(
+            (m for m in self.group_state.members if m.local and m.player_id == self.client_id),
+            None,
+        )
+        return None if member is None else member.expected_precision_ms
 
 
 # --- File sync: sensors of a transfer profile ------------------------------------------------

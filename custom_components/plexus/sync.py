@@ -127,6 +127,20 @@ def member_client_ids(
     return found
 
 
+def local_member_names(
+    hass: HomeAssistant, coordinator: PlexusCoordinator, group: SyncGroup
+) -> dict[str, str]:
+    """The group's members in this home: Plex client id -> the player's name."""
+    return {
+        client_id: client.name
+        if (client := coordinator.state.known_clients.get(client_id))
+        else entity_id
+        for entity_id, client_id in member_client_ids(
+            hass, coordinator, group.member_entity_ids
+        ).items()
+    }
+
+
 async def _mqtt_ready(hass: HomeAssistant) -> bool:
     if "mqtt" not in hass.config.components:
         return False

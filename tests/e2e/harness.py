@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.plex_simulator import ClientBehaviour, LibraryConfig, PlexSimulator
 from tests.plex_simulator.clients import SimulatedClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,11 +88,18 @@ class HaHome:
         *,
         clock_offset_s: float = 0.0,
         player_latencies_ms: tuple[tuple[int, int], ...] = ((150, 300), (150, 300)),
+        player_behaviours: tuple[ClientBehaviour, ...] | None = None,
         seed: int = 1,
         mqtt_host: str = "127.0.0.1",
         mqtt_port: int = 1883,
     ) -> None:
-        """Prepare (nothing runs until `start`)."""
+        """Prepare (nothing runs until `start`).
+
+        `player_behaviours`: one per player, how a real kind of player behaves (the simulator's
+        presets; their latencies replace `player_latencies_ms`).
+        """
+        if player_behaviours is not None and len(player_behaviours) != len(player_latencies_ms):
+            raise ValueError("one behaviour per player")
         self.name = name
         self.config_dir = workdir / name.lower().replace(" ", "_")
         self.clock_offset_s = clock_offset_s
@@ -109,6 +116,7 @@ class HaHome:
                 product="Plex for Android (TV)",
                 latency_ms=latency,
                 machine_identifier=f"{name.lower().replace(' ', '-')}-player-{n + 1}",
+                behaviour=player_behaviours[n] if player_behaviours else None,
             )
             for n, latency in enumerate(player_latencies_ms)
         ]

@@ -18,6 +18,7 @@ import contextlib
 from dataclasses import dataclass, field
 from functools import partial
 import logging
+import math
 import statistics
 from typing import Any, Final
 
@@ -136,7 +137,7 @@ class MemberDriver:
                 "state": player.snapshot.state,
                 "latency_ms": round(member.latency.estimate("play") * 1000.0, 1),
                 "drift_ms": None if member.drift_ms is None else round(member.drift_ms, 1),
-                "expected_precision_ms": self.expected_precision_ms(member),
+                "expected_precision_ms": self.known_precision_ms(member),
             }
             if full:
                 report |= {
@@ -161,16 +162,32 @@ class MemberDriver:
     def expected_precision_ms(self, member: LocalMember) -> float:
         """How close to the others this member can be started, ms (about two deviations).
 
-        The spread of its play latency, plus what its reports cannot tell: half its position
-        granularity when positions are tenths, the unknown report lag when whole seconds.
+        A start is off by the player's own jitter plus the error of its play latency estimate
+        (the spread of the samples it is made of over the root of their number). The samples'
+        spread is taken as the jitter: it also holds what the reports could not date exactly
+        (positions in tenths), which nobody can tell apart from it. Whole seconds date nothing
+        (a sample is dated by the report's arrival), so the report lag nobody can measure
+        (`UNKNOWN_LAG_MS`) is added.
         """
-        precision = max(PRECISION_FLOOR_MS, 2000.0 * member.latency.spread("play"))
-        grain = member.grain.plausible_ms
-        if grain >= 1000:
+        samples = member.latency.basis("play")
+        if len(samples) < 2:
+            samples = member.latency.samples()  # (all kinds: they differ, a cautious spread)
+        spread = 1000.0 * statistics.pstdev(samples) if len(samples) >= 2 else 0.0
+        deviation = spread * math.sqrt(1.0 + 1.0 / max(1, len(samples)))
+        precision = max(PRECISION_FLOOR_MS, 2.0 * deviation)
+        if member.grain.plausible_ms >= 1000:
             precision += UNKNOWN_LAG_MS
-        elif grain > 1:
-            precision += grain / 2.0
         return round(precision, 1)
+
+    def known_precision_ms(self, member: LocalMember) -> float | None:
+        """The member's expected precision once it can be told (None before).
+
+        It takes two latency samples, or positions proven to be whole seconds (nothing it is
+        measured can make such a player precise).
+        """
+        if len(member.latency.samples()) < 2 and member.grain.proven_ms < 1000:
+            return None
+        return self.expected_precision_ms(member)
 
     def max_latency(self) -> float:
         """The largest latency estimate of any local member, seconds (0 without members)."""
@@ -382,12 +399,14 @@ class MemberDriver:
     def is_at(self, member: LocalMember, position: float) -> bool:
         """Whether a paused member is known to be at `position`.
 
-        A report at exactly it, or (positions coarser than that) a seek to it seen to land.
+        A report at exactly it, or (positions coarser than that) a seek to it seen to land: a
+        report in tenths or whole seconds that happens to equal it says the player is somewhere
+        in the tenth or second after it.
         """
         snapshot = member.player.snapshot
         if member.at_target is not None and abs(member.at_target - position) <= 1.0:
             return member.grain.near(snapshot.position_ms, position, PAUSED_TOLERANCE_MS)
-        return abs(snapshot.position_ms - position) <= 1.0
+        return member.grain.fine and abs(snapshot.position_ms - position) <= 1.0
 
     def ready(self, member: LocalMember, position: float) -> bool:
         """Whether a member is loaded, paused at `position` (to its granularity), now.
@@ -633,7 +652,10 @@ class MemberDriver:
             )
 
     def _tell_precision(self, member: LocalMember) -> None:
-        """Tell once that a member's positions are too coarse to start it precisely."""
+        """Show what a member's reports resolve (its granularity is better known now).
+
+        Tell once that its positions are too coarse to start it precisely.
+        """
         if member.grain.proven_ms >= 1000 and not member.coarse_told:
             member.coarse_told = True
             self.event(
@@ -642,7 +664,7 @@ class MemberDriver:
                 granularity_ms=member.grain.proven_ms,
                 expected_precision_ms=self.expected_precision_ms(member),
             )
-            self._ctx.update()
+        self._ctx.update()
 
 
 def effect_instant(snapshot: PlayerSnapshot, anchor_ms: float, half_ms: float = 0.0) -> float:

@@ -253,7 +253,7 @@ class SyncEngine:
                     latency_ms=round(member.latency.estimate("play") * 1000.0, 1),
                     clock_offset_ms=0.0,
                     drift_ms=member.drift_ms,
-                    expected_precision_ms=self.driver.expected_precision_ms(member),
+                    expected_precision_ms=self.driver.known_precision_ms(member),
                 )
             )
         for peer in self.peers.joined():

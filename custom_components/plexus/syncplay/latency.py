@@ -81,17 +81,21 @@ class LatencyTracker:
         values = self.samples(kind) or self.samples()
         return pstdev(values) if len(values) >= 2 else 0.0
 
-    def estimate(self, kind: str | None = None) -> float:
-        """Seconds a command of `kind` takes to take effect.
+    def basis(self, kind: str | None = None) -> list[float]:
+        """The samples the estimate of `kind` is made of (empty: the default is used).
 
         A kind's own samples once there are enough; before that all kinds together - unless the
         player reports late, when only the kind's own (position-dated) samples can be trusted.
         """
         own = self.samples(kind) if kind else []
         if len(own) >= MIN_KIND_SAMPLES or (own and self.report_lag > LATE_REPORT_S):
-            return trimmed_mean(own)
-        pooled = self.samples()
-        return trimmed_mean(pooled) if pooled else self.default_s
+            return own
+        return self.samples()
+
+    def estimate(self, kind: str | None = None) -> float:
+        """Seconds a command of `kind` takes to take effect (see `basis`)."""
+        basis = self.basis(kind)
+        return trimmed_mean(basis) if basis else self.default_s
 
     @property
     def measured(self) -> bool:

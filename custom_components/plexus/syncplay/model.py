@@ -80,7 +80,8 @@ class MemberInfo:
     latency_ms: float | None
     clock_offset_ms: float | None
     drift_ms: float | None
-    # How close to the others it can be started (None: not known, e.g. an older peer).
+    # How close to the others it can be started (None: not known yet - nothing measured - or
+    # an older peer).
     expected_precision_ms: float | None = None
 
 
