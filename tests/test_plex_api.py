@@ -7,7 +7,12 @@ from pathlib import Path
 from aiohttp import ClientSession
 import pytest
 
-from custom_components.plexus.plex import PlexNotHTTPSError, PlexServerAPI, PlexSSLError
+from custom_components.plexus.plex import (
+    PlexConnectionError,
+    PlexNotHTTPSError,
+    PlexServerAPI,
+    PlexSSLError,
+)
 from tests.plex_simulator import PlexSimulator
 from tests.tls import https_front
 
@@ -67,3 +72,16 @@ async def test_failed_handshake_is_an_ssl_error_not_plain_http(
     with pytest.raises(PlexSSLError, match="TLS failed") as caught:
         await api.server_info()
     assert not isinstance(caught.value, PlexNotHTTPSError)
+
+
+async def test_request_after_the_session_closed_is_a_connection_error(
+    simulator: PlexSimulator,
+) -> None:
+    """While HA stops it closes its shared session; a refresh still under way then fails like an
+    unreachable server (handled, logged once) instead of aiohttp's RuntimeError in the log."""
+    session = ClientSession()
+    api = PlexServerAPI(session, simulator.url, simulator.token)
+    assert (await api.server_info()).machine_identifier == simulator.machine_identifier
+    await session.close()
+    with pytest.raises(PlexConnectionError, match="session is closed"):
+        await api.server_info()

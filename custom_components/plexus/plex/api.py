@@ -82,6 +82,10 @@ class PlexServerAPI:
         headers: Mapping[str, str] | None = None,
     ) -> bytes:
         """Send a request and return the body; map every failure to a PlexError."""
+        if self._session.closed:
+            # Home Assistant closes its shared session while stopping; a refresh still on its
+            # way then fails like an unreachable server, not with aiohttp's RuntimeError.
+            raise PlexConnectionError(f"{method} {path}: the HTTP session is closed (stopping)")
         all_headers = plex_headers(self.client_identifier, self._token)
         if headers:
             all_headers.update(headers)
