@@ -690,3 +690,42 @@ async def test_command_after_rejoin_reaches_a_member_that_resubscribed_late(
     await wait_for(lambda: states(a, b) == {"paused"}, 3)
     assert "joined_session" not in a.kinds()
     await asyncio.sleep(0.3)  # the last effects
+
+
+async def test_pause_or_seek_with_nothing_playing_moves_no_player(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A pause of an idle group, or a seek that arrives after the session ended (a peer's seek
+    racing a stop), is ignored everywhere: no player is commanded, no event, still idle."""
+    a, b = nodes
+    await a.engine.pause()
+    await b.engine.commands.timed("seek", {"position_ms": 60_000.0})  # as a racing peer sends it
+    await asyncio.sleep(0.3)  # both instants have passed (no upper bound asserted)
+    for node in (a, b):
+        assert node.engine.state.state == "idle"
+        assert not {"paused", "seeked", "waiting"} & set(node.kinds())
+        assert all(p.commands == [] for p in node.players)
+
+
+async def test_a_peer_that_never_answers_prepare_does_not_hold_the_start() -> None:
+    """A home that stays in the group but never reports ready (it hears nothing): after the
+    ready timeout the start goes out anyway and its members are reported not ready in time."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, ready_timeout_s=0.5)
+    b = Node("b", 0.0, bus, ready_timeout_s=0.5)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.state.homes == 2)
+        await wait_for(lambda: a.engine.clock_offset("b") is not None)
+        b.transport.deaf = True
+        result = await a.engine.play(MediaRef("7"), 0)
+        assert result.failed == {
+            "b/b-tv": "not ready in time",
+            "b/b-pc": "not ready in time",
+        }
+        await wait_for(lambda: {p.snapshot.state for p in a.players} == {"playing"})
+        assert all(p.commands == [] for p in b.players)
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
