@@ -729,3 +729,74 @@ async def test_a_peer_that_never_answers_prepare_does_not_hold_the_start() -> No
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+class RefusingBus(LocalBus):
+    """A broker that takes subscriptions but refuses every publish (its ACL says no)."""
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        raise ConnectionError("not authorised to publish")
+
+
+async def test_a_broker_refusing_publishes_still_plays_locally(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every publish refused, and a host that wants no callbacks: the engine neither raises
+    nor stops; the local players still start and the refusals are logged."""
+    clock = OffsetClock(0.0)
+    engine = SyncEngine(
+        SyncConfig("den", SECRET, "solo", "SOLO", heartbeat_s=0.2, calibration_rounds=0),
+        clock,
+        RefusingBus(),
+    )
+    player = FakePlayer("solo-tv")
+    engine.add_member(player)
+    with caplog.at_level(logging.DEBUG, logger="custom_components.plexus.syncplay"):
+        await engine.start()
+        try:
+            result = await engine.play(MediaRef("7"), 0)
+            assert result.failed == {}
+            await wait_for(lambda: player.snapshot.state == "playing")
+            assert engine.state.state == "playing"
+        finally:
+            await engine.shutdown()
+    assert "publish failed: not authorised to publish" in caplog.text
+
+
+async def test_a_raising_event_callback_is_logged_once_and_play_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The host's event callback raises on every event: one ERROR line with the traceback,
+    repeats at debug, and the group still plays, pauses and stops."""
+
+    def broken(kind: str, data: dict[str, Any]) -> None:
+        raise RuntimeError(f"cannot fire {kind}")
+
+    engine = SyncEngine(
+        SyncConfig("den", SECRET, "solo", "SOLO", heartbeat_s=0.2, calibration_rounds=0),
+        OffsetClock(0.0),
+        LocalBus(),
+        on_event=broken,
+    )
+    player = FakePlayer("solo-tv")
+    engine.add_member(player)
+    with caplog.at_level(logging.DEBUG, logger="custom_components.plexus.syncplay"):
+        await engine.start()
+        try:
+            await engine.play(MediaRef("7"), 0)
+            await wait_for(lambda: player.snapshot.state == "playing")
+            await engine.pause()
+            await wait_for(lambda: player.snapshot.state == "paused")
+            await engine.stop()
+            await wait_for(lambda: player.snapshot.state == "stopped")
+        finally:
+            await engine.shutdown()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "the event callback failed" in errors[0].getMessage()
+    repeats = {
+        r.getMessage().rsplit("'", 2)[-2]
+        for r in caplog.records
+        if "event callback failed again" in r.message
+    }
+    assert {"cannot fire paused", "cannot fire stopped"} <= repeats
