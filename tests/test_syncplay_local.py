@@ -800,3 +800,39 @@ async def test_a_raising_event_callback_is_logged_once_and_play_goes_on(
         if "event callback failed again" in r.message
     }
     assert {"cannot fire paused", "cannot fire stopped"} <= repeats
+
+
+async def test_a_paused_member_moved_on_the_device_is_put_back() -> None:
+    """The group is paused; someone moves one TV's position on the device (still paused). The
+    drift check puts it back to the group's paused position, and the group stays paused."""
+    bus = LocalBus()
+    a = Node("a", 0.3, bus, drift_check_interval_s=0.3)
+    b = Node("b", -0.3, bus, drift_check_interval_s=0.3)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+        assert (await a.engine.play(MediaRef("1"), 10_000)).failed == {}
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a, b) == {"paused"})
+        await wait_for(lambda: b.engine.state.state == "paused")
+        paused_at = b.engine.state.position_ms
+        assert paused_at is not None
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        moved = b.players[0]
+        moved.set("paused", None, paused_at + 20_000)
+        await wait_for(
+            lambda: any(
+                kind == "drift_corrected" and data["player_id"] == moved.player_id
+                for kind, data in b.events
+            ),
+            5,
+        )
+        await wait_for(lambda: abs(moved.snapshot.position_ms - paused_at) < 1_000, 5)
+        assert moved.commands[-1] == "seek"
+        assert moved.snapshot.state == "paused"
+        assert a.engine.state.state == b.engine.state.state == "paused"
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
