@@ -258,3 +258,23 @@ async def test_members_find_the_item_in_the_catalog(
     assert events[0].data["title"] == movie.title
     assert imdb in events[0].data["guids"]
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_while_the_catalog_is_down_members_find_the_item_on_the_server(
+    hass: HomeAssistant, sim: PlexSimulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog database cannot be opened: another home's item is still found by its title
+    and year through this server's search, and an unknown title finds nothing."""
+    # A folder where the SQLite file should be: the catalog cannot open it.
+    monkeypatch.setattr("custom_components.plexus.catalog_manager.CATALOG_FILE", str(tmp_path))
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    assert entry.runtime_data.catalog.catalog is None
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    assert group.resolve_media is not None
+    movie = sim.library.movies()[3]
+    by_title = MediaRef("999999", server="another-server", title=movie.title, year=movie.year)
+    assert await group.resolve_media(by_title) == movie.rating_key
+    unknown = MediaRef("999999", server="another-server", title="No Such Film Anywhere", year=1901)
+    assert await group.resolve_media(unknown) is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
