@@ -278,3 +278,30 @@ async def test_while_the_catalog_is_down_members_find_the_item_on_the_server(
     unknown = MediaRef("999999", server="another-server", title="No Such Film Anywhere", year=1901)
     assert await group.resolve_media(unknown) is None
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_member_already_playing_shows_so_when_the_group_starts(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """A TV playing before Home Assistant (re)loads the group: the group knows at once what it
+    plays, so `sync_play` without media takes that item and position right away."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    movie = sim.library.movies()[4]
+    client = sim.client("Living Room TV")
+    await client.local_start(movie.rating_key, offset_ms=120_000)
+    coordinator = entry.runtime_data.coordinator
+    await wait_until(
+        lambda: any(
+            live.rating_key == movie.rating_key for live in coordinator.state.live.values()
+        ),
+        10,
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    snapshot = group.members[MEMBERS[0]].snapshot
+    assert snapshot.state == "playing"
+    assert snapshot.media_key == movie.rating_key
+    assert snapshot.position_ms >= 120_000
+    assert await hass.config_entries.async_unload(entry.entry_id)
