@@ -305,3 +305,28 @@ async def test_a_member_already_playing_shows_so_when_the_group_starts(
     assert snapshot.media_key == movie.rating_key
     assert snapshot.position_ms >= 120_000
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_sync_play_of_an_item_the_server_cannot_describe_uses_its_key(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """`sync_play` without media while the server answers the item's metadata with a page that
+    is no Plex answer (a proxy's): the group still prepares that item, known by its key alone."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    movie = sim.library.movies()[5]
+    client = sim.client("Living Room TV")
+    await client.local_start(movie.rating_key, offset_ms=30_000)
+    await wait_until(lambda: group.members[MEMBERS[0]].snapshot.state == "playing", 10)
+    sim.set_answer(f"/library/metadata/{movie.rating_key}", b"<html/>")
+    events: list[Event[dict[str, Any]]] = []
+    hass.bus.async_listen("plexus_sync_preparing", events.append)
+    await hass.services.async_call(DOMAIN, "sync_play", {"group": "Movie Night"}, blocking=True)
+    await wait_until(lambda: bool(events), 10)
+    assert events[0].data["rating_key"] == movie.rating_key
+    assert events[0].data["server"] == sim.machine_identifier
+    assert not events[0].data.get("title")
+    assert not events[0].data.get("guid")
+    sim.set_answer(f"/library/metadata/{movie.rating_key}", None)
+    assert await hass.config_entries.async_unload(entry.entry_id)
