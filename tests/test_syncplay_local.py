@@ -836,3 +836,50 @@ async def test_a_paused_member_moved_on_the_device_is_put_back() -> None:
     finally:
         await a.engine.shutdown()
         await b.engine.shutdown()
+
+
+class RefusingPlayer(FakePlayer):
+    """Refuses some commands (the client answers an error); may ignore a load's offset."""
+
+    def __init__(self, player_id: str, refuse: set[str], *, from_start: bool = False) -> None:
+        super().__init__(player_id)
+        self.refuse = refuse
+        self.from_start = from_start
+
+    async def _command(self, name: str) -> None:
+        if name in self.refuse:
+            raise RuntimeError(f"{self.name} refused {name}")
+        await super()._command(name)
+
+    async def play_media(self, media: MediaRef, media_key: str, offset_ms: int) -> None:
+        await super().play_media(media, media_key, 0 if self.from_start else offset_ms)
+
+
+@pytest.mark.parametrize(
+    ("refusing", "why"),
+    [
+        (RefusingPlayer("a-tv", {"pause"}), "the player refused to pause"),
+        (RefusingPlayer("a-tv", {"seek"}, from_start=True), "the player refused to seek"),
+    ],
+)
+async def test_a_player_refusing_a_prepare_step_is_reported_and_the_rest_start(
+    refusing: RefusingPlayer, why: str
+) -> None:
+    """A TV that refuses to pause after loading, or starts the item from the beginning and
+    refuses to seek: the play reports it with the reason, a member_failed event says what it
+    refused, and the other player starts."""
+    bus = LocalBus()
+    fine = FakePlayer("a-pc")
+    a = Node("a", 0.0, bus, players=[refusing, fine])
+    await a.engine.start()
+    try:
+        result = await a.engine.play(MediaRef("7"), 30_000)
+        assert result.failed == {"a/a-tv": why}
+        await wait_for(lambda: fine.snapshot.state == "playing")
+        assert fine.snapshot.position_ms >= 30_000
+        failed = [data for kind, data in a.events if kind == "member_failed"]
+        assert any(
+            data["player_id"] == "a-tv" and "refused" in str(data.get("error")) for data in failed
+        )
+    finally:
+        await a.engine.shutdown()
