@@ -910,3 +910,31 @@ async def test_a_player_refusing_a_prepare_step_is_reported_and_the_rest_start(
             )
     finally:
         await a.engine.shutdown()
+
+
+async def test_a_player_refusing_the_group_pause_keeps_playing_and_is_reported() -> None:
+    """The group pauses; one TV answers the pause with an error. The others pause, that TV is
+    left as it is (not sought), and a member_failed event names the refusal."""
+    bus = LocalBus()
+    tv = RefusingPlayer("a-tv", set())
+    pc = FakePlayer("a-pc")
+    a = Node("a", 0.0, bus, players=[tv, pc])
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: {tv.snapshot.state, pc.snapshot.state} == {"playing"})
+        tv.refuse = {"pause", "seek"}
+        await a.engine.pause()
+        await wait_for(lambda: pc.snapshot.state == "paused")
+        await wait_for(
+            lambda: any(
+                kind == "member_failed" and data["player_id"] == "a-tv" for kind, data in a.events
+            )
+        )
+        assert tv.snapshot.state == "playing"
+        assert a.engine.state.state == "paused"
+        failed = [data for kind, data in a.events if kind == "member_failed"]
+        assert "refused pause" in str(failed[-1].get("error"))
+        await asyncio.sleep(0.3)  # the fake players' last effects land (no timer left behind)
+    finally:
+        await a.engine.shutdown()
