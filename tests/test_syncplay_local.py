@@ -938,3 +938,53 @@ async def test_a_player_refusing_the_group_pause_keeps_playing_and_is_reported()
         await asyncio.sleep(0.3)  # the fake players' last effects land (no timer left behind)
     finally:
         await a.engine.shutdown()
+
+
+async def test_a_tv_resumed_on_the_device_while_the_group_is_paused_is_left_alone() -> None:
+    """Not following: the group is paused and someone resumes one TV on the device. The drift
+    check neither seeks nor pauses it (it measures nothing for it), the group stays paused."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, drift_check_interval_s=0.3)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        tv = a.players[0]
+        sent = len(tv.commands)
+        tv.set("playing")
+        await asyncio.sleep(1.0)  # several drift checks
+        assert tv.commands[sent:] == []
+        assert tv.snapshot.state == "playing"
+        assert a.engine.state.state == "paused"
+        assert not any(
+            kind == "drift_corrected" and data["player_id"] == tv.player_id
+            for kind, data in a.events
+        )
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_following_a_paused_report_of_a_paused_group_changes_nothing() -> None:
+    """Following the members: while the group is paused a TV reports paused again (a status
+    refresh). That moves nothing: the group is neither resumed nor sought."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, follow=True)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        seen = len(a.events)
+        tv = a.players[0]
+        tv.set("paused")
+        await asyncio.sleep(0.5)
+        assert not {"resumed", "seeked", "started"} & {kind for kind, _ in a.events[seen:]}
+        assert a.engine.state.state == "paused"
+        assert states(a) == {"paused"}
+    finally:
+        await a.engine.shutdown()
