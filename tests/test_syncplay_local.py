@@ -872,6 +872,9 @@ class RefusingPlayer(FakePlayer):
         await super()._command(name)
 
     async def play_media(self, media: MediaRef, media_key: str, offset_ms: int) -> None:
+        if "play_media" in self.ignore:
+            await self._command("play_media")
+            return
         await super().play_media(media, media_key, 0 if self.from_start else offset_ms)
 
 
@@ -884,6 +887,10 @@ class RefusingPlayer(FakePlayer):
         (
             RefusingPlayer("a-tv", set(), from_start=True, ignore=frozenset({"seek"})),
             "the player did not seek",
+        ),
+        (
+            RefusingPlayer("a-tv", set(), ignore=frozenset({"play_media"})),
+            "the player did not load the item",
         ),
     ],
 )
@@ -986,5 +993,29 @@ async def test_following_a_paused_report_of_a_paused_group_changes_nothing() -> 
         assert not {"resumed", "seeked", "started"} & {kind for kind, _ in a.events[seen:]}
         assert a.engine.state.state == "paused"
         assert states(a) == {"paused"}
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_a_member_stopped_on_the_device_is_not_dragged_by_a_group_seek() -> None:
+    """The group is paused and someone stops one TV on the device; a seek of the group moves
+    the others and sends that TV nothing."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        tv, pc = a.players
+        tv.set("stopped")
+        sent = len(tv.commands)
+        await a.engine.seek(60_000)
+        await wait_for(lambda: pc.snapshot.position_ms == 60_000)
+        assert tv.commands[sent:] == []
+        assert tv.snapshot.state == "stopped"
+        await asyncio.sleep(0.3)  # the fake players' last effects land
     finally:
         await a.engine.shutdown()
