@@ -258,3 +258,75 @@ async def test_members_find_the_item_in_the_catalog(
     assert events[0].data["title"] == movie.title
     assert imdb in events[0].data["guids"]
     assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_while_the_catalog_is_down_members_find_the_item_on_the_server(
+    hass: HomeAssistant, sim: PlexSimulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog database cannot be opened: another home's item is still found by its title
+    and year through this server's search, and an unknown title finds nothing."""
+    # A folder where the SQLite file should be: the catalog cannot open it.
+    monkeypatch.setattr("custom_components.plexus.catalog_manager.CATALOG_FILE", str(tmp_path))
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    assert entry.runtime_data.catalog.catalog is None
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    assert group.resolve_media is not None
+    movie = sim.library.movies()[3]
+    by_title = MediaRef("999999", server="another-server", title=movie.title, year=movie.year)
+    assert await group.resolve_media(by_title) == movie.rating_key
+    unknown = MediaRef("999999", server="another-server", title="No Such Film Anywhere", year=1901)
+    assert await group.resolve_media(unknown) is None
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_member_already_playing_shows_so_when_the_group_starts(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """A TV playing before Home Assistant (re)loads the group: the group knows at once what it
+    plays, so `sync_play` without media takes that item and position right away."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    movie = sim.library.movies()[4]
+    client = sim.client("Living Room TV")
+    await client.local_start(movie.rating_key, offset_ms=120_000)
+    coordinator = entry.runtime_data.coordinator
+    await wait_until(
+        lambda: any(
+            live.rating_key == movie.rating_key for live in coordinator.state.live.values()
+        ),
+        10,
+    )
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    snapshot = group.members[MEMBERS[0]].snapshot
+    assert snapshot.state == "playing"
+    assert snapshot.media_key == movie.rating_key
+    assert snapshot.position_ms >= 120_000
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_sync_play_of_an_item_the_server_cannot_describe_uses_its_key(
+    hass: HomeAssistant, sim: PlexSimulator
+) -> None:
+    """`sync_play` without media while the server answers the item's metadata with a page that
+    is no Plex answer (a proxy's): the group still prepares that item, known by its key alone."""
+    entry = group_entry(sim)
+    await setup(hass, entry)
+    group = next(iter(entry.runtime_data.sync_groups.values()))
+    movie = sim.library.movies()[5]
+    client = sim.client("Living Room TV")
+    await client.local_start(movie.rating_key, offset_ms=30_000)
+    await wait_until(lambda: group.members[MEMBERS[0]].snapshot.state == "playing", 10)
+    sim.set_answer(f"/library/metadata/{movie.rating_key}", b"<html/>")
+    events: list[Event[dict[str, Any]]] = []
+    hass.bus.async_listen("plexus_sync_preparing", events.append)
+    await hass.services.async_call(DOMAIN, "sync_play", {"group": "Movie Night"}, blocking=True)
+    await wait_until(lambda: bool(events), 10)
+    assert events[0].data["rating_key"] == movie.rating_key
+    assert events[0].data["server"] == sim.machine_identifier
+    assert not events[0].data.get("title")
+    assert not events[0].data.get("guid")
+    sim.set_answer(f"/library/metadata/{movie.rating_key}", None)
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -690,3 +690,332 @@ async def test_command_after_rejoin_reaches_a_member_that_resubscribed_late(
     await wait_for(lambda: states(a, b) == {"paused"}, 3)
     assert "joined_session" not in a.kinds()
     await asyncio.sleep(0.3)  # the last effects
+
+
+async def test_pause_or_seek_with_nothing_playing_moves_no_player(
+    nodes: tuple[Node, Node],
+) -> None:
+    """A pause of an idle group, or a seek that arrives after the session ended (a peer's seek
+    racing a stop), is ignored everywhere: no player is commanded, no event, still idle."""
+    a, b = nodes
+    await a.engine.pause()
+    await b.engine.commands.timed("seek", {"position_ms": 60_000.0})  # as a racing peer sends it
+    await asyncio.sleep(0.3)  # both instants have passed (no upper bound asserted)
+    for node in (a, b):
+        assert node.engine.state.state == "idle"
+        assert not {"paused", "seeked", "waiting"} & set(node.kinds())
+        assert all(p.commands == [] for p in node.players)
+
+
+async def test_a_peer_that_never_answers_prepare_does_not_hold_the_start() -> None:
+    """A home that stays in the group but never reports ready (it hears nothing): after the
+    ready timeout the start goes out anyway and its members are reported not ready in time."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, ready_timeout_s=0.5)
+    b = Node("b", 0.0, bus, ready_timeout_s=0.5)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.state.homes == 2)
+        await wait_for(lambda: a.engine.clock_offset("b") is not None)
+        b.transport.deaf = True
+        result = await a.engine.play(MediaRef("7"), 0)
+        assert result.failed == {
+            "b/b-tv": "not ready in time",
+            "b/b-pc": "not ready in time",
+        }
+        await wait_for(lambda: {p.snapshot.state for p in a.players} == {"playing"})
+        assert all(p.commands == [] for p in b.players)
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+
+
+class RefusingBus(LocalBus):
+    """A broker that takes subscriptions but refuses every publish (its ACL says no)."""
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        raise ConnectionError("not authorised to publish")
+
+
+async def test_a_broker_refusing_publishes_still_plays_locally(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every publish refused, and a host that wants no callbacks: the engine neither raises
+    nor stops; the local players still start and the refusals are logged."""
+    clock = OffsetClock(0.0)
+    engine = SyncEngine(
+        SyncConfig("den", SECRET, "solo", "SOLO", heartbeat_s=0.2, calibration_rounds=0),
+        clock,
+        RefusingBus(),
+    )
+    player = FakePlayer("solo-tv")
+    engine.add_member(player)
+    with caplog.at_level(logging.DEBUG, logger="custom_components.plexus.syncplay"):
+        await engine.start()
+        try:
+            result = await engine.play(MediaRef("7"), 0)
+            assert result.failed == {}
+            await wait_for(lambda: player.snapshot.state == "playing")
+            assert engine.state.state == "playing"
+        finally:
+            await engine.shutdown()
+    assert "publish failed: not authorised to publish" in caplog.text
+
+
+async def test_a_raising_event_callback_is_logged_once_and_play_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The host's event callback raises on every event: one ERROR line with the traceback,
+    repeats at debug, and the group still plays, pauses and stops."""
+
+    def broken(kind: str, data: dict[str, Any]) -> None:
+        raise RuntimeError(f"cannot fire {kind}")
+
+    engine = SyncEngine(
+        SyncConfig("den", SECRET, "solo", "SOLO", heartbeat_s=0.2, calibration_rounds=0),
+        OffsetClock(0.0),
+        LocalBus(),
+        on_event=broken,
+    )
+    player = FakePlayer("solo-tv")
+    engine.add_member(player)
+    with caplog.at_level(logging.DEBUG, logger="custom_components.plexus.syncplay"):
+        await engine.start()
+        try:
+            await engine.play(MediaRef("7"), 0)
+            await wait_for(lambda: player.snapshot.state == "playing")
+            await engine.pause()
+            await wait_for(lambda: player.snapshot.state == "paused")
+            await engine.stop()
+            await wait_for(lambda: player.snapshot.state == "stopped")
+        finally:
+            await engine.shutdown()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "the event callback failed" in errors[0].getMessage()
+    repeats = {
+        r.getMessage().rsplit("'", 2)[-2]
+        for r in caplog.records
+        if "event callback failed again" in r.message
+    }
+    assert {"cannot fire paused", "cannot fire stopped"} <= repeats
+
+
+async def test_a_paused_member_moved_on_the_device_is_put_back() -> None:
+    """The group is paused; someone moves one TV's position on the device (still paused). The
+    drift check puts it back to the group's paused position, and the group stays paused."""
+    bus = LocalBus()
+    a = Node("a", 0.3, bus, drift_check_interval_s=0.3)
+    b = Node("b", -0.3, bus, drift_check_interval_s=0.3)
+    await a.engine.start()
+    await b.engine.start()
+    try:
+        await wait_for(lambda: a.engine.state.homes == 2 and b.engine.clock_offset("a") is not None)
+        assert (await a.engine.play(MediaRef("1"), 10_000)).failed == {}
+        await wait_for(lambda: states(a, b) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a, b) == {"paused"})
+        await wait_for(lambda: b.engine.state.state == "paused")
+        paused_at = b.engine.state.position_ms
+        assert paused_at is not None
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        moved = b.players[0]
+        moved.set("paused", None, paused_at + 20_000)
+        await wait_for(
+            lambda: any(
+                kind == "drift_corrected" and data["player_id"] == moved.player_id
+                for kind, data in b.events
+            ),
+            5,
+        )
+        await wait_for(lambda: abs(moved.snapshot.position_ms - paused_at) < 1_000, 5)
+        assert moved.commands[-1] == "seek"
+        assert moved.snapshot.state == "paused"
+        assert a.engine.state.state == b.engine.state.state == "paused"
+    finally:
+        await a.engine.shutdown()
+        await b.engine.shutdown()
+
+
+class RefusingPlayer(FakePlayer):
+    """Refuses some commands (the client answers an error); may ignore a load's offset."""
+
+    def __init__(
+        self,
+        player_id: str,
+        refuse: set[str],
+        *,
+        from_start: bool = False,
+        ignore: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(player_id)
+        self.refuse = refuse
+        self.from_start = from_start
+        self.ignore = ignore  # taken, but nothing happens
+
+    async def pause(self) -> None:
+        if "pause" not in self.ignore:
+            await super().pause()
+        else:
+            await self._command("pause")
+
+    async def seek(self, position_ms: int) -> None:
+        if "seek" not in self.ignore:
+            await super().seek(position_ms)
+        else:
+            await self._command("seek")
+
+    async def _command(self, name: str) -> None:
+        if name in self.refuse:
+            raise RuntimeError(f"{self.name} refused {name}")
+        await super()._command(name)
+
+    async def play_media(self, media: MediaRef, media_key: str, offset_ms: int) -> None:
+        if "play_media" in self.ignore:
+            await self._command("play_media")
+            return
+        await super().play_media(media, media_key, 0 if self.from_start else offset_ms)
+
+
+@pytest.mark.parametrize(
+    ("refusing", "why"),
+    [
+        (RefusingPlayer("a-tv", {"pause"}), "the player refused to pause"),
+        (RefusingPlayer("a-tv", {"seek"}, from_start=True), "the player refused to seek"),
+        (RefusingPlayer("a-tv", set(), ignore=frozenset({"pause"})), "the player did not pause"),
+        (
+            RefusingPlayer("a-tv", set(), from_start=True, ignore=frozenset({"seek"})),
+            "the player did not seek",
+        ),
+        (
+            RefusingPlayer("a-tv", set(), ignore=frozenset({"play_media"})),
+            "the player did not load the item",
+        ),
+    ],
+)
+async def test_a_player_refusing_a_prepare_step_is_reported_and_the_rest_start(
+    refusing: RefusingPlayer, why: str
+) -> None:
+    """A TV that refuses to pause after loading (or takes the pause and keeps playing), or
+    starts the item from the beginning and refuses to seek (or takes the seek and stays): the
+    play reports it with the reason and the other player starts."""
+    bus = LocalBus()
+    fine = FakePlayer("a-pc")
+    a = Node("a", 0.0, bus, players=[refusing, fine], command_timeout_s=1.0)
+    await a.engine.start()
+    try:
+        result = await a.engine.play(MediaRef("7"), 30_000)
+        assert result.failed == {"a/a-tv": why}
+        await wait_for(lambda: fine.snapshot.state == "playing")
+        assert fine.snapshot.position_ms >= 30_000
+        failed = [data for kind, data in a.events if kind == "member_failed"]
+        if refusing.refuse:  # a refusal is an event of its own, with the player's error
+            assert any(
+                data["player_id"] == "a-tv" and "refused" in str(data.get("error"))
+                for data in failed
+            )
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_a_player_refusing_the_group_pause_keeps_playing_and_is_reported() -> None:
+    """The group pauses; one TV answers the pause with an error. The others pause, that TV is
+    left as it is (not sought), and a member_failed event names the refusal."""
+    bus = LocalBus()
+    tv = RefusingPlayer("a-tv", set())
+    pc = FakePlayer("a-pc")
+    a = Node("a", 0.0, bus, players=[tv, pc])
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: {tv.snapshot.state, pc.snapshot.state} == {"playing"})
+        tv.refuse = {"pause", "seek"}
+        await a.engine.pause()
+        await wait_for(lambda: pc.snapshot.state == "paused")
+        await wait_for(
+            lambda: any(
+                kind == "member_failed" and data["player_id"] == "a-tv" for kind, data in a.events
+            )
+        )
+        assert tv.snapshot.state == "playing"
+        assert a.engine.state.state == "paused"
+        failed = [data for kind, data in a.events if kind == "member_failed"]
+        assert "refused pause" in str(failed[-1].get("error"))
+        await asyncio.sleep(0.3)  # the fake players' last effects land (no timer left behind)
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_a_tv_resumed_on_the_device_while_the_group_is_paused_is_left_alone() -> None:
+    """Not following: the group is paused and someone resumes one TV on the device. The drift
+    check neither seeks nor pauses it (it measures nothing for it), the group stays paused."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, drift_check_interval_s=0.3)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        tv = a.players[0]
+        sent = len(tv.commands)
+        tv.set("playing")
+        await asyncio.sleep(1.0)  # several drift checks
+        assert tv.commands[sent:] == []
+        assert tv.snapshot.state == "playing"
+        assert a.engine.state.state == "paused"
+        assert not any(
+            kind == "drift_corrected" and data["player_id"] == tv.player_id
+            for kind, data in a.events
+        )
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_following_a_paused_report_of_a_paused_group_changes_nothing() -> None:
+    """Following the members: while the group is paused a TV reports paused again (a status
+    refresh). That moves nothing: the group is neither resumed nor sought."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus, follow=True)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        seen = len(a.events)
+        tv = a.players[0]
+        tv.set("paused")
+        await asyncio.sleep(0.5)
+        assert not {"resumed", "seeked", "started"} & {kind for kind, _ in a.events[seen:]}
+        assert a.engine.state.state == "paused"
+        assert states(a) == {"paused"}
+    finally:
+        await a.engine.shutdown()
+
+
+async def test_a_member_stopped_on_the_device_is_not_dragged_by_a_group_seek() -> None:
+    """The group is paused and someone stops one TV on the device; a seek of the group moves
+    the others and sends that TV nothing."""
+    bus = LocalBus()
+    a = Node("a", 0.0, bus)
+    await a.engine.start()
+    try:
+        assert (await a.engine.play(MediaRef("7"), 0)).failed == {}
+        await wait_for(lambda: states(a) == {"playing"})
+        await a.engine.pause()
+        await wait_for(lambda: states(a) == {"paused"})
+        await asyncio.sleep(1.0)  # past the settle time of the pause
+        tv, pc = a.players
+        tv.set("stopped")
+        sent = len(tv.commands)
+        await a.engine.seek(60_000)
+        await wait_for(lambda: pc.snapshot.position_ms == 60_000)
+        assert tv.commands[sent:] == []
+        assert tv.snapshot.state == "stopped"
+        await asyncio.sleep(0.3)  # the fake players' last effects land
+    finally:
+        await a.engine.shutdown()

@@ -800,6 +800,85 @@ def test_store_refuses_a_newer_schema(tmp_path: Path) -> None:
         TransferStore(url)
 
 
+def test_store_migrates_an_older_schema_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database from the previous release is migrated on open: its queued row is kept, the
+    new column is there and the version is recorded (one INFO line says so)."""
+    from sqlalchemy import inspect, text
+
+    from custom_components.plexus.transfer import schema as s
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = TransferStore(url)
+    old.add_transfer("p", request(tmp_path, tmp_path / "dest"), 10, 1)
+    old.close()
+
+    def add_column(conn: Any) -> None:
+        conn.execute(text(f"ALTER TABLE {s.queue.name} ADD COLUMN note TEXT"))
+
+    monkeypatch.setattr(s, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(s, "MIGRATIONS", {1: add_column})
+    with caplog.at_level(logging.INFO):
+        st = TransferStore(url)
+    assert st.schema_version == 2
+    with st.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns(s.queue.name)}
+    assert "note" in columns
+    assert len(st.items("p")) == 1
+    assert "Migrating the transfer tables from schema version 1" in caplog.text
+    st.close()
+
+
+def test_store_refuses_a_schema_it_has_no_migration_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No migration step from the database's version: a clear error, the database untouched."""
+    from custom_components.plexus.transfer import schema as s
+    from custom_components.plexus.transfer.store import TransferSchemaError
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    TransferStore(url).close()
+    monkeypatch.setattr(s, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(s, "MIGRATIONS", {})
+    with pytest.raises(TransferSchemaError, match="no migration from transfer schema version 1"):
+        TransferStore(url)
+    monkeypatch.undo()
+    st = TransferStore(url)
+    assert st.schema_version == 1
+    st.close()
+
+
+def test_drop_all_on_sqlite_removes_the_tables(tmp_path: Path) -> None:
+    """Removing the integration's transfer data on SQLite drops the tables; a new store starts
+    empty at the current version."""
+    from sqlalchemy import inspect
+
+    url = f"sqlite:///{tmp_path / 'gone.db'}"
+    st = TransferStore(url)
+    st.add_transfer("p", request(tmp_path, tmp_path / "dest"), 10, 1)
+    st.drop_all()
+    with st.engine.connect() as conn:
+        assert not [t for t in inspect(conn).get_table_names() if t.startswith("plexus_transfer")]
+    st.close()
+    again = TransferStore(url)
+    assert again.schema_version == 1
+    assert again.items("p") == []
+    again.close()
+
+
+def test_an_in_memory_store_creates_no_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite:///:memory:` works and leaves nothing on disk."""
+    monkeypatch.chdir(tmp_path)
+    st = TransferStore("sqlite:///:memory:")
+    st.add_transfer("p", request(tmp_path, tmp_path / "dest"), 10, 1)
+    assert len(st.items("p")) == 1
+    st.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def s_now() -> Any:
     from datetime import UTC, datetime
 

@@ -153,7 +153,7 @@ async def async_create_sync_groups(
     hass: HomeAssistant,
     entry: ConfigEntry,
     coordinator: PlexusCoordinator,
-    catalog: CatalogCoordinator | None = None,
+    catalog: CatalogCoordinator,
 ) -> dict[str, SyncGroup]:
     """Create (not start) an engine for every sync-group subentry; raise/clear Repairs issues."""
     subentries = [s for s in entry.subentries.values() if s.subentry_type == SUBENTRY_SYNC_GROUP]
@@ -257,7 +257,7 @@ def _rejoin_on_reconnect(
     return mqtt.async_subscribe_connection_status(hass, status)
 
 
-def _matcher(coordinator: PlexusCoordinator, catalog: CatalogCoordinator | None) -> MediaMatcher:
+def _matcher(coordinator: PlexusCoordinator, catalog: CatalogCoordinator) -> MediaMatcher:
     """The shared matcher, asking this server where the catalog cannot answer."""
 
     async def find_guid(guid: str) -> str | None:
@@ -278,15 +278,7 @@ def _matcher(coordinator: PlexusCoordinator, catalog: CatalogCoordinator | None)
         item = request.item
         return [Candidate(item.rating_key, item.title, item.year, item.type, None, 0.0)]
 
-    if catalog is not None:
-        return catalog.matcher(server_find_guid=find_guid, server_search=search_server)
-    return MediaMatcher(
-        coordinator.server_identifier,
-        None,
-        coordinator.hass.async_add_executor_job,
-        server_find_guid=find_guid,
-        server_search=search_server,
-    )
+    return catalog.matcher(server_find_guid=find_guid, server_search=search_server)
 
 
 def _create_group(
@@ -296,7 +288,7 @@ def _create_group(
     instance_id: str,
     uses_mqtt: bool,
     *,
-    catalog: CatalogCoordinator | None,
+    catalog: CatalogCoordinator,
 ) -> SyncGroup:
     data = subentry.data
     name: str = data[CONF_GROUP_NAME]
