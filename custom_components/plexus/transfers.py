@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import date
 import logging
 from pathlib import Path, PurePath
-import shutil
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -77,6 +76,7 @@ from .transfer import (
     plan_destination,
 )
 from .transfer.naming import MediaType
+from .transfer.paths import free_bytes
 
 _LOGGER = logging.getLogger(__name__)
 # Engine events fired on HA's bus (the others only move the entities).
@@ -677,13 +677,8 @@ def _split_root(
 
 
 def _free_space(roots: tuple[str, ...]) -> int | None:
-    """Free bytes at the first destination root that exists (or its nearest parent)."""
+    """Free bytes at the first destination root that can tell (or its nearest parent)."""
     for root in roots:
-        probe = Path(root)
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        try:
-            return shutil.disk_usage(probe).free
-        except OSError:
-            continue
+        if (free := free_bytes(Path(root))) is not None:
+            return free
     return None

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 from pathlib import Path, PurePath
-import shutil
 import threading
 import time
 from typing import Final, Protocol
@@ -20,7 +19,7 @@ from typing import Final, Protocol
 from .discovery import RunSync
 from .errors import DiskFullError, SourceMissingError, VerificationError
 from .models import Verify
-from .paths import partial_path
+from .paths import free_bytes, partial_path
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -104,23 +103,13 @@ def in_own_thread[T](func: Callable[[], T], name: str) -> asyncio.Future[T]:
     return future
 
 
-def _free_bytes(folder: Path) -> int | None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
-
-
 def disk_full(size: int, partial: Path) -> DiskFullError:
     """Return the error for a destination without room for the rest of ``partial``."""
     try:
         have = partial.stat().st_size
     except OSError:
         have = 0
-    free = _free_bytes(partial.parent)
+    free = free_bytes(partial.parent)
     return DiskFullError(max(0, size - have), free, partial.parent)
 
 

@@ -6,12 +6,11 @@ All blocking: the queue runs them through its ``run_sync`` (the executor).
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
-import shutil
 import stat
 
 from .errors import DiskFullError, SourceMissingError, TransferError
 from .models import SyncStatus, TransferState
-from .paths import IsAllowed, check_allowed, ensure_inside, partial_path
+from .paths import IsAllowed, check_allowed, ensure_inside, free_bytes, partial_path
 from .store import TransferStore
 
 
@@ -103,17 +102,6 @@ def shortfall(size: int, destination: str, reserve: int) -> DiskFullError:
     else:
         have = max(st.st_size, st.st_blocks * 512)
     return DiskFullError(max(0, size - have) + reserve, free_bytes(partial.parent), partial.parent)
-
-
-def free_bytes(folder: Path) -> int | None:
-    """Return the free bytes of the filesystem holding ``folder`` (or its nearest parent)."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free
-    except OSError:
-        return None
 
 
 def source_present(source: str) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import os
 from pathlib import Path, PurePosixPath
 import re
+import shutil
 from typing import Final
 import unicodedata
 
@@ -168,3 +169,14 @@ def partial_path(destination: str | Path) -> Path:
     """Return the temporary name a copy is written under, beside its final name."""
     dest = Path(destination)
     return dest.with_name(f".{dest.name}{PARTIAL_SUFFIX}")
+
+
+def free_bytes(folder: Path) -> int | None:
+    """Return the free bytes of the filesystem holding ``folder`` (or its nearest parent)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
