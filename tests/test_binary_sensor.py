@@ -3,27 +3,21 @@
 from collections.abc import AsyncIterator
 from unittest.mock import patch
 
-from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.const import STATE_OFF, STATE_ON, Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
+from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.const import (
-    CONF_GROUP_NAME,
-    CONF_MEMBERS,
-    CONF_SECRET,
-    CONF_TOPIC,
     DOMAIN,
-    SUBENTRY_SYNC_GROUP,
 )
-from tests.conftest import entry_data, wait_until
+from tests.conftest import wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.sync_group import group_entry, setup_group
 
-MEMBERS = ["media_player.living_room_tv", "media_player.office_htpc"]
 IN_SYNC = "binary_sensor.movie_night_in_sync"
 
 
@@ -35,32 +29,6 @@ async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
     await simulator.start()
     yield simulator
     await simulator.stop()
-
-
-def group_entry(sim: PlexSimulator) -> MockConfigEntry:
-    """A server entry with one local sync-play group of two players (fixed subentry id)."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Plexus Simulator",
-        unique_id=sim.machine_identifier,
-        data=entry_data(sim),
-        subentries_data=[
-            ConfigSubentryDataWithId(
-                data={
-                    CONF_GROUP_NAME: "Movie Night",
-                    CONF_TOPIC: "plexus/sync/movie_night",
-                    CONF_SECRET: "s" * 32,
-                    CONF_MEMBERS: MEMBERS,
-                    "drift_threshold_ms": 300,
-                    "follow": False,
-                },
-                subentry_id="01JSYNCGROUPMOVIENIGHT0000",
-                subentry_type=SUBENTRY_SYNC_GROUP,
-                title="Movie Night",
-                unique_id="plexus/sync/movie_night",
-            )
-        ],
-    )
 
 
 async def test_all_entities(
@@ -82,12 +50,7 @@ async def test_all_entities(
 async def test_in_sync_follows_the_drift(hass: HomeAssistant, sim: PlexSimulator) -> None:
     """On while both members play in step; off when one jumps ahead; on again once corrected."""
     entry = group_entry(sim)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    # The first setup registers the players; the group finds its members in the registry.
-    await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
+    await setup_group(hass, entry)
     assert hass.states.get(IN_SYNC).state == STATE_OFF  # idle: nothing to be in sync with
 
     seen: list[tuple[str, float | None]] = []

@@ -5,26 +5,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.plexus.const import (
-    CONF_GROUP_NAME,
-    CONF_MEMBERS,
-    CONF_SECRET,
-    CONF_TOPIC,
-    DOMAIN,
-    SUBENTRY_SYNC_GROUP,
-)
+from custom_components.plexus.const import DOMAIN
 from custom_components.plexus.syncplay import MediaRef
-from tests.conftest import entry_data, wait_until
+from tests.conftest import wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator
-
-MEMBERS = ["media_player.living_room_tv", "media_player.office_htpc"]
+from tests.sync_group import MEMBERS, group_entry, setup_group
 
 
 @pytest.fixture
@@ -37,47 +28,14 @@ async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
     await simulator.stop()
 
 
-def group_entry(sim: PlexSimulator, topic: str = "plexus/sync/movie_night") -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Plexus Simulator",
-        unique_id=sim.machine_identifier,
-        data=entry_data(sim),
-        subentries_data=[
-            ConfigSubentryData(
-                data={
-                    CONF_GROUP_NAME: "Movie Night",
-                    CONF_TOPIC: topic,
-                    CONF_SECRET: "s" * 32,
-                    CONF_MEMBERS: MEMBERS,
-                    "drift_threshold_ms": 300,
-                    "follow": True,
-                },
-                subentry_type=SUBENTRY_SYNC_GROUP,
-                title="Movie Night",
-                unique_id=topic,
-            )
-        ],
-    )
-
-
-async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    # First setup registers the players; the group maps its members from the registry.
-    await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def test_local_group_plays_pauses_stops_together(
     hass: HomeAssistant, sim: PlexSimulator
 ) -> None:
     """Without MQTT the group works in this home: both players start together; Repairs says so."""
-    entry = group_entry(sim)
+    entry = group_entry(sim, follow=True)
     events: list[Event[dict[str, Any]]] = []
     hass.bus.async_listen("plexus_sync_started", events.append)
-    await setup(hass, entry)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert set(group.members) == set(MEMBERS)
     assert group.engine.config.drift_threshold_ms == 300
@@ -125,8 +83,8 @@ async def test_local_group_plays_pauses_stops_together(
 async def test_deleted_group_is_left_at_once(hass: HomeAssistant, sim: PlexSimulator) -> None:
     """Deleting a group (its subentry) stops its engine and clears its Repairs notice right
     away; before, the engine kept controlling the members until HA restarted."""
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     issue_id = f"mqtt_missing_{group.subentry_id}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
@@ -153,8 +111,8 @@ async def test_deleted_group_is_left_at_once(hass: HomeAssistant, sim: PlexSimul
 
 
 async def test_service_errors(hass: HomeAssistant, sim: PlexSimulator) -> None:
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(DOMAIN, "sync_pause", {"group": "Nope"}, blocking=True)
     assert err.value.translation_key == "unknown_group"
@@ -185,8 +143,8 @@ async def test_mqtt_group_uses_ha_mqtt(
     hass: HomeAssistant, sim: PlexSimulator, mqtt_mock: Any
 ) -> None:
     """With MQTT set up the group talks over it (signed messages on its topic); no Repairs issue."""
-    entry = group_entry(sim, topic="home/sync/mn")
-    await setup(hass, entry)
+    entry = group_entry(sim, topic="home/sync/mn", follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert group.uses_mqtt
     assert ir.async_get(hass).async_get_issue(DOMAIN, f"mqtt_missing_{group.subentry_id}") is None
@@ -203,8 +161,8 @@ async def test_members_find_the_item_in_the_catalog(
     hass: HomeAssistant, sim: PlexSimulator
 ) -> None:
     """Another home's item is found by GUID: in the catalog once imported, else on the server."""
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert group.resolve_media is not None
     movie = next(
@@ -267,8 +225,8 @@ async def test_while_the_catalog_is_down_members_find_the_item_on_the_server(
     and year through this server's search, and an unknown title finds nothing."""
     # A folder where the SQLite file should be: the catalog cannot open it.
     monkeypatch.setattr("custom_components.plexus.catalog_manager.CATALOG_FILE", str(tmp_path))
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     assert entry.runtime_data.catalog.catalog is None
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert group.resolve_media is not None
@@ -285,8 +243,8 @@ async def test_a_member_already_playing_shows_so_when_the_group_starts(
 ) -> None:
     """A TV playing before Home Assistant (re)loads the group: the group knows at once what it
     plays, so `sync_play` without media takes that item and position right away."""
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     movie = sim.library.movies()[4]
     client = sim.client("Living Room TV")
     await client.local_start(movie.rating_key, offset_ms=120_000)
@@ -312,8 +270,8 @@ async def test_sync_play_of_an_item_the_server_cannot_describe_uses_its_key(
 ) -> None:
     """`sync_play` without media while the server answers the item's metadata with a page that
     is no Plex answer (a proxy's): the group still prepares that item, known by its key alone."""
-    entry = group_entry(sim)
-    await setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     movie = sim.library.movies()[5]
     client = sim.client("Living Room TV")

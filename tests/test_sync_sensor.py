@@ -7,27 +7,19 @@ whole seconds told apart from one that reports milliseconds.
 from collections.abc import AsyncIterator
 import random
 
-from homeassistant.config_entries import ConfigSubentryDataWithId
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.const import (
-    CONF_GROUP_NAME,
-    CONF_MEMBERS,
-    CONF_SECRET,
-    CONF_TOPIC,
     DOMAIN,
-    SUBENTRY_SYNC_GROUP,
 )
-from tests.conftest import entry_data, wait_until
+from tests.conftest import wait_until
 from tests.plex_simulator import LibraryConfig, PlexSimulator, behaviour
+from tests.sync_group import SUBENTRY_ID, group_entry, setup_group
 
-MEMBERS = ["media_player.living_room_tv", "media_player.office_htpc"]
-SUBENTRY_ID = "01JSYNCGROUPMOVIENIGHT0000"
 FINE = "sensor.movie_night_living_room_tv_expected_precision"
 COARSE = "sensor.movie_night_office_htpc_expected_precision"
 
@@ -42,41 +34,6 @@ async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
     await simulator.stop()
 
 
-def group_entry(sim: PlexSimulator) -> MockConfigEntry:
-    """A server entry with one local sync-play group of two players (fixed subentry id)."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Plexus Simulator",
-        unique_id=sim.machine_identifier,
-        data=entry_data(sim),
-        subentries_data=[
-            ConfigSubentryDataWithId(
-                data={
-                    CONF_GROUP_NAME: "Movie Night",
-                    CONF_TOPIC: "plexus/sync/movie_night",
-                    CONF_SECRET: "s" * 32,
-                    CONF_MEMBERS: MEMBERS,
-                    "drift_threshold_ms": 300,
-                    "follow": False,
-                },
-                subentry_id=SUBENTRY_ID,
-                subentry_type=SUBENTRY_SYNC_GROUP,
-                title="Movie Night",
-                unique_id="plexus/sync/movie_night",
-            )
-        ],
-    )
-
-
-async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    # First setup registers the players; the group maps its members from the registry.
-    await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def test_group_sensors(
     hass: HomeAssistant,
     sim: PlexSimulator,
@@ -86,7 +43,7 @@ async def test_group_sensors(
 ) -> None:
     """The group's sensors: its own and one expected precision per member of this home."""
     entry = group_entry(sim)
-    await setup(hass, entry)
+    await setup_group(hass, entry)
     device = device_registry.async_get_device_by_identifier((DOMAIN, SUBENTRY_ID), entry.entry_id)
     assert device is not None
     entities = sorted(
@@ -125,7 +82,7 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
     imprecise: list[Event] = []
     hass.bus.async_listen("plexus_sync_member_imprecise", imprecise.append)
     entry = group_entry(sim)
-    await setup(hass, entry)
+    await setup_group(hass, entry)
     for entity_id in (FINE, COARSE):
         state = hass.states.get(entity_id)
         assert state is not None, entity_id
