@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 import shutil
 from typing import Any
+from unittest.mock import patch
 
 from homeassistant.config_entries import SOURCE_USER, ConfigSubentryData, SubentryFlowResult
 from homeassistant.core import Event, HomeAssistant, State
@@ -282,6 +283,33 @@ async def test_reconfigure_keeps_the_queue(
 
 
 # -- sync_media ----------------------------------------------------------------------------------
+
+
+async def test_transferred_today_starts_again_at_midnight(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """What was copied today counts until local midnight; then the sensor starts from 0 (a
+    total_increasing sensor's new cycle), and a later refresh does not count yesterday's copy."""
+    entry = await setup_entry(hass, simulator, dirs)
+    await import_full(hass)
+    movie = simulator.library.movies()[0]
+    source = place_source(simulator, dirs, movie, MiB + 5)
+    await sync_media(hass, profile="Laptop", rating_key=movie.rating_key)
+    await manager(entry).queue(subentry_id(entry)).wait_idle()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    sensor = "sensor.laptop_transferred_today"
+    assert float(state(hass, sensor).state) == pytest.approx(source.stat().st_size / 1e6)
+
+    tomorrow = dt_util.start_of_local_day(dt_util.now() + timedelta(days=1))
+    with patch.object(dt_util, "now", lambda time_zone=None: tomorrow):
+        async_fire_time_changed(hass, tomorrow)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert float(state(hass, sensor).state) == 0
+        # a refresh (the free-space poll) reads the queue again: yesterday's copy stays out
+        async_fire_time_changed(hass, tomorrow + timedelta(minutes=10))
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert float(state(hass, sensor).state) == 0
+        assert state(hass, "sensor.laptop_queue").attributes["done"] == 1
 
 
 async def test_sync_media_by_rating_key_copies_bit_exact_and_fires_events(
