@@ -21,8 +21,8 @@ import pytest
 
 from custom_components.plexus.const import SUBENTRY_SYNC_GROUP
 from tests.plex_simulator import PlexSimulator
+from tests.sync_group import MEMBERS, group_entry, setup_group
 from tests.test_hardening_sweep import GARBAGE, NASTY_TEXT
-from tests.test_sync_ha import MEMBERS, group_entry, setup
 
 # Values each form accepts (mostly: the edges are in); garbage comes from one_garbage below.
 PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
@@ -94,8 +94,8 @@ async def test_flows_refuse_garbage_cleanly(
     simulator: PlexSimulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     group_id = next(iter(entry.subentries))
     loop = asyncio.get_running_loop()
     outcomes: dict[str, dict[str, int]] = {}

@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.plexus.const import DOMAIN
 from custom_components.plexus.syncplay import InvalidPositionError
 from tests.plex_simulator import PlexSimulator
-from tests.test_sync_ha import MEMBERS, group_entry, setup
+from tests.sync_group import MEMBERS, group_entry, setup_group
 
 PLAYER = "media_player.living_room_tv"
 
@@ -76,8 +76,8 @@ async def test_sync_play_with_bad_search_or_position_is_refused(
 ) -> None:
     """Each bad search names its field; infinite, huge, NaN, negative and > 24 h positions are
     refused by the schema (services.yaml's 0..86,400 s); nothing reaches the players."""
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     commands_before = sum(len(c.record) for c in simulator.clients.values())
     for tried, search, field in BAD_SEARCHES:
         with pytest.raises(ServiceValidationError) as caught:
@@ -106,8 +106,8 @@ async def test_sync_play_with_bad_search_or_position_is_refused(
 async def test_sync_position_past_the_items_end_is_refused(
     hass: HomeAssistant, simulator: PlexSimulator
 ) -> None:
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     movie = simulator.library.movies()[0]
     item = await entry.runtime_data.coordinator.library.metadata(movie.rating_key)
     assert item is not None
@@ -132,8 +132,8 @@ async def test_engine_position_refusal_is_a_validation_error(
 ) -> None:
     """Whatever the schema lets through, the engine's `InvalidPositionError` reaches the caller
     as a translated `ServiceValidationError`, not a raw ValueError."""
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
 
     async def refuse(position_ms: float) -> Any:

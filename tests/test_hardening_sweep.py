@@ -27,7 +27,7 @@ import pytest
 
 from custom_components.plexus.const import DOMAIN
 from tests.plex_simulator import PlexSimulator
-from tests.test_sync_ha import MEMBERS, group_entry, setup
+from tests.sync_group import MEMBERS, group_entry, setup_group
 
 PLAYER = "media_player.living_room_tv"
 NASTY_TEXT = [
@@ -131,8 +131,8 @@ async def test_services_refuse_garbage_cleanly(
     simulator: PlexSimulator,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     services = hass.services.async_services_for_domain(DOMAIN)
     assert {"import_library", "search", "sync_play", "sync_seek", "scan_clients"} <= set(services)
     loop = asyncio.get_running_loop()

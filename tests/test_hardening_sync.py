@@ -14,7 +14,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
-from tests.test_sync_ha import MEMBERS, group_entry, setup
+from tests.sync_group import MEMBERS, group_entry, setup_group
 
 
 @pytest.mark.parametrize("expected_lingering_timers", [True])  # MQTT's own periodic timer
@@ -26,8 +26,8 @@ async def test_mqtt_reconnect_runs_the_rejoin_handshake(
 ) -> None:
     """HA's MQTT client connecting again makes the group announce itself (hello) at once;
     a status repeated while connected does nothing."""
-    entry = group_entry(simulator, topic="home/sync/rejoin")
-    await setup(hass, entry)
+    entry = group_entry(simulator, topic="home/sync/rejoin", follow=True)
+    await setup_group(hass, entry)
     group = next(iter(entry.runtime_data.sync_groups.values()))
     assert group.uses_mqtt
     calls: list[str] = []
@@ -68,8 +68,8 @@ async def test_diagnostics_show_each_groups_drop_stats(
     hass_client: ClientSessionGenerator,
     simulator: PlexSimulator,
 ) -> None:
-    entry = group_entry(simulator)
-    await setup(hass, entry)
+    entry = group_entry(simulator, follow=True)
+    await setup_group(hass, entry)
     diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
     [group] = diag["sync_groups"]
     assert group["name"] == "Movie Night"

@@ -15,7 +15,7 @@ from custom_components.plexus.const import DOMAIN
 from custom_components.plexus.services import format_guid_ref
 from tests.conftest import entry_data
 from tests.plex_simulator import PlexSimulator
-from tests.test_sync_ha import group_entry, setup as sync_setup
+from tests.sync_group import group_entry, setup_group
 
 
 def refreshes(sim: PlexSimulator) -> list[str]:
@@ -162,8 +162,8 @@ def test_legacy_tv_guids_keep_their_season_and_episode() -> None:
 
 
 async def _sync_setup(hass: HomeAssistant, sim: PlexSimulator) -> MockConfigEntry:
-    entry = group_entry(sim)
-    await sync_setup(hass, entry)
+    entry = group_entry(sim, follow=True)
+    await setup_group(hass, entry)
     return entry
 
 
