@@ -89,13 +89,44 @@ async def test_server_refuses_a_create_without_items(
     assert set(simulator.library.playlists) == before
 
 
+async def test_server_refuses_mixed_kinds_and_smart_edits(
+    simulator: PlexSimulator, session: ClientSession
+) -> None:
+    """As a real server: a track in a video playlist, a movie in an audio one, and any edit of a
+    smart playlist are HTTP 400, and nothing changes."""
+    api = PlaylistAPI(
+        PlexServerAPI(session, simulator.url, simulator.token), simulator.machine_identifier
+    )
+    movie = simulator.library.movies()[0].rating_key
+    track = simulator.library.tracks()[0].rating_key
+    before = set(simulator.library.playlists)
+    for keys, kind in (([movie, track], "video"), ([track, movie], "audio"), ([movie], "audio")):
+        with pytest.raises(PlexConnectionError, match="400"):
+            await api.create("Mixed", keys, kind)
+    assert set(simulator.library.playlists) == before
+
+    videos = await api.create("Videos", [movie], "video")
+    with pytest.raises(PlexConnectionError, match="400"):
+        await api.add(videos.id, [track])
+    assert keys_of(simulator, videos.id) == [movie]
+
+    smart = simulator.library.add_playlist("Unwatched", [movie], smart=True)
+    assert (await api.find("Unwatched")).smart
+    with pytest.raises(PlexConnectionError, match="400"):
+        await api.add(smart.rating_key, [movie])
+    with pytest.raises(PlexConnectionError, match="400"):
+        await api.remove(smart.rating_key, [movie])
+    assert keys_of(simulator, smart.rating_key) == [movie]
+
+
 def test_items_uri_and_type() -> None:
     assert items_uri("abc", ["1", "2"]) == (
         "server://abc/com.plexapp.plugins.library/library/metadata/1,2"
     )
     assert playlist_type_for(["track", "album"]) == "audio"
     assert playlist_type_for(["movie", "episode"]) == "video"
-    assert playlist_type_for(["movie", "track"]) == "video"  # mixed: Plex plays it as video
+    assert playlist_type_for(["track", "movie"]) == "audio"  # mixed: the first item decides
+    assert playlist_type_for([]) == "video"
 
 
 # ---------------------------------------------------------------------------------- services
@@ -254,3 +285,55 @@ async def test_unreadable_answers_at_each_step_are_playlist_errors(
         items=[movies[0].rating_key],
     )
     assert keys_of(simulator, playlist_id) == [movies[0].rating_key]
+
+
+def playlist_requests(sim: PlexSimulator, since: int) -> list[str]:
+    """Methods of the requests that would change a playlist, sent since `since`."""
+    return [m for m, p, _q in sim.requests[since:] if p.startswith("/playlists") and m != "GET"]
+
+
+async def test_items_of_another_kind_are_refused_by_name(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A movie and a track in one new playlist, a movie in an explicit audio playlist, a track
+    added to a video playlist: refused naming the misfits, before anything is sent."""
+    movie = simulator.library.movies()[0]
+    track = simulator.library.tracks()[0]
+    created = await call(hass, "playlist_create", name="Films", items=[movie.rating_key])
+    playlist_id = str(created["playlist_id"])
+    before, start = set(simulator.library.playlists), len(simulator.requests)
+    attempts = (
+        ("playlist_create", {"name": "Mix", "items": [movie.rating_key, track.rating_key]}),
+        (
+            "playlist_create",
+            {"name": "Tunes", "items": [movie.rating_key], "playlist_type": "audio"},
+        ),
+        ("playlist_add", {"playlist": "Films", "items": [track.rating_key]}),
+    )
+    for service, data in attempts:
+        with pytest.raises(ServiceValidationError) as err:
+            await call(hass, service, **data)
+        assert err.value.translation_key == "playlist_wrong_kind", data
+    assert err.value.translation_placeholders == {
+        "playlist_type": "video",
+        "items": f"{track.title} (track)",
+    }
+    assert set(simulator.library.playlists) == before
+    assert keys_of(simulator, playlist_id) == [movie.rating_key]
+    assert playlist_requests(simulator, start) == []
+
+
+async def test_a_smart_playlist_is_not_edited(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Adding to and removing from a smart playlist: refused by name, nothing sent."""
+    movies = simulator.library.movies()
+    smart = simulator.library.add_playlist("Recently added", [movies[0].rating_key], smart=True)
+    start = len(simulator.requests)
+    for service in ("playlist_add", "playlist_remove"):
+        with pytest.raises(ServiceValidationError) as err:
+            await call(hass, service, playlist="Recently added", items=[movies[0].rating_key])
+        assert err.value.translation_key == "smart_playlist"
+        assert err.value.translation_placeholders == {"playlist": "Recently added"}
+    assert keys_of(simulator, smart.rating_key) == [movies[0].rating_key]
+    assert playlist_requests(simulator, start) == []

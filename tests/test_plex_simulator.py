@@ -660,6 +660,29 @@ async def test_timeline_poll_seek_volume_step_and_stop(
     ]
 
 
+async def test_terminate_takes_the_session_id_only(
+    sim: PlexSimulator, http: aiohttp.ClientSession
+) -> None:
+    """python-plexapi's `stop(reason)` (by `<Session id>`) ends the stream; a request without
+    `sessionId` is HTTP 400 and one naming the session key ends nothing (404), as on PMS."""
+    client = first_client(sim)
+    await client.local_start(sim.library.movies()[0].rating_key)
+    path = sim.url + "/status/sessions/terminate"
+    token = {"X-Plex-Token": sim.token}
+    for params, status in (({"reason": "x"}, 400), ({"sessionId": client.session_key}, 404)):
+        async with http.get(path, params=params, headers=token) as resp:
+            assert resp.status == status, params
+    assert client.state == "playing"
+
+    def stop() -> None:
+        with plex(sim) as server:
+            server.sessions()[0].stop(reason="Bed time")
+
+    await in_thread(stop)
+    assert client.state == "stopped"
+    assert ("terminate", {"reason": "Bed time"}) in client.commands
+
+
 async def test_unknown_offline_and_uncontrollable_clients(
     sim: PlexSimulator, http: aiohttp.ClientSession
 ) -> None:

@@ -1,6 +1,7 @@
 """plexus.terminate_session, and the session attributes video_resolution / transcode_reasons."""
 
 from pathlib import Path
+import re
 
 from homeassistant.components.media_player import DOMAIN as MP_DOMAIN
 from homeassistant.const import ATTR_ENTITY_ID
@@ -81,6 +82,42 @@ async def test_server_without_plex_pass_refuses(
     assert client.state == "playing"
 
 
+async def test_a_session_key_is_not_a_session_id(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """The stream's session key given as its id: a real server ends nothing (404), so "no
+    session", and the stream plays on."""
+    client = next(iter(simulator.clients.values()))
+    await playing(hass, simulator, loaded, client)
+    with pytest.raises(ServiceValidationError) as err:
+        await terminate(hass, session_id=client.session_key)
+    assert err.value.translation_key == "no_session"
+    assert client.state == "playing"
+
+
+async def test_a_session_listed_without_id_cannot_be_ended(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A server that lists a player's session without a <Session id> (as for Plexamp): a
+    translated error that says why, and no terminate request by any other key."""
+    client = next(iter(simulator.clients.values()))
+    entity_id = await playing(hass, simulator, loaded, client)
+    body = await loaded.runtime_data.coordinator.api.request("/status/sessions")
+    without_id = re.sub(rb"<Session [^>]*/>", b"", body)
+    assert without_id != body
+    simulator.set_answer("/status/sessions", without_id, "text/xml")
+    try:
+        with pytest.raises(HomeAssistantError) as err:
+            await terminate(hass, entity_id=entity_id)
+    finally:
+        simulator.set_answer("/status/sessions", None)
+    assert not isinstance(err.value, ServiceValidationError)
+    assert err.value.translation_key == "session_without_id"
+    assert err.value.translation_placeholders == {"server": loaded.title, "target": entity_id}
+    assert not any(p == "/status/sessions/terminate" for _m, p, _q in simulator.requests)
+    assert client.state == "playing"
+
+
 async def test_bad_targets(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
@@ -128,8 +165,13 @@ def recorded_session(extra: str = "") -> str:
 def test_parse_reasons_from_recorded_sessions() -> None:
     """The reasons come from the TranscodeSession decisions, where Plex reports them."""
     (session,) = parse_sessions(recorded_session())
-    assert session.transcode_reasons == ()  # no TranscodeSession element: nothing reported
+    # No TranscodeSession element: the Streams' own decisions say what is converted (the audio).
+    assert (session.video_decision, session.audio_decision) == ("copy", "transcode")
+    assert session.transcode_reasons == ("audio",)
     assert session.video_resolution == "720p"
+    direct = recorded_session().replace('decision="transcode"', 'decision="directplay"')
+    direct = direct.replace('decision="copy"', 'decision="directplay"')
+    assert parse_sessions(direct)[0].transcode_reasons == ()
     cases = {
         'videoDecision="copy" audioDecision="transcode" subtitleDecision="burn"': (
             "audio",
@@ -158,6 +200,10 @@ def test_parse_streams_from_recorded_responses() -> None:
     assert session.audio_stream_id == 21429
     assert session.subtitle_stream_id == 0  # no subtitle stream listed: none shown
     assert parse_live_session(body, "someone-else") is None
+    # Without a <Session id> there is nothing to end it by (its sessionKey is no substitute).
+    no_id = parse_live_session(re.sub(r"<Session [^>]*/>", "", body), player_id)
+    assert no_id is not None
+    assert no_id.session_id == ""
     empty = parse_item_streams("<MediaContainer size='0'/>", "1")
     assert empty.audio == ()
     assert empty.subtitles == ()

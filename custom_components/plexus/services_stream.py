@@ -4,7 +4,9 @@
   viewer sees. Plex allows this to the server owner with Plex Pass; a refusal is a translated error.
 - `plexus.playlist_create` / `playlist_add` / `playlist_remove` change a server's playlists; items
   are rating keys, GUIDs or searches (what `play_media` accepts), all resolved before anything
-  changes. The result (playlist id, title, items) is the response data.
+  changes. The result (playlist id, title, items) is the response data. Plex keeps audio, video
+  and photos in separate playlists and does not let a smart playlist be edited: both are refused
+  here, naming the items or the playlist, before anything is sent.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ from .ids import client_id_from
 from .plex import PlexAuthError, PlexError
 from .plex.errors import PlexForbiddenError, PlexNotFoundError
 from .plex.library import MediaItem
-from .plex.playlists import PlaylistAPI, PlaylistInfo, PlaylistNotFoundError, playlist_type_for
+from .plex.playlists import (
+    PlaylistAPI,
+    PlaylistInfo,
+    PlaylistNotFoundError,
+    playlist_kind,
+    playlist_type_for,
+)
 from .plex.resolve import MediaNotFoundError
 from .plex.search_query import BadMediaIdError
-from .plex.sessions import terminate_player_session, terminate_session
+from .plex.sessions import SessionWithoutIdError, terminate_player_session, terminate_session
 from .runtime import PlexusConfigEntry
 from .service_entry import ATTR_CONFIG_ENTRY_ID, ENTRY_SCHEMA, _entry
 from .validation import ENTITY_IDS
@@ -106,6 +114,12 @@ def _refused(entry: PlexusConfigEntry, target: str, err: PlexError) -> HomeAssis
             translation_placeholders={"target": target},
         )
     placeholders = {"server": entry.title, "target": target, "error": str(err)}
+    if isinstance(err, SessionWithoutIdError):
+        return HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="session_without_id",
+            translation_placeholders={"server": entry.title, "target": target},
+        )
     if isinstance(err, (PlexAuthError, PlexForbiddenError)):
         return HomeAssistantError(
             translation_domain=DOMAIN,
@@ -189,6 +203,30 @@ async def _find(entry: PlexusConfigEntry, name_or_id: str) -> PlaylistInfo:
         raise _playlist_failed(entry, err) from err
 
 
+def _check_fits(playlist_type: str, items: list[MediaItem]) -> None:
+    """Refuse items of another kind than the playlist's (the server answers them with HTTP 400)."""
+    misfits = [item for item in items if playlist_kind(item.type) != playlist_type]
+    if misfits:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="playlist_wrong_kind",
+            translation_placeholders={
+                "playlist_type": playlist_type,
+                "items": ", ".join(f"{i.title} ({i.type})" for i in misfits),
+            },
+        )
+
+
+def _check_editable(playlist: PlaylistInfo) -> None:
+    """Refuse to edit a smart playlist (its items come from its filter)."""
+    if playlist.smart:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="smart_playlist",
+            translation_placeholders={"playlist": playlist.title},
+        )
+
+
 def _listed(items: list[MediaItem]) -> list[JsonValueType]:
     return [{"rating_key": item.rating_key, "title": item.title} for item in items]
 
@@ -210,6 +248,7 @@ async def _playlist_create(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call.hass, call)
     items = await _resolve_items(entry, call.data[ATTR_ITEMS])
     playlist_type = call.data.get(ATTR_PLAYLIST_TYPE) or playlist_type_for(i.type for i in items)
+    _check_fits(playlist_type, items)
     try:
         playlist = await _playlists(entry).create(
             call.data[ATTR_NAME], [i.rating_key for i in items], playlist_type
@@ -222,7 +261,9 @@ async def _playlist_create(call: ServiceCall) -> ServiceResponse:
 async def _playlist_add(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call.hass, call)
     playlist = await _find(entry, call.data[ATTR_PLAYLIST])
+    _check_editable(playlist)
     items = await _resolve_items(entry, call.data[ATTR_ITEMS])
+    _check_fits(playlist.playlist_type, items)
     try:
         await _playlists(entry).add(playlist.id, [i.rating_key for i in items])
         return await _response(entry, playlist, "added", _listed(items))
@@ -233,6 +274,7 @@ async def _playlist_add(call: ServiceCall) -> ServiceResponse:
 async def _playlist_remove(call: ServiceCall) -> ServiceResponse:
     entry = _entry(call.hass, call)
     playlist = await _find(entry, call.data[ATTR_PLAYLIST])
+    _check_editable(playlist)
     items = await _resolve_items(entry, call.data[ATTR_ITEMS])
     try:
         removed = await _playlists(entry).remove(playlist.id, [i.rating_key for i in items])

@@ -28,6 +28,8 @@ type Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
 
 SIM_KEY: Final = web.AppKey("plex_simulator", PlexSimulator)
 DEFAULT_LIST_LIMIT: Final = 50
+# The playlist type an item belongs in (anything else is video).
+_PLAYLIST_KINDS: Final = {"track": "audio", "album": "audio", "artist": "audio", "photo": "photo"}
 TIMELINE_POLL_MAX_WAIT: Final = 20.0
 _TYPE_TITLES: Final = {
     "movie": "Movies",
@@ -896,7 +898,7 @@ async def h_playlist_items(ctx: Ctx) -> web.StreamResponse:
         ("leafCount", len(items)),
         ("playlistType", playlist.playlist_type),
         ("ratingKey", playlist.id),
-        ("smart", False),
+        ("smart", playlist.smart),
         ("title", playlist.title),
     ]
     return xml(container(root, children))
@@ -908,24 +910,40 @@ def _playlist_answer(ctx: Ctx, playlist_id: str, *extra: tuple[str, AttrValue]) 
     return xml(container([("size", 1), *extra], [render.playlist_element(playlist, lib)]))
 
 
+def _fits(ctx: Ctx, playlist_type: str, keys: Sequence[str]) -> bool:
+    """True when every item is of the playlist's kind (PMS refuses to mix audio and video)."""
+    items = ctx.sim.library.items
+    return all(_PLAYLIST_KINDS.get(items[key].type, "video") == playlist_type for key in keys)
+
+
 async def h_create_playlist(ctx: Ctx) -> web.StreamResponse:
-    """`POST /playlists?uri=server://<id>/…/library/metadata/<k1,k2>&title=…&type=…&smart=0`."""
+    """`POST /playlists?uri=server://<id>/…/library/metadata/<k1,k2>&title=…&type=…&smart=0`.
+
+    HTTP 400 for no title, no items, or an item not of the playlist's type (a track in a
+    video playlist, a movie in an audio one): a real server does not mix them.
+    """
     title = (ctx.query.get("title") or "").strip()
     playlist_type = ctx.query.get("type", "")
     keys = ctx.sim.keys_for_uri(ctx.query.get("uri", ""))
     if not title or playlist_type not in ("video", "audio", "photo") or not keys:
+        return error_response(400)
+    if not _fits(ctx, playlist_type, keys):
         return error_response(400)
     playlist = ctx.sim.library.add_playlist(title, keys, playlist_type=playlist_type)
     return _playlist_answer(ctx, playlist.rating_key)
 
 
 async def h_playlist_add(ctx: Ctx) -> web.StreamResponse:
-    """`PUT /playlists/<id>/items?uri=…`: append the items the uri names."""
-    playlist_id = ctx.match["id"]
-    if playlist_id not in ctx.sim.library.playlists:
+    """`PUT /playlists/<id>/items?uri=…`: append the items the uri names.
+
+    HTTP 400 for a smart playlist (its items come from its filter) and for items not of the
+    playlist's type.
+    """
+    playlist = ctx.sim.library.playlists.get(playlist_id := ctx.match["id"])
+    if playlist is None:
         return error_response(404)
     keys = ctx.sim.keys_for_uri(ctx.query.get("uri", ""))
-    if not keys:
+    if not keys or playlist.smart or not _fits(ctx, playlist.playlist_type, keys):
         return error_response(400)
     ctx.sim.library.add_to_playlist(playlist_id, keys)
     return _playlist_answer(
@@ -934,8 +952,10 @@ async def h_playlist_add(ctx: Ctx) -> web.StreamResponse:
 
 
 async def h_playlist_remove(ctx: Ctx) -> web.StreamResponse:
-    """`DELETE /playlists/<id>/items/<playlistItemID>`."""
-    playlist_id = ctx.match["id"]
+    """`DELETE /playlists/<id>/items/<playlistItemID>` (HTTP 400 for a smart playlist)."""
+    playlist = ctx.sim.library.playlists.get(playlist_id := ctx.match["id"])
+    if playlist is not None and playlist.smart:
+        return error_response(400)
     if not ctx.sim.library.remove_playlist_entry(playlist_id, int(ctx.match["entry"])):
         return error_response(404)
     return _playlist_answer(ctx, playlist_id)
@@ -1031,12 +1051,18 @@ async def h_history(ctx: Ctx) -> web.StreamResponse:
 
 
 async def h_terminate(ctx: Ctx) -> web.StreamResponse:
-    """`/status/sessions/terminate?sessionId=...&reason=...`: stop that stream."""
+    """`/status/sessions/terminate?sessionId=...&reason=...`: stop that stream.
+
+    The stream is named by its `<Session id>`; a session key names nothing here (404), and a
+    request without `sessionId` is HTTP 400, as on a real server.
+    """
     session_id = ctx.query.get("sessionId", "")
     if not ctx.sim.plex_pass:
         return error_response(403)  # stream control is a Plex Pass feature of the owner
+    if not session_id:
+        return error_response(400)
     for client in ctx.sim.active_clients():
-        if session_id in (client.session_id, client.session_key):
+        if session_id == client.session_id:
             client.commands.append(("terminate", {"reason": ctx.query.get("reason", "")}))
             client._stop("terminate")
             return empty_ok()

@@ -252,7 +252,7 @@ class Section:
 
 @dataclass(slots=True)
 class Playlist:
-    """A (non-smart) playlist."""
+    """A playlist (`smart`: its items come from a filter; the server refuses to edit them)."""
 
     id: int
     title: str
@@ -264,6 +264,7 @@ class Playlist:
     summary: str = ""
     view_count: int = 0
     last_viewed_at: int | None = None
+    smart: bool = False
     # Each entry's playlistItemID (parallel to `items`; stable while entries come and go).
     entry_ids: list[int] = field(default_factory=list)
 
@@ -817,9 +818,14 @@ class Library:
         self._changed()
 
     def add_playlist(
-        self, title: str, items: Iterable[str | int], *, playlist_type: str | None = None
+        self,
+        title: str,
+        items: Iterable[str | int],
+        *,
+        playlist_type: str | None = None,
+        smart: bool = False,
     ) -> Playlist:
-        """Create a playlist of the given rating keys."""
+        """Create a playlist of the given rating keys (`smart`: as if made from a filter)."""
         ids = [int(k) for k in items]
         if playlist_type is None:
             first = self.items.get(str(ids[0])) if ids else None
@@ -833,6 +839,7 @@ class Library:
             guid=f"com.plexapp.agents.none://{uuid_mod.UUID(int=self._rng.getrandbits(128))}",
             added_at=now,
             updated_at=now,
+            smart=smart,
         )
         self.playlists[playlist.rating_key] = playlist
         self._changed()

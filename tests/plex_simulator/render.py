@@ -819,7 +819,7 @@ def playlist_element(playlist: Playlist, lib: Library) -> str:
             ("type", "playlist"),
             ("title", playlist.title),
             ("summary", playlist.summary),
-            ("smart", False),
+            ("smart", playlist.smart),
             ("playlistType", playlist.playlist_type),
             ("composite", f"/playlists/{playlist.id}/composite/{playlist.updated_at}"),
             ("viewCount", playlist.view_count or None),

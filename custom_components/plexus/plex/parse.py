@@ -119,19 +119,25 @@ def _session_decision(item: ET.Element) -> str:
     return "directplay"
 
 
-def _transcode_reasons(item: ET.Element) -> tuple[str, ...]:
-    """What the server converts, from the session's TranscodeSession decisions."""
+def _subtitle_decision(item: ET.Element) -> str | None:
     transcode = item.find("TranscodeSession")
-    if transcode is None:
+    if transcode is not None and transcode.get("subtitleDecision"):
+        return transcode.get("subtitleDecision")
+    return next(
+        (s.get("decision") for s in item.iter("Stream") if s.get("streamType") == "3"), None
+    )
+
+
+def _transcode_reasons(item: ET.Element) -> tuple[str, ...]:
+    """What the server converts: from the TranscodeSession decisions, else the Streams' own."""
+    decision = _session_decision(item)
+    if decision == "directplay":
         return ()
-    reasons = [
-        kind
-        for kind, attr in (("video", "videoDecision"), ("audio", "audioDecision"))
-        if transcode.get(attr) == "transcode"
-    ]
-    if transcode.get("subtitleDecision") in ("transcode", "burn"):
+    video, audio = _stream_decisions(item)
+    reasons = [kind for kind, said in (("video", video), ("audio", audio)) if said == "transcode"]
+    if _subtitle_decision(item) in ("transcode", "burn"):
         reasons.append("subtitles")
-    if not reasons:
+    if not reasons and decision == "copy":
         reasons.append("container")  # streams copied: remuxed into another container
     return tuple(reasons)
 

@@ -6,6 +6,8 @@ The server's own endpoints (what Plex Web and python-plexapi use):
 - `DELETE /playlists/<id>/items/<playlistItemID>` removes one entry (an item may be in a playlist
   several times; each entry has its own `playlistItemID`).
 The items uri is `server://<machine id>/com.plexapp.plugins.library/library/metadata/<k1>,<k2>…`.
+A playlist holds one kind of media: the server refuses (HTTP 400) audio in a video playlist and the
+other way round, and refuses to edit a smart playlist (its items come from its filter).
 """
 
 from collections.abc import Iterable, Sequence
@@ -44,10 +46,14 @@ class PlaylistEntry:
     title: str
 
 
+def playlist_kind(item_type: str) -> str:
+    """The playlist type an item of this type belongs in (music: audio; photos: photo)."""
+    return PLAYLIST_TYPES.get(item_type, "video")
+
+
 def playlist_type_for(item_types: Iterable[str]) -> str:
-    """The playlist type for items of these types (music makes an audio playlist)."""
-    kinds = {PLAYLIST_TYPES.get(t, "video") for t in item_types}
-    return kinds.pop() if len(kinds) == 1 else "video"
+    """The playlist type for items of these types: the first item's (Plex does not mix them)."""
+    return next((playlist_kind(t) for t in item_types), "video")
 
 
 def items_uri(server_identifier: str, rating_keys: Sequence[str]) -> str:

@@ -3,6 +3,8 @@
 - Ending a stream is the server's `/status/sessions/terminate?sessionId=<Session id>&reason=<text>`
   (the `id` of the session's `<Session>` element, not its `sessionKey`); the viewer sees the
   reason. Plex allows it only to the server owner with Plex Pass: other tokens get 401 or 403.
+  A session listed without a `<Session id>` (some players, Plexamp among them) cannot be ended:
+  the server takes no other key for it.
 - A session lists only the streams it plays; the choices come from the item's own metadata
   (`/library/metadata/<key>`: every `<Stream>` of the played part, streamType 2 audio, 3
   subtitles). A client is told to switch with `/player/playback/setStreams?audioStreamID=…` or
@@ -15,12 +17,16 @@ from xml.etree import ElementTree as ET
 
 from .api import PlexServerAPI
 from .control import PlayerControl
-from .errors import PlexNotFoundError
+from .errors import PlexError, PlexNotFoundError
 from .parse import SESSION_ITEM_TAGS, parse_xml, to_int
 
 AUDIO: Final = "2"
 SUBTITLES: Final = "3"
 SUBTITLES_OFF: Final = 0
+
+
+class SessionWithoutIdError(PlexError):
+    """The server lists the player's session without a `<Session id>`, so it cannot end it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +119,8 @@ def parse_live_session(body: bytes | str, player_id: str) -> LiveSession | None:
         subtitles = _streams(part, SUBTITLES) if part is not None else ()
         chosen_audio = next((s for s in audio if s.selected), audio[0] if audio else None)
         return LiveSession(
-            session_id=(session.get("id", "") if session is not None else "")
-            or item.get("sessionKey", ""),
+            # Only the <Session id> ends a stream (`/status/sessions/terminate` takes no key).
+            session_id=session.get("id", "") if session is not None else "",
             rating_key=item.get("ratingKey", ""),
             audio_stream_id=chosen_audio.id if chosen_audio else None,
             # A session lists a subtitle stream only while one is shown.
@@ -143,10 +149,15 @@ async def terminate_session(api: PlexServerAPI, session_id: str, reason: str) ->
 
 
 async def terminate_player_session(api: PlexServerAPI, player_id: str, reason: str) -> str:
-    """End whatever a player plays; return the session id. PlexNotFoundError: it plays nothing."""
+    """End whatever a player plays; return the session id.
+
+    PlexNotFoundError: it plays nothing; SessionWithoutIdError: the server gives its session no id.
+    """
     session = await live_session(api, player_id)
     if session is None:
         raise PlexNotFoundError("the player has no session")
+    if not session.session_id:
+        raise SessionWithoutIdError("the server lists this player's session without a session id")
     await terminate_session(api, session.session_id, reason)
     return session.session_id
 
