@@ -322,6 +322,41 @@ async def test_oversized_body_is_refused_without_reading_it_all(
     no_errors(caplog)
 
 
+async def test_framing_over_the_cap_is_refused(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Streamed without a length: 11 MiB of lines before the first boundary, or 40 empty parts.
+
+    Both end in a valid payload part; both get a 413 and nothing is fired.
+    """
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    tail = b'--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{"event": "media.play"}'
+
+    async def preamble() -> Any:
+        for _ in range(11 * 32):
+            yield b"p" * 32_766 + b"\r\n"
+        yield tail + b"\r\n--b--\r\n"
+
+    async def empty_parts() -> Any:
+        yield b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n' * 40
+        yield tail + b"\r\n--b--\r\n"
+
+    for body in (preamble(), empty_parts()):
+        resp = await client.post(
+            url_of(loaded), data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert resp.status == 413
+        assert await resp.text() == "too_large"
+    await settle(hass)
+    assert events == []
+    assert manager_of(loaded).counters.rejected == {"too_large": 2}
+    no_errors(caplog)
+
+
 async def test_wrong_method_is_refused(
     hass: HomeAssistant, loaded: MockConfigEntry, hass_client_no_auth: ClientSessionGenerator
 ) -> None:
