@@ -17,6 +17,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from sqlalchemy.exc import OperationalError
@@ -660,6 +661,12 @@ async def test_queue_services_bad_input(
         await hass.services.async_call(
             DOMAIN, "cancel_transfer", {"transfer_id": "x"}, blocking=True
         )
+    # Ids no database column holds (before: a raw OverflowError from SQLite, not the field).
+    for too_big in (2**31, 2**63, 1e30):
+        with pytest.raises(vol.Invalid, match="transfer_id"):
+            await hass.services.async_call(
+                DOMAIN, "cancel_transfer", {"transfer_id": too_big}, blocking=True
+            )
     # No scan button on a catalog profile (it has no folders to scan).
     assert hass.states.get("button.laptop_scan_sources") is None
     assert state(hass, "button.laptop_pause").state != "unavailable"
