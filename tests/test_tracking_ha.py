@@ -788,3 +788,51 @@ async def test_history_survives_a_restart_on_postgresql(
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A payload whose user and title hold NUL ("\\u0000"), posted with a clean one.
+
+    PostgreSQL refuses NUL in text: before, that watch was lost and the audit rows of the whole
+    batch with it. Now both are recorded (NUL dropped) and nothing is logged.
+    """
+    schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        config_entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(
+            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        )
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await imported(hass, config_entry)
+        client = await hass_client_no_auth()
+        movies = simulator.library.movies()
+        nul = item_payload(simulator, movies[3], user=(7, "mal\u0000lory"))
+        nul["event"] = "media.scrobble\u0000"
+        nul["Metadata"]["title"] = "x\u0000y"
+        clean = item_payload(simulator, movies[4])
+        for payload in (nul, clean):
+            assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+        await settle(hass)
+        watches = {(w.rating_key, w.user_name) for w in await history(config_entry)}
+        assert watches == {(movies[3].rating_key, "mallory"), (movies[4].rating_key, "alice")}
+        store = manager_of(config_entry).store
+        assert store is not None
+        audits = await hass.async_add_executor_job(lambda: store.audit_log(limit=10))
+        assert len(audits) == 2
+        assert not [
+            r for r in caplog.records if r.levelno >= logging.WARNING and "plexus" in r.name
+        ]
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

@@ -8,7 +8,7 @@ is buffered, the thumbnail is counted and thrown away. A body of more than :data
 or :data:`MAX_LINES` lines outside the parts' content (each costs far more to parse than a byte of
 content) is refused the same way. :func:`parse_payload` turns the JSON into a typed
 :class:`WebhookEvent`; unknown keys are allowed, most keys are optional, values of the wrong type
-read as missing.
+read as missing, NUL characters are dropped from strings.
 
 Every failure is a :class:`WebhookError` whose ``reason`` says what was wrong (for the 4xx answer
 and the log line): ``too_large``, ``not_multipart``, ``malformed``, ``no_payload``,
@@ -273,6 +273,8 @@ def parse_payload(data: bytes | str) -> WebhookEvent:
     if not isinstance(doc, dict):
         raise WebhookError("not_an_event", "payload is not a JSON object")
     event = doc.get("event")
+    if isinstance(event, str):
+        event = event.replace("\x00", "")
     if not isinstance(event, str) or not event.strip() or len(event) > 100:
         raise WebhookError("not_an_event", "payload has no event name")
     account = _dict(doc.get("Account"))
@@ -302,8 +304,10 @@ def _str(value: Any, limit: int = 1000) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:limit]
+    if isinstance(value, str):
+        # NUL is never part of a name, and PostgreSQL refuses it in text columns.
+        text = value.replace("\x00", "").strip()
+        return text[:limit] or None
     return None
 
 
