@@ -667,6 +667,11 @@ async def test_queue_services_bad_input(
             await hass.services.async_call(
                 DOMAIN, "cancel_transfer", {"transfer_id": too_big}, blocking=True
             )
+    # A path with NUL (before: a raw database error on PostgreSQL, which refuses NUL in text).
+    with pytest.raises(vol.Invalid, match="path"):
+        await hass.services.async_call(
+            DOMAIN, "remove_local_copy", {"path": f"{dirs['dest']}/a\x00b.mkv"}, blocking=True
+        )
     # No scan button on a catalog profile (it has no folders to scan).
     assert hass.states.get("button.laptop_scan_sources") is None
     assert state(hass, "button.laptop_pause").state != "unavailable"

@@ -82,7 +82,14 @@ CANCEL_SCHEMA = PROFILE_SCHEMA.extend(
         )
     }
 )
-REMOVE_SCHEMA = PROFILE_SCHEMA.extend({vol.Required(ATTR_PATH): vol.All(cv.string, vol.Length(1))})
+# No file system has NUL in a path (and PostgreSQL refuses it in text: a raw database error).
+REMOVE_SCHEMA = PROFILE_SCHEMA.extend(
+    {
+        vol.Required(ATTR_PATH): vol.All(
+            cv.string, vol.Length(1), vol.Match(r"^[^\x00]*$", msg="a path cannot hold NUL")
+        )
+    }
+)
 
 
 def _invalid(
