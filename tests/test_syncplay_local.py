@@ -343,6 +343,32 @@ async def test_bad_bodies_are_counted_not_acted_on(nodes: tuple[Node, Node]) -> 
     assert states(a, b) == {"stopped"}
 
 
+async def test_time_exchanges_with_non_numbers_are_counted_not_answered(
+    nodes: tuple[Node, Node],
+) -> None:
+    """Signed time_req/time_resp whose instants are strings ("nan", "1e999", "5") or missing.
+
+    (Before: float() took the strings, so "inf" instants could reach a clock estimate.)
+    """
+    a, b = nodes
+    forger = MessageCodec("den", SECRET, "c", OffsetClock(0.0))
+    answers: list[bytes] = []
+    await b.transport.subscribe("plexus/sync/den/to/c", lambda _t, p: answers.append(p))
+    bodies: list[tuple[str, dict[str, Any]]] = [
+        ("time_req", {"t0": "nan"}),
+        ("time_req", {"t0": "1e999"}),
+        ("time_resp", {"t0": 1.0, "t1": "inf", "t2": "inf"}),
+        ("time_resp", {"t0": "5", "t1": 1.0, "t2": 1.0}),
+        ("time_resp", {"t0": 1.0, "t1": 1.0}),
+    ]
+    for kind, body in bodies:
+        await a.transport.publish("plexus/sync/den/all", forger.encode(kind, body))
+    await wait_for(lambda: b.engine.codec.dropped["malformed"] == len(bodies))
+    await a.transport.publish("plexus/sync/den/all", forger.encode("time_req", {"t0": 1.5}))
+    await wait_for(lambda: len(answers) == 2)  # a and b answer the one good request
+    assert b.engine.codec.dropped["malformed"] == len(bodies)
+
+
 async def test_a_failing_player_is_reported_and_the_rest_go_on(
     nodes: tuple[Node, Node],
 ) -> None:

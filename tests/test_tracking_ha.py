@@ -322,6 +322,41 @@ async def test_oversized_body_is_refused_without_reading_it_all(
     no_errors(caplog)
 
 
+async def test_framing_over_the_cap_is_refused(
+    hass: HomeAssistant,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Streamed without a length: 11 MiB of lines before the first boundary, or 40 empty parts.
+
+    Both end in a valid payload part; both get a 413 and nothing is fired.
+    """
+    events = bus_events(hass)
+    client = await hass_client_no_auth()
+    tail = b'--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{"event": "media.play"}'
+
+    async def preamble() -> Any:
+        for _ in range(11 * 32):
+            yield b"p" * 32_766 + b"\r\n"
+        yield tail + b"\r\n--b--\r\n"
+
+    async def empty_parts() -> Any:
+        yield b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n' * 40
+        yield tail + b"\r\n--b--\r\n"
+
+    for body in (preamble(), empty_parts()):
+        resp = await client.post(
+            url_of(loaded), data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert resp.status == 413
+        assert await resp.text() == "too_large"
+    await settle(hass)
+    assert events == []
+    assert manager_of(loaded).counters.rejected == {"too_large": 2}
+    no_errors(caplog)
+
+
 async def test_wrong_method_is_refused(
     hass: HomeAssistant, loaded: MockConfigEntry, hass_client_no_auth: ClientSessionGenerator
 ) -> None:
@@ -749,6 +784,54 @@ async def test_history_survives_a_restart_on_postgresql(
             lambda: inspect(admin).get_table_names(schema=schema)
         )
         assert {"plexus_tracking_watches", "plexus_tracking_audit"} <= set(tables)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A payload whose user and title hold NUL ("\\u0000"), posted with a clean one.
+
+    PostgreSQL refuses NUL in text: before, that watch was lost and the audit rows of the whole
+    batch with it. Now both are recorded (NUL dropped) and nothing is logged.
+    """
+    schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        config_entry.add_to_hass(hass)
+        hass.config_entries.async_update_entry(
+            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
+        )
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await imported(hass, config_entry)
+        client = await hass_client_no_auth()
+        movies = simulator.library.movies()
+        nul = item_payload(simulator, movies[3], user=(7, "mal\u0000lory"))
+        nul["event"] = "media.scrobble\u0000"
+        nul["Metadata"]["title"] = "x\u0000y"
+        clean = item_payload(simulator, movies[4])
+        for payload in (nul, clean):
+            assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+        await settle(hass)
+        watches = {(w.rating_key, w.user_name) for w in await history(config_entry)}
+        assert watches == {(movies[3].rating_key, "mallory"), (movies[4].rating_key, "alice")}
+        store = manager_of(config_entry).store
+        assert store is not None
+        audits = await hass.async_add_executor_job(lambda: store.audit_log(limit=10))
+        assert len(audits) == 2
+        assert not [
+            r for r in caplog.records if r.levelno >= logging.WARNING and "plexus" in r.name
+        ]
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

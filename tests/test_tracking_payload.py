@@ -13,6 +13,8 @@ import pytest
 from custom_components.plexus.tracking.payload import (
     EVENT_TYPES,
     MAX_BODY,
+    MAX_LINES,
+    MAX_PARTS,
     WebhookError,
     WebhookEvent,
     parse_payload,
@@ -222,6 +224,40 @@ async def test_declared_length_over_the_cap_is_refused_unread() -> None:
     # A smaller cap applies to the payload part as well.
     with pytest.raises(WebhookError, match="over"):
         await read(multipart(("payload", OK_PAYLOAD, "application/json")), max_body=100)
+
+
+async def test_framing_counts_against_the_cap() -> None:
+    """Bytes outside the parts' content count: a preamble of 12 MiB of long lines is refused."""
+    line = b"p" * 60_000 + b"\r\n"
+    body = line * 210 + multipart(("payload", OK_PAYLOAD, "application/json"))
+    reader = stream(body)
+    with pytest.raises(WebhookError) as caught:
+        await read_webhook(CONTENT_TYPE, reader)
+    assert (caught.value.reason, caught.value.status) == ("too_large", 413)
+    assert len(await reader.read()) >= len(body) - MAX_BODY - 2 * len(line)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        multipart(*[("x", b"", "text/plain")] * (MAX_PARTS + 1), ("payload", OK_PAYLOAD, "a/b")),
+        b"\r\n" * (MAX_LINES + 1) + multipart(("payload", OK_PAYLOAD, "application/json")),
+    ],
+    ids=["many-empty-parts", "many-preamble-lines"],
+)
+async def test_cheap_bytes_costly_to_parse_are_refused(body: bytes) -> None:
+    """Many empty parts, or many empty lines before the first boundary, well under 10 MiB."""
+    with pytest.raises(WebhookError) as caught:
+        await read(body)
+    assert (caught.value.reason, caught.value.status) == ("too_large", 413)
+
+
+async def test_too_many_part_headers_is_malformed() -> None:
+    """A part with 200 header lines (aiohttp allows 128): a WebhookError, not aiohttp's own."""
+    head = f"--{BOUNDARY}\r\n".encode() + b"X-A: b\r\n" * 200 + b"\r\n"
+    with pytest.raises(WebhookError) as caught:
+        await read(head + b"x\r\n" + multipart(("payload", OK_PAYLOAD, "application/json")))
+    assert (caught.value.reason, caught.value.status) == ("malformed", 400)
 
 
 def test_same_payload_same_digest() -> None:

@@ -235,6 +235,25 @@ async def test_scan_finds_and_parses_and_skips_extras(
     assert anime[0].parsed.episodes == (1071,)
 
 
+async def test_a_name_that_is_not_utf8_is_skipped_and_the_rest_scanned(
+    store: TransferStore, tmp_path: Path
+) -> None:
+    """A Latin-1 file name and a Latin-1 folder (b"Caf\\xe9") beside a good file.
+
+    Before: the scan failed with a UnicodeEncodeError and recorded nothing.
+    """
+    root = tmp_path / "Movies"
+    write(root, "Good (2002)/Good (2002).mkv")
+    raw = os.fsencode(root)
+    os.mkdir(raw + b"/Caf\xe9 (1999)")  # noqa: PTH102 - a bytes path
+    for name in (b"/Caf\xe9 (1999)/Caf\xe9 (1999).mkv", b"/Na\xefve (2003).mkv"):
+        os.close(os.open(raw + name, os.O_CREAT | os.O_WRONLY))
+    discovery = Discovery(store, run_sync)
+    result = await discovery.scan([SourceRoot(str(root), "movie")])
+    assert (result.seen, result.added) == (1, 1)
+    assert [m.parsed.title for m in await discovery.files(kind="movie")] == ["Good"]
+
+
 async def test_rescan_parses_only_what_is_new_or_changed(
     store: TransferStore,
     roots: list[SourceRoot],

@@ -18,6 +18,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
+import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from sqlalchemy.exc import OperationalError
@@ -687,6 +688,17 @@ async def test_queue_services_bad_input(
     with pytest.raises(Exception, match="transfer_id"):
         await hass.services.async_call(
             DOMAIN, "cancel_transfer", {"transfer_id": "x"}, blocking=True
+        )
+    # Ids no database column holds (before: a raw OverflowError from SQLite, not the field).
+    for too_big in (2**31, 2**63, 1e30):
+        with pytest.raises(vol.Invalid, match="transfer_id"):
+            await hass.services.async_call(
+                DOMAIN, "cancel_transfer", {"transfer_id": too_big}, blocking=True
+            )
+    # A path with NUL (before: a raw database error on PostgreSQL, which refuses NUL in text).
+    with pytest.raises(vol.Invalid, match="path"):
+        await hass.services.async_call(
+            DOMAIN, "remove_local_copy", {"path": f"{dirs['dest']}/a\x00b.mkv"}, blocking=True
         )
     # No scan button on a catalog profile (it has no folders to scan).
     assert hass.states.get("button.laptop_scan_sources") is None

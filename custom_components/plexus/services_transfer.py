@@ -73,10 +73,23 @@ SYNC_MEDIA_SCHEMA = PROFILE_SCHEMA.extend(
         vol.Optional(ATTR_EPISODES): vol.All(vol.Coerce(str), vol.Length(max=500)),
     }
 )
+# Transfer ids are the queue table's INTEGER keys (32-bit on PostgreSQL).
+MAX_TRANSFER_ID = 2**31 - 1
 CANCEL_SCHEMA = PROFILE_SCHEMA.extend(
-    {vol.Required(ATTR_TRANSFER_ID): vol.All(vol.Coerce(int), vol.Range(min=1))}
+    {
+        vol.Required(ATTR_TRANSFER_ID): vol.All(
+            vol.Coerce(int), vol.Range(min=1, max=MAX_TRANSFER_ID)
+        )
+    }
 )
-REMOVE_SCHEMA = PROFILE_SCHEMA.extend({vol.Required(ATTR_PATH): vol.All(cv.string, vol.Length(1))})
+# No file system has NUL in a path (and PostgreSQL refuses it in text: a raw database error).
+REMOVE_SCHEMA = PROFILE_SCHEMA.extend(
+    {
+        vol.Required(ATTR_PATH): vol.All(
+            cv.string, vol.Length(1), vol.Match(r"^[^\x00]*$", msg="a path cannot hold NUL")
+        )
+    }
+)
 
 
 def _invalid(

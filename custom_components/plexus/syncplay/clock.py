@@ -22,6 +22,7 @@ import math
 from typing import Any, Final
 
 from .context import EngineContext
+from .model import number
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -124,6 +125,14 @@ class PeerClock:
         self.synced.clear()
 
 
+def instant(body: dict[str, Any], key: str) -> float:
+    """A time-exchange instant from a message body; ValueError unless it is a finite number."""
+    value = number(body.get(key))
+    if value is None:
+        raise ValueError(f"{key} is not a finite number")
+    return value
+
+
 class ClockSync:
     """Sample every peer's clock over the group's messages (`time_req` / `time_resp`).
 
@@ -211,10 +220,10 @@ class ClockSync:
 
     def on_response(self, body: dict[str, Any], received: float) -> None:
         """A `time_resp`: complete the sample waiting for it (matched by `t0`)."""
-        t0 = float(body["t0"])
+        t0, t1, t2 = instant(body, "t0"), instant(body, "t1"), instant(body, "t2")
         waiter = self._waiters.pop(t0, None)
         if waiter is not None and not waiter.done():
-            waiter.set_result(ClockSample(t0, float(body["t1"]), float(body["t2"]), received))
+            waiter.set_result(ClockSample(t0, t1, t2, received))
 
     async def sync(self, instance_id: str, samples: int) -> None:
         """Take `samples` four-timestamp samples against a peer.

@@ -25,7 +25,7 @@ import contextlib
 import logging
 from typing import Any
 
-from .clock import ClockSync
+from .clock import ClockSync, instant
 from .commands import COMMANDS, CommandScheduler
 from .context import EngineContext
 from .drift import DriftControl
@@ -345,7 +345,7 @@ class SyncEngine:
                 case "bye":
                     self.peers.drop(message.sender)
                 case "time_req":
-                    self.clocks.on_request(message.sender, float(body["t0"]), received)
+                    self.clocks.on_request(message.sender, instant(body, "t0"), received)
                 case "time_resp":
                     self.clocks.on_response(body, received)
                 case "status":

@@ -2,9 +2,13 @@
 
 Plex posts ``multipart/form-data`` with a ``payload`` part (JSON) and, for some events, a ``thumb``
 JPEG (any order). :func:`read_webhook` reads the parts chunk by chunk and stops the moment the body
-passes :data:`MAX_BODY` (10 MiB): nothing beyond the cap is buffered, the thumbnail is counted and
-thrown away. :func:`parse_payload` turns the JSON into a typed :class:`WebhookEvent`; unknown keys
-are allowed, most keys are optional, values of the wrong type read as missing.
+passes :data:`MAX_BODY` (10 MiB) — every byte counts, boundaries, part headers and a preamble as
+well as the parts' content, whether or not the request declares its length: nothing beyond the cap
+is buffered, the thumbnail is counted and thrown away. A body of more than :data:`MAX_PARTS` parts
+or :data:`MAX_LINES` lines outside the parts' content (each costs far more to parse than a byte of
+content) is refused the same way. :func:`parse_payload` turns the JSON into a typed
+:class:`WebhookEvent`; unknown keys are allowed, most keys are optional, values of the wrong type
+read as missing, NUL characters are dropped from strings.
 
 Every failure is a :class:`WebhookError` whose ``reason`` says what was wrong (for the 4xx answer
 and the log line): ``too_large``, ``not_multipart``, ``malformed``, ``no_payload``,
@@ -16,13 +20,16 @@ from dataclasses import dataclass
 import hashlib
 import json
 import math
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from aiohttp import BodyPartReader, ClientPayloadError, MultipartReader, StreamReader, hdrs
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 MAX_BODY: Final = 10 * 1024 * 1024
 MAX_PAYLOAD: Final = 1024 * 1024
+MAX_PARTS: Final = 16  # Plex sends one or two
+MAX_LINES: Final = 1_000  # boundaries, part headers, preamble, epilogue
 _CHUNK: Final = 64 * 1024
 
 # The events Plex documents; anything else is passed through as itself.
@@ -164,8 +171,9 @@ async def read_webhook(
         raise WebhookError("too_large", f"body of {content_length} bytes is over the cap")
     if not content_type or not content_type.lower().lstrip().startswith("multipart/form-data"):
         raise WebhookError("not_multipart", f"content type {str(content_type)[:60]!r}")
+    capped = cast("StreamReader", _CappedStream(content, max_body))
     try:
-        reader = MultipartReader(CIMultiDict({hdrs.CONTENT_TYPE: content_type}), content)
+        reader = MultipartReader(CIMultiDict({hdrs.CONTENT_TYPE: content_type}), capped)
     except (AssertionError, ValueError, KeyError) as err:
         raise WebhookError("not_multipart", f"not a multipart body: {err}") from err
     payload = await _payload_part(reader, max_body)
@@ -182,6 +190,7 @@ async def _payload_part(reader: MultipartReader, max_body: int) -> bytes:
         RuntimeError,
         LookupError,
         ClientPayloadError,
+        HttpProcessingError,  # a part with too many or too long header lines
         asyncio.IncompleteReadError,
     ) as err:
         raise WebhookError("malformed", f"malformed multipart body: {err}") from err
@@ -190,12 +199,53 @@ async def _payload_part(reader: MultipartReader, max_body: int) -> bytes:
     return payload
 
 
+class _CappedStream:
+    """The request stream as the multipart reader sees it: at most ``max_body`` bytes.
+
+    Counts every byte handed out (less what the reader gives back) and every line, and raises
+    ``WebhookError`` past either cap, wherever in the body the reader is: a part's content, its
+    headers, or a preamble it skips on its own.
+    """
+
+    def __init__(self, content: StreamReader, max_body: int) -> None:
+        self._content = content
+        self._max_body = max_body
+        self._taken = 0
+        self._lines = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self._taken += len(data)
+        if self._taken > self._max_body:
+            raise WebhookError("too_large", f"body over {self._max_body} bytes")
+        return data
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._count(await self._content.read(n))
+
+    async def readline(self, *, max_line_length: int | None = None) -> bytes:
+        self._lines += 1
+        if self._lines > MAX_LINES:
+            raise WebhookError("too_large", f"body of more than {MAX_LINES} lines")
+        return self._count(await self._content.readline(max_line_length=max_line_length))
+
+    def unread_data(self, data: bytes) -> None:
+        self._taken -= len(data)
+        self._content.unread_data(data)
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+
 async def _read_parts(reader: MultipartReader, max_body: int) -> bytes | None:
     total = 0
+    parts = 0
     payload: bytes | None = None
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             raise WebhookError("malformed", "nested multipart part")
+        parts += 1
+        if parts > MAX_PARTS:
+            raise WebhookError("too_large", f"body of more than {MAX_PARTS} parts")
         wanted = part.name == "payload" and payload is None
         chunks: list[bytes] = []
         while chunk := await part.read_chunk(_CHUNK):
@@ -223,6 +273,8 @@ def parse_payload(data: bytes | str) -> WebhookEvent:
     if not isinstance(doc, dict):
         raise WebhookError("not_an_event", "payload is not a JSON object")
     event = doc.get("event")
+    if isinstance(event, str):
+        event = event.replace("\x00", "")
     if not isinstance(event, str) or not event.strip() or len(event) > 100:
         raise WebhookError("not_an_event", "payload has no event name")
     account = _dict(doc.get("Account"))
@@ -252,8 +304,10 @@ def _str(value: Any, limit: int = 1000) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:limit]
+    if isinstance(value, str):
+        # NUL is never part of a name, and PostgreSQL refuses it in text columns.
+        text = value.replace("\x00", "").strip()
+        return text[:limit] or None
     return None
 
 

@@ -1,7 +1,8 @@
 """Discovery: find the video files on the source roots and remember what their names say.
 
 A scan walks each root (``os.scandir``; hidden folders and extras folders — samples, trailers,
-featurettes … — skipped, as are files named like Plex's local extras ``…-trailer.mkv``), keeps
+featurettes … — skipped, as are files named like Plex's local extras ``…-trailer.mkv`` and names
+that are not UTF-8, which no database can store), keeps
 the files with a video extension, and compares each one's ``(size, mtime_ns)`` with the stored
 row: unchanged files are not parsed again, new or changed ones are parsed
 (:func:`.naming.parse_name`) and linked (the optional ``linker``), and rows of files that are gone
@@ -55,6 +56,14 @@ def is_video(name: str, options: ScanOptions) -> bool:
     )
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def walk_videos(root: str, options: ScanOptions) -> Iterator[tuple[str, str, int, int]]:
     """Yield ``(path, rel_path, size, mtime_ns)`` of every video file under ``root``.
 
@@ -75,6 +84,11 @@ def walk_videos(root: str, options: ScanOptions) -> Iterator[tuple[str, str, int
             continue
         entries.sort(key=lambda e: e.name)
         for entry in entries:
+            if not _is_utf8(entry.name):
+                # Not UTF-8 on disk (Python hands it over with surrogates): no database can
+                # store the path, so the file (or folder) is left out.
+                _LOGGER.debug("Skipping %r: its name is not UTF-8", entry.path)
+                continue
             rel = f"{rel_folder}{entry.name}"
             try:
                 if entry.is_dir():
