@@ -224,7 +224,13 @@ async def test_unknown_playlist_and_item_not_in_it(
 async def test_empty_input_is_refused_by_the_schema(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
-    for data in ({"name": "x", "items": []}, {"name": "", "items": ["1"]}, {"items": ["1"]}):
+    for data in (
+        {"name": "x", "items": []},
+        {"name": "", "items": ["1"]},
+        {"items": ["1"]},
+        {"name": "x", "items": [str(k) for k in range(1, 502)]},  # more than 500 items
+        {"name": "x", "items": ["1" * 1001]},  # an item too long to be an id or a search
+    ):
         with pytest.raises(vol.Invalid):
             await call(hass, "playlist_create", **data)
 

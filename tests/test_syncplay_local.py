@@ -343,6 +343,25 @@ async def test_bad_bodies_are_counted_not_acted_on(nodes: tuple[Node, Node]) -> 
     assert states(a, b) == {"stopped"}
 
 
+async def test_a_hello_member_that_is_not_an_object_never_joins(nodes: tuple[Node, Node]) -> None:
+    """A signed hello listing members as a number, a string and a list besides one real member,
+    sent three times: the real member joins once, the others are never announced (they used to
+    'join' again with every hello)."""
+    _a, b = nodes
+    forger = MessageCodec("den", SECRET, "c", OffsetClock(0.0))
+    members = {"c/tv": {"name": "TV"}, "c/odd": 5, "c/text": "tv", "c/list": [1]}
+    for _ in range(3):
+        await b.transport.publish(
+            "plexus/sync/den/all", forger.encode("hello", {"home": "C", "members": members})
+        )
+    await wait_for(lambda: "c" in b.engine.peers.peers)
+    await asyncio.sleep(0.1)
+    joined = [data["member_id"] for kind, data in b.events if kind == "member_joined"]
+    assert joined.count("c/tv") == 1
+    assert not {"c/odd", "c/text", "c/list"} & set(joined)
+    assert set(b.engine.peers.peers["c"].members) == {"c/tv"}
+
+
 async def test_time_exchanges_with_non_numbers_are_counted_not_answered(
     nodes: tuple[Node, Node],
 ) -> None:

@@ -774,7 +774,11 @@ async def test_a_database_in_trouble_skips_the_batch_with_store_error_and_says_s
     still recorded. The audit log cannot be written: a warning, the outcomes still returned."""
 
     def down(*_: Any, **__: Any) -> Any:
-        raise OperationalError("SELECT", {}, Exception("connection reset"))
+        raise OperationalError(
+            "INSERT INTO plexus_watches (title) VALUES (?)",
+            ("Alice's film",),
+            Exception("connection reset"),
+        )
 
     batch = [scrobble("5012", 1, 1), scrobble("5013", 1, 2)]
     with monkeypatch.context() as patch:
@@ -803,6 +807,11 @@ async def test_a_database_in_trouble_skips_the_batch_with_store_error_and_says_s
     ]
     audit = {a.action: a for a in store.audit_log()}
     assert "connection reset" in (audit["store_error"].error or "")
+    # one line naming the cause: neither the SQL nor its parameters (titles, user names)
+    ours = [r for r in caplog.records if r.name.startswith("custom_components.plexus")]
+    logged = " ".join(r.getMessage() for r in ours) + (audit["store_error"].error or "")
+    assert "INSERT INTO" not in logged
+    assert "Alice's film" not in logged
     assert [w.rating_key for w in await tracker.history("1")] == ["5013"]
 
     clock.tick(hours=1)

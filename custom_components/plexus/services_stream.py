@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from homeassistant.components.media_player import DOMAIN as MP_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID
@@ -61,7 +63,13 @@ TERMINATE_SCHEMA = vol.Schema(
         vol.Optional(ATTR_MESSAGE, default=DEFAULT_MESSAGE): cv.string,
     }
 )
-ITEMS = vol.All(cv.ensure_list, [vol.All(cv.string, vol.Length(min=1))], vol.Length(min=1))
+# Each item is looked up on the server, and all of them travel in one request's URL: a cap.
+MAX_ITEMS: Final = 500
+ITEMS = vol.All(
+    cv.ensure_list,
+    vol.Length(min=1, max=MAX_ITEMS),
+    [vol.All(cv.string, vol.Length(min=1, max=1000))],
+)
 CREATE_SCHEMA = ENTRY_SCHEMA.extend(
     {
         vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=200)),

@@ -59,6 +59,7 @@ from homeassistant.helpers.network import NoURLAvailableError
 from homeassistant.util import dt as dt_util
 from sqlalchemy.exc import SQLAlchemyError
 
+from .catalog.errors import short_cause
 from .catalog.matcher import MediaMatcher, MediaQuery
 from .const import (
     CONF_AUTO_MAP_THRESHOLD,
@@ -318,7 +319,9 @@ class TrackingManager:
             store = await self.hass.async_add_executor_job(TrackingStore, catalog.engine)
             known = await self.hass.async_add_executor_job(lambda: store.history(None, limit=1_000))
         except (SQLAlchemyError, TrackingSchemaError, OSError) as err:
-            _LOGGER.warning("Watch history of %s cannot be opened: %s", self.entry.title, err)
+            _LOGGER.warning(
+                "Watch history of %s cannot be opened: %s", self.entry.title, short_cause(err)
+            )
             return
         finally:
             self._opening = False

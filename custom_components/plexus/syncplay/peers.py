@@ -131,12 +131,14 @@ class Membership:
         peer.home = str(body.get("home", peer.home))
         members = body.get("members")
         if isinstance(members, dict):
-            for member_id in set(peer.members) - set(members):
+            # A member described by anything but an object is not taken (nor announced).
+            listed = {k: dict(v) for k, v in members.items() if isinstance(v, dict)}
+            for member_id in set(peer.members) - set(listed):
                 ctx.event("member_left", {"member_id": member_id, "home": peer.home})
-            for member_id in members:
+            for member_id in listed:
                 if member_id not in peer.members:
                     ctx.event("member_joined", {"member_id": member_id, "home": peer.home})
-            peer.members = {k: dict(v) for k, v in members.items() if isinstance(v, dict)}
+            peer.members = listed
         session = body.get("session")
         if isinstance(session, dict):
             check_session(session)

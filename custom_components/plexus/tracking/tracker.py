@@ -32,6 +32,7 @@ from typing import Any, Final, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..catalog.errors import short_cause
 from ..catalog.importer import RunSync
 from ..catalog.matcher import Candidate, MatchResult, MediaMatcher, MediaQuery
 from ..catalog.titles import title_key
@@ -215,7 +216,9 @@ class WatchTracker:
                 )
             except SQLAlchemyError as err:
                 # The database is down or locked: the events cannot be kept; say so once.
-                _LOGGER.warning("%s webhooks not recorded: database error: %s", len(events), err)
+                _LOGGER.warning(
+                    "%s webhooks not recorded: database error: %s", len(events), short_cause(err)
+                )
                 return [
                     Outcome("skipped", "store_error", e.server.id if e.server else None)
                     for e in events
@@ -232,8 +235,10 @@ class WatchTracker:
                 try:
                     outcome = await self._decide(event, now)
                 except SQLAlchemyError as err:
-                    _LOGGER.warning("Webhook %s not recorded: database error: %s", event.event, err)
-                    error = str(err)[:500]
+                    error = short_cause(err)
+                    _LOGGER.warning(
+                        "Webhook %s not recorded: database error: %s", event.event, error
+                    )
                     outcome = Outcome(
                         "skipped", "store_error", event.server.id if event.server else None
                     )
@@ -246,7 +251,9 @@ class WatchTracker:
             try:
                 await self._run(self.store.add_audits, audits)
             except SQLAlchemyError as err:
-                _LOGGER.warning("Audit log of %s webhooks not written: %s", len(audits), err)
+                _LOGGER.warning(
+                    "Audit log of %s webhooks not written: %s", len(audits), short_cause(err)
+                )
         return outcomes
 
     async def _decide(self, event: WebhookEvent, now: datetime) -> Outcome:
