@@ -634,6 +634,44 @@ async def test_retries_exhausted_fail_clearly(
     assert rec.kinds()[-1] == "failed"
 
 
+async def test_cancel_deletes_a_partial_only_inside_the_roots(
+    sqlite_store: TransferStore,
+    share: Path,
+    dest_root: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A queued transfer whose destination is no longer under the profile's roots (the roots were
+    edited after it was queued): cancelling it cancels the row but leaves the file at its old
+    destination alone, with a warning, as removing the profile does."""
+    rec = Recorder()
+    q = make_queue(sqlite_store, dest_root, BuiltinCopier(), rec)
+    req = request(share, dest_root)
+    item = await q.enqueue(req)
+    part = partial_path(req.destination)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"half a movie")
+    elsewhere = tmp_path / "new-root"
+    elsewhere.mkdir()
+    q.update_options(ProfileOptions(destination_roots=(str(elsewhere),)))
+    with caplog.at_level(logging.WARNING):
+        cancelled = await q.cancel(item.id)
+    assert cancelled.state == TransferState.CANCELLED
+    assert part.read_bytes() == b"half a movie"
+    assert f"Partial file of transfer {item.id} left in place" in caplog.text
+    assert rec.kinds()[-1] == "cancelled"
+
+    # inside the roots it is deleted
+    q.update_options(ProfileOptions(destination_roots=(str(dest_root),)))
+    (share / "Other (2011).mkv").write_bytes(b"x" * 1000)
+    again = await q.enqueue(request(share, dest_root, "Other (2011).mkv"))
+    other_part = partial_path(again.destination)
+    other_part.parent.mkdir(parents=True, exist_ok=True)
+    other_part.write_bytes(b"x")
+    assert (await q.cancel(again.id)).state == TransferState.CANCELLED
+    assert not other_part.exists()
+
+
 async def test_cancel_running_removes_partial(
     sqlite_store: TransferStore, share: Path, dest_root: Path, running: list[TransferQueue]
 ) -> None:

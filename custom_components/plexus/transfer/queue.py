@@ -195,13 +195,16 @@ class TransferQueue:
         self._forgotten = True
         await self.stop()
         for item in await self.items():
-            if item.state == TransferState.DONE:
-                continue
-            try:
-                await self._run_sync(functools.partial(self._remove_partial, item.destination))
-            except (TransferError, OSError) as err:
-                _LOGGER.warning("Partial file of transfer %s left in place: %s", item.id, err)
+            if item.state != TransferState.DONE:
+                await self._discard_partial(item)
         return await self._run_sync(lambda: self.store.delete_profile(self.profile))
+
+    async def _discard_partial(self, item: TransferItem) -> None:
+        """Delete a transfer's partial file, only inside the roots and where HA allows it."""
+        try:
+            await self._run_sync(functools.partial(self._remove_partial, item.destination))
+        except (TransferError, OSError) as err:
+            _LOGGER.warning("Partial file of transfer %s left in place: %s", item.id, err)
 
     def _remove_partial(self, destination: str) -> None:
         self._check_destination(destination)
@@ -272,7 +275,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item_id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
+            await self._discard_partial(item)
             self._emit("cancelled", item)
         return await self._run_sync(lambda: self.store.get(item_id, self.profile))
 
@@ -432,7 +435,7 @@ class TransferQueue:
             await self._run_sync(
                 lambda: self.store.update_transfer(item.id, state=TransferState.CANCELLED)
             )
-            await self._run_sync(lambda: remove_file(partial_path(item.destination)))
+            await self._discard_partial(item)
             self._emit("cancelled", item)
         else:
             state = TransferState.PAUSED if reason == "pause" else TransferState.QUEUED
