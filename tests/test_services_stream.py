@@ -12,7 +12,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plexus.const import DOMAIN
-from custom_components.plexus.plex.parse import parse_sessions
+from custom_components.plexus.plex.parse import parse_sessions, resolution_label
 from custom_components.plexus.plex.sessions import parse_item_streams, parse_live_session
 from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator, SimulatedClient
@@ -162,13 +162,33 @@ def recorded_session(extra: str = "") -> str:
     return base.replace("</Video>", f"{extra}</Video>")
 
 
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("720p", "720"),
+        ("720", "720"),
+        ("SD", "sd"),
+        ("1080p", "1080"),
+        ("4k", "4k"),
+        ("2160", "4k"),
+        ("2160p", "4k"),
+        (" 4K ", "4k"),
+        ("", ""),
+        ("weird", "weird"),
+    ],
+)
+def test_resolution_has_one_spelling(raw: str, label: str) -> None:
+    """What servers write in videoResolution (recorded: "720", "720p", "SD", "1080")."""
+    assert resolution_label(raw) == label
+
+
 def test_parse_reasons_from_recorded_sessions() -> None:
     """The reasons come from the TranscodeSession decisions, where Plex reports them."""
     (session,) = parse_sessions(recorded_session())
     # No TranscodeSession element: the Streams' own decisions say what is converted (the audio).
     assert (session.video_decision, session.audio_decision) == ("copy", "transcode")
     assert session.transcode_reasons == ("audio",)
-    assert session.video_resolution == "720p"
+    assert session.video_resolution == "720"  # recorded as "720p": one spelling for automations
     direct = recorded_session().replace('decision="transcode"', 'decision="directplay"')
     direct = direct.replace('decision="copy"', 'decision="directplay"')
     assert parse_sessions(direct)[0].transcode_reasons == ()

@@ -142,9 +142,20 @@ def _transcode_reasons(item: ET.Element) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def resolution_label(raw: str) -> str:
+    """One spelling for a video resolution: `sd`, `480`, `576`, `720`, `1080`, `2k`, `4k`, `8k`.
+
+    Servers and versions differ: "720" and "720p", "SD" and "sd", "4k" and "2160" all occur.
+    """
+    value = raw.strip().lower()
+    if value.endswith("p") and value[:-1].isdigit():
+        value = value[:-1]
+    return {"2160": "4k", "4320": "8k"}.get(value, value)
+
+
 def _resolution(item: ET.Element) -> str:
     media = item.find("Media")
-    return media.get("videoResolution", "") if media is not None else ""
+    return resolution_label(media.get("videoResolution", "")) if media is not None else ""
 
 
 def _session_items(root: ET.Element) -> Iterable[ET.Element]:
