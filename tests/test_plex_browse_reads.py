@@ -7,6 +7,7 @@ from custom_components.plexus.plex.browse_reads import (
     mime_type_for,
     parse_first_part,
     sniff_image_type,
+    thumbnail,
 )
 
 
@@ -45,6 +46,23 @@ def test_mime_type_for() -> None:
     assert mime_type_for("track", "flac") == "audio/flac"
     assert mime_type_for("track", "") == "audio/mpeg"
     assert mime_type_for("movie", "weird") == "video/mp4"
+    # not in our table: Python's own (audio/video only; a text type is not taken)
+    assert mime_type_for("movie", "webm") == "video/webm"
+    assert mime_type_for("clip", "mov") == "video/quicktime"
+    assert mime_type_for("track", "txt") == "audio/mpeg"
+
+
+class _NoServer:
+    """A server API that must not be asked anything."""
+
+    async def request(self, *_: object, **__: object) -> bytes:
+        raise AssertionError("the server was asked")
+
+
+@pytest.mark.parametrize("path", ["http://elsewhere.example/a.jpg", "/library/../../etc/passwd"])
+async def test_thumbnail_of_a_foreign_path_asks_nothing(path: str) -> None:
+    """A path that is not a server image path is never sent to the photo transcoder."""
+    assert await thumbnail(_NoServer(), path) is None  # type: ignore[arg-type]
 
 
 def test_parse_first_part() -> None:
