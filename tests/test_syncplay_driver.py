@@ -90,69 +90,68 @@ async def test_a_late_seek_of_a_playing_group_lands_where_the_group_is(home: Nod
     assert 10_900.0 <= player.snapshot.position_ms <= 11_500.0
 
 
-async def test_a_paused_seek_instant_past_is_not_shifted() -> None:
+async def test_a_paused_seek_instant_past_is_not_shifted(home: Node) -> None:
     """The same late seek while the group is paused lands exactly where asked."""
-    node = Node("a", 0.0, LocalBus(), players=[FakePlayer("a-tv")])
+    player = home.players[0]
+    await home.engine.play(MediaRef("7"), 0)
+    await wait_for(lambda: states(home) == {"playing"})
+    await home.engine.pause()
+    await wait_for(lambda: states(home) == {"paused"})
+    member = member_of(home.engine, player)
+    await home.engine.driver.seek(member, home.clock.monotonic() - 1.0, 10_000.0)
+    await wait_for(lambda: player.snapshot.position_ms == 10_000.0)
+
+
+@pytest.fixture
+async def quiet() -> AsyncIterator[tuple[Node, QuietPlayer]]:
+    """One home with one player whose reports the test makes (`report`)."""
+    player = QuietPlayer("a-tv")
+    node = Node("a", 0.0, LocalBus(), players=[player])
     await node.engine.start()
-    try:
-        player = node.players[0]
-        await node.engine.play(MediaRef("7"), 0)
-        await wait_for(lambda: states(node) == {"playing"})
-        await node.engine.pause()
-        await wait_for(lambda: states(node) == {"paused"})
-        member = member_of(node.engine, player)
-        await node.engine.driver.seek(member, node.clock.monotonic() - 1.0, 10_000.0)
-        await wait_for(lambda: player.snapshot.position_ms == 10_000.0)
-    finally:
-        await node.engine.shutdown()
+    yield node, player
+    await node.engine.shutdown()
 
 
-async def test_an_effect_shown_too_late_gives_no_latency_sample() -> None:
+async def test_an_effect_shown_too_late_gives_no_latency_sample(
+    quiet: tuple[Node, QuietPlayer],
+) -> None:
     """A pause whose effect is first reported long after the patience: the expectation is
     dropped and the late report is not taken as a latency sample."""
-    player = QuietPlayer("a-tv")
-    node = Node("a", 0.0, LocalBus(), players=[player])
-    await node.engine.start()
-    try:
-        member = member_of(node.engine, player)
-        player.report("playing", "7", 1234.0, time.monotonic())
-        before = member.latency.estimate("pause")
-        assert await node.engine.driver.command(member, "pause")
-        expect = member.expect
-        assert expect is not None
-        assert expect.kind == "pause"
-        late = expect.sent + EXPECT_MAX_S + 60.0
-        player.report("paused", "7", 2345.0, late)
-        assert member.expect is None
-        assert member.latency.estimate("pause") == before
-    finally:
-        await node.engine.shutdown()
+    node, player = quiet
+    member = member_of(node.engine, player)
+    player.report("playing", "7", 1234.0, time.monotonic())
+    before = member.latency.estimate("pause")
+    assert await node.engine.driver.command(member, "pause")
+    expect = member.expect
+    assert expect is not None
+    assert expect.kind == "pause"
+    late = expect.sent + EXPECT_MAX_S + 60.0
+    player.report("paused", "7", 2345.0, late)
+    assert member.expect is None
+    assert member.latency.estimate("pause") == before
 
 
-async def test_a_resume_from_elsewhere_gives_no_play_latency_sample() -> None:
+async def test_a_resume_from_elsewhere_gives_no_play_latency_sample(
+    quiet: tuple[Node, QuietPlayer],
+) -> None:
     """Told to play from 1.234 s, the player reports playing at 10.567 s: it was moved for
     another reason (someone seeked on the device), so the report dates nothing."""
-    player = QuietPlayer("a-tv")
-    node = Node("a", 0.0, LocalBus(), players=[player])
-    await node.engine.start()
-    try:
-        member = member_of(node.engine, player)
-        player.report("paused", "7", 1234.0, time.monotonic())
-        before = member.latency.estimate("play")
-        assert await node.engine.driver.command(member, "play")
-        expect = member.expect
-        assert expect is not None
-        assert expect.anchor_ms == 1234.0
-        player.report("playing", "7", 10_567.0, time.monotonic())
-        assert member.expect is None  # the effect showed ...
-        assert member.latency.estimate("play") == before  # ... but dated nothing
-        assert member.refine is None
-        # the same report from where it was told to play from is a sample
-        player.report("paused", "7", 1234.0, time.monotonic())
-        assert await node.engine.driver.command(member, "play")
-        await asyncio.sleep(0.25)
-        player.report("playing", "7", 1240.0, time.monotonic())
-        assert member.expect is None
-        assert member.latency.estimate("play") != before
-    finally:
-        await node.engine.shutdown()
+    node, player = quiet
+    member = member_of(node.engine, player)
+    player.report("paused", "7", 1234.0, time.monotonic())
+    before = member.latency.estimate("play")
+    assert await node.engine.driver.command(member, "play")
+    expect = member.expect
+    assert expect is not None
+    assert expect.anchor_ms == 1234.0
+    player.report("playing", "7", 10_567.0, time.monotonic())
+    assert member.expect is None  # the effect showed ...
+    assert member.latency.estimate("play") == before  # ... but dated nothing
+    assert member.refine is None
+    # the same report from where it was told to play from is a sample
+    player.report("paused", "7", 1234.0, time.monotonic())
+    assert await node.engine.driver.command(member, "play")
+    await asyncio.sleep(0.25)
+    player.report("playing", "7", 1240.0, time.monotonic())
+    assert member.expect is None
+    assert member.latency.estimate("play") != before

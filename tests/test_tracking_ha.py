@@ -8,6 +8,7 @@ duplicate suppression; the websocket backup; the entry migration; a restart of t
 # ruff: noqa: PLR0917  (pytest fixtures and parameters are positional)
 from __future__ import annotations
 
+from collections.abc import Iterator
 import copy
 import json
 import logging
@@ -26,7 +27,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import Engine, create_engine, inspect
 
 from custom_components.plexus.const import (
     CONF_DB_URL,
@@ -752,42 +753,55 @@ async def test_config_flow_makes_the_webhook_and_shows_where_to_paste_it(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_history_survives_a_restart_on_postgresql(
-    hass: HomeAssistant,
-    simulator: PlexSimulator,
-    config_entry: MockConfigEntry,
-    hass_client_no_auth: ClientSessionGenerator,
-) -> None:
-    """The same with the catalog (and so the history) in PostgreSQL, in a schema of its own."""
+@pytest.fixture
+def pg_schema(socket_enabled: None) -> Iterator[tuple[str, Engine]]:
+    """A PostgreSQL schema of its own (name, admin engine), dropped afterwards."""
     schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        config_entry.add_to_hass(hass)
-        hass.config_entries.async_update_entry(
-            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
-        )
-        assert await hass.config_entries.async_setup(config_entry.entry_id)
-        await imported(hass, config_entry)
-        client = await hass_client_no_auth()
-        movie = simulator.library.movies()[4]
-        payload = item_payload(simulator, movie)
-        assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
-        assert await hass.config_entries.async_reload(config_entry.entry_id)
-        await hass.async_block_till_done()
-        await wait_until(lambda: manager_of(config_entry).tracker is not None)
-        assert [w.rating_key for w in await history(config_entry)] == [movie.rating_key]
-        assert await hass.config_entries.async_unload(config_entry.entry_id)
-        # It really was PostgreSQL, in that schema.
-        tables = await hass.async_add_executor_job(
-            lambda: inspect(admin).get_table_names(schema=schema)
-        )
-        assert {"plexus_tracking_watches", "plexus_tracking_audit"} <= set(tables)
+        yield schema, admin
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+async def setup_in_schema(hass: HomeAssistant, entry: MockConfigEntry, schema: str) -> None:
+    """Set the entry up with its catalog (and watch history) in that schema; import it."""
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await imported(hass, entry)
+
+
+async def test_history_survives_a_restart_on_postgresql(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    pg_schema: tuple[str, Engine],
+) -> None:
+    """The same with the catalog (and so the history) in PostgreSQL, in a schema of its own."""
+    schema, admin = pg_schema
+    await setup_in_schema(hass, config_entry, schema)
+    client = await hass_client_no_auth()
+    movie = simulator.library.movies()[4]
+    payload = item_payload(simulator, movie)
+    assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+    assert await hass.config_entries.async_reload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: manager_of(config_entry).tracker is not None)
+    assert [w.rating_key for w in await history(config_entry)] == [movie.rating_key]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    # It really was PostgreSQL, in that schema.
+    tables = await hass.async_add_executor_job(
+        lambda: inspect(admin).get_table_names(schema=schema)
+    )
+    assert {"plexus_tracking_watches", "plexus_tracking_audit"} <= set(tables)
 
 
 async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
@@ -795,6 +809,7 @@ async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
     simulator: PlexSimulator,
     config_entry: MockConfigEntry,
     hass_client_no_auth: ClientSessionGenerator,
+    pg_schema: tuple[str, Engine],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A payload whose user and title hold NUL ("\\u0000"), posted with a clean one.
@@ -802,37 +817,22 @@ async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
     PostgreSQL refuses NUL in text: before, that watch was lost and the audit rows of the whole
     batch with it. Now both are recorded (NUL dropped) and nothing is logged.
     """
-    schema = f"plexus_tglue_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        config_entry.add_to_hass(hass)
-        hass.config_entries.async_update_entry(
-            config_entry, options={CONF_DB_URL: f"{PG_URL}?options=-csearch_path%3D{schema}"}
-        )
-        assert await hass.config_entries.async_setup(config_entry.entry_id)
-        await imported(hass, config_entry)
-        client = await hass_client_no_auth()
-        movies = simulator.library.movies()
-        nul = item_payload(simulator, movies[3], user=(7, "mal\u0000lory"))
-        nul["event"] = "media.scrobble\u0000"
-        nul["Metadata"]["title"] = "x\u0000y"
-        clean = item_payload(simulator, movies[4])
-        for payload in (nul, clean):
-            assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
-        await settle(hass)
-        watches = {(w.rating_key, w.user_name) for w in await history(config_entry)}
-        assert watches == {(movies[3].rating_key, "mallory"), (movies[4].rating_key, "alice")}
-        store = manager_of(config_entry).store
-        assert store is not None
-        audits = await hass.async_add_executor_job(lambda: store.audit_log(limit=10))
-        assert len(audits) == 2
-        assert not [
-            r for r in caplog.records if r.levelno >= logging.WARNING and "plexus" in r.name
-        ]
-        assert await hass.config_entries.async_unload(config_entry.entry_id)
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    schema, _admin = pg_schema
+    await setup_in_schema(hass, config_entry, schema)
+    client = await hass_client_no_auth()
+    movies = simulator.library.movies()
+    nul = item_payload(simulator, movies[3], user=(7, "mal\u0000lory"))
+    nul["event"] = "media.scrobble\u0000"
+    nul["Metadata"]["title"] = "x\u0000y"
+    clean = item_payload(simulator, movies[4])
+    for payload in (nul, clean):
+        assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+    await settle(hass)
+    watches = {(w.rating_key, w.user_name) for w in await history(config_entry)}
+    assert watches == {(movies[3].rating_key, "mallory"), (movies[4].rating_key, "alice")}
+    store = manager_of(config_entry).store
+    assert store is not None
+    audits = await hass.async_add_executor_job(lambda: store.audit_log(limit=10))
+    assert len(audits) == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "plexus" in r.name]
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
