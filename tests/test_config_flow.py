@@ -1078,3 +1078,24 @@ async def test_zeroconf_other_host_is_offered(
     )
     assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "zeroconf_confirm"
+
+
+async def test_manual_while_the_same_server_waits_under_discovered(
+    hass: HomeAssistant, simulator: PlexSimulator
+) -> None:
+    """Adding a discovered server by hand (instead of from *Discovered*) works.
+
+    Bad input tried: the user ignores the discovered card and enters URL and token in a new
+    flow; it must create the entry (not abort "already in progress"), and the discovery goes away.
+    """
+    discovered = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_ZEROCONF}, data=_zeroconf(simulator)
+    )
+    assert discovered["type"] is FlowResultType.MENU
+    result = await _start_manual(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], _manual_input(simulator)
+    )
+    await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []

@@ -24,6 +24,15 @@ async def _start(hass: HomeAssistant, entry: MockConfigEntry) -> dict:
     return result
 
 
+def _suggested(result: dict) -> dict:
+    """The values a form comes pre-filled with (what the user typed, after an error)."""
+    return {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
 async def test_add_group_generates_and_shows_secret(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
@@ -96,12 +105,51 @@ async def test_errors_then_recovery_and_duplicate(
     assert result["description_placeholders"]["secret"] == "x" * 20
     assert next(iter(loaded.subentries.values())).data[CONF_TOPIC] == "home/sync/family"
 
+    # A topic another group uses is a form error that keeps what was typed, not an abort.
     result = await _start(hass, loaded)
+    typed = {CONF_GROUP_NAME: "Other", CONF_TOPIC: "home/sync/family", CONF_SECRET: "y" * 20}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], typed)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOPIC: "group_exists"}
+    assert typed.items() <= _suggested(result).items()
     result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], {CONF_GROUP_NAME: "Other", CONF_TOPIC: "home/sync/family"}
+        result["flow_id"], typed | {CONF_TOPIC: "home/sync/other"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # let the scheduled reload finish
+    assert len(loaded.subentries) == 2
+
+
+async def test_reconfigure_to_another_groups_topic_is_a_form_error(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Bad input tried: moving a group onto the topic of another group of the same server.
+
+    HA itself would abort the flow with an untranslated "already_configured"; the form says
+    what is wrong instead, keeps the group as it was, and accepts a free topic.
+    """
+    for name in ("Family", "Friends"):
+        result = await _start(hass, loaded)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {CONF_GROUP_NAME: name}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+    friends = next(s for s in loaded.subentries.values() if s.title == "Friends")
+    result = await loaded.start_subentry_reconfigure_flow(hass, friends.subentry_id)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_GROUP_NAME: "Friends", CONF_TOPIC: "plexus/sync/family"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_TOPIC: "group_exists"}
+    assert loaded.subentries[friends.subentry_id].data[CONF_TOPIC] == "plexus/sync/friends"
+    # Its own topic is not "taken".
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {CONF_GROUP_NAME: "Friends", CONF_TOPIC: "plexus/sync/friends"}
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "group_exists"
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
 
 
 async def test_reconfigure_keeps_or_changes_secret(

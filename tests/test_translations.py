@@ -21,6 +21,7 @@ import string
 from typing import Any
 
 import pytest
+import yaml
 
 from custom_components.plexus.config_flow import PlexusConfigFlow
 
@@ -417,4 +418,42 @@ def test_placeholders_are_provided_by_the_code() -> None:
             available = provided.get(owner, set()) if owner else set()
         if missing := used - available:
             failures.append(f"{path} uses {sorted(missing)}, the code passes {sorted(available)}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_action_and_field_is_translated() -> None:
+    """Every action and field of services.yaml has a name and a description in en.json, and
+    every select's options have labels; en.json describes no action or field that is not there.
+
+    Bad input this catches: a field added to services.yaml only (the UI shows its raw key and no
+    help), a select without `translation_key` (raw option values), a renamed field left behind.
+    """
+    services = yaml.safe_load((PACKAGE / "services.yaml").read_text(encoding="utf-8"))
+    translated = EN["services"]
+    failures = [f"{name}: not in services.yaml" for name in set(translated) - set(services)]
+    for name, spec in services.items():
+        text = translated.get(name, {})
+        failures += [f"{name}: no {key}" for key in ("name", "description") if not text.get(key)]
+        fields = (spec or {}).get("fields", {})
+        failures += [
+            f"{name}.{field}: not in services.yaml"
+            for field in set(text.get("fields", {})) - set(fields)
+        ]
+        for field, field_spec in fields.items():
+            field_text = text.get("fields", {}).get(field, {})
+            failures += [
+                f"{name}.{field}: no {key}"
+                for key in ("name", "description")
+                if not field_text.get(key)
+            ]
+            select = field_spec.get("selector", {}).get("select")
+            if select is None:
+                continue
+            labels = EN["selector"].get(select.get("translation_key"), {}).get("options", {})
+            failures += [
+                f"{name}.{field}: option {option!r} has no label"
+                for option in select["options"]
+                if option not in labels
+            ]
+    assert len(services) > 20
     assert not failures, "\n".join(failures)

@@ -106,7 +106,9 @@ class PlexusConfigFlow(ConfigFlow, domain=DOMAIN):
         verify_ssl: bool,
         extra: dict[str, Any] | None = None,
     ) -> ConfigFlowResult:
-        await self.async_set_unique_id(info.machine_identifier)
+        # A discovery of the same server still waiting under *Discovered* must not stop a server
+        # added by hand; HA removes that discovery once this entry is created.
+        await self.async_set_unique_id(info.machine_identifier, raise_on_progress=False)
         self._abort_if_unique_id_configured()
         webhook_id = async_generate_id()
         urls = webhook_urls(self.hass, webhook_id)

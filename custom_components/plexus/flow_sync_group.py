@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.config_entries import ConfigSubentryFlow, SubentryFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigSubentryFlow, SubentryFlowResult
 
 from .const import CONF_GROUP_NAME, CONF_SECRET, CONF_TOPIC, SUBENTRY_SYNC_GROUP
 from .flow_schemas import group_schema
 from .flow_validate import validate_group
+
+
+def _topic_taken(entry: ConfigEntry, topic: str, own_id: str | None) -> bool:
+    """Whether another sync-play group of this server uses `topic` (its unique id)."""
+    return any(
+        sub.unique_id == topic
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_SYNC_GROUP and sub.subentry_id != own_id
+    )
 
 
 class SyncGroupSubentryFlow(ConfigSubentryFlow):
@@ -26,12 +35,8 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             data, errors = validate_group(user_input)
             entry = self._get_entry()
-            if any(
-                sub.unique_id == data[CONF_TOPIC]
-                for sub in entry.subentries.values()
-                if sub.subentry_type == SUBENTRY_SYNC_GROUP
-            ):
-                return self.async_abort(reason="group_exists")
+            if not errors and _topic_taken(entry, data[CONF_TOPIC], None):
+                errors[CONF_TOPIC] = "group_exists"
             if not errors:
                 # Start the group's engine: reload the server entry once the subentry is stored.
                 self.hass.config_entries.async_schedule_reload(entry.entry_id)
@@ -66,6 +71,8 @@ class SyncGroupSubentryFlow(ConfigSubentryFlow):
                     CONF_SECRET: user_input.get(CONF_SECRET) or subentry.data[CONF_SECRET],
                 }
             )
+            if not errors and _topic_taken(entry, data[CONF_TOPIC], subentry.subentry_id):
+                errors[CONF_TOPIC] = "group_exists"
             if not errors:
                 return self.async_update_reload_and_abort(
                     entry,
