@@ -120,7 +120,12 @@ class TrackingConflictRepairFlow(RepairsFlow):
             data_schema=vol.Schema(
                 {
                     vol.Required(CHOICE): SelectSelector(
-                        SelectSelectorConfig(options=options, mode=SelectSelectorMode.LIST)
+                        SelectSelectorConfig(
+                            options=options,
+                            mode=SelectSelectorMode.LIST,
+                            # translates "ignore"; a candidate (a rating key) keeps its label
+                            translation_key="conflict_choice",
+                        )
                     )
                 }
             ),
