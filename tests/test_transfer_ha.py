@@ -198,6 +198,17 @@ async def test_flow_creates_profile_and_refuses_paths_outside_the_allowlist(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_MOVIE_DESTINATION: "path_not_allowed"}
     assert result["description_placeholders"] == {"path": outside}
+    # two fields refused: each error names both folders (the form has one placeholder)
+    outside_tv = str(dirs["outside"] / "TV")
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"],
+        form_input(dirs, **{CONF_MOVIE_DESTINATION: outside, CONF_TV_DESTINATION: outside_tv}),
+    )
+    assert result["errors"] == {
+        CONF_MOVIE_DESTINATION: "path_not_allowed",
+        CONF_TV_DESTINATION: "path_not_allowed",
+    }
+    assert result["description_placeholders"] == {"path": f"{outside}, {outside_tv}"}
 
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], form_input(dirs, **{CONF_TV_SOURCES: "relative/tv"})

@@ -195,9 +195,10 @@ class TransferProfileSubentryFlow(ConfigSubentryFlow):
             errors[CONF_PROFILE_NAME] = "profile_exists"
         if not errors:
             refused = await refused_paths(self.hass, data)
-            for key, path in refused.items():
+            for key in refused:
                 errors[key] = "path_not_allowed"
-                placeholders["path"] = path
+            if refused:  # (one placeholder for every field's error: name every folder refused)
+                placeholders["path"] = ", ".join(dict.fromkeys(refused.values()))
         return data, errors, placeholders
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
