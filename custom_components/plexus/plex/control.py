@@ -12,11 +12,11 @@ play the queue's selected leaf, never the container itself (which a client canno
 
 from dataclasses import dataclass
 from itertools import count
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .api import PlexServerAPI
 from .errors import PlexResponseError
-from .parse import parse_xml, to_int
+from .parse import parse_xml
 
 MEDIA_KIND = {"track": "music", "album": "music", "artist": "music", "photo": "photo"}
 # A playlist's playlistType -> the play queue's type and the playMedia command's type.
@@ -55,6 +55,25 @@ def parse_play_queue(body: bytes | str) -> PlayQueue:
     if not queue_id or not selected:
         raise PlexResponseError("the server created no play queue (nothing to play)")
     return PlayQueue(queue_id, selected, keys)
+
+
+def server_address(url: str) -> tuple[str, str, int]:
+    """The protocol, host and port a client is told to fetch the media from.
+
+    A URL without a port means the scheme's own (443 for https, 80 for http), as it does for
+    the client: a server behind a reverse proxy (`https://plex.example.com`) is not on 32400.
+    """
+    parts = urlsplit(url)
+    protocol = parts.scheme or "http"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if protocol == "https" else 80
+    host = parts.hostname or ""
+    # An IPv6 literal keeps its brackets: the client builds protocol://address:port from it.
+    return protocol, f"[{host}]" if ":" in host else host, port
 
 
 class PlayerControl:
@@ -161,9 +180,7 @@ class PlayerControl:
             start_key=start_key,
             playlist_type=playlist_type,
         )
-        server = self._api.url.split("://", 1)
-        host_port = server[1].split("/", 1)[0] if len(server) == 2 else ""
-        host, _, port = host_port.rpartition(":")
+        protocol, host, port = server_address(self._api.url)
         await self.command(
             client_id,
             "playMedia",
@@ -171,9 +188,9 @@ class PlayerControl:
                 "key": f"/library/metadata/{queue.selected_key}",
                 "offset": max(0, int(offset_ms)),
                 "machineIdentifier": self._server_identifier,
-                "address": host or host_port,
-                "port": to_int(port) or 32400,
-                "protocol": server[0] if len(server) == 2 else "http",
+                "address": host,
+                "port": port,
+                "protocol": protocol,
                 "containerKey": f"/playQueues/{quote(queue.id)}?own=1&window=200",
                 "type": queue_kinds(item_type, playlist_type)[1],
             },
