@@ -63,10 +63,10 @@ from .plex.state import ServerState, finished_activity
 
 # Notification types that mean sessions, clients or libraries changed. Not among them:
 # `transcodeSession.update` (progress of a running transcode, every second or so while one
-# runs) and `timeline` entries other than an item created or deleted (see `_library_changed`).
-REFRESH_NOTIFICATIONS = frozenset(
-    {"activity", "status", "transcodeSession.start", "transcodeSession.end"}
-)
+# runs), `timeline` entries other than an item created or deleted (see `_library_changed`) and
+# `activity` other than a library activity that ended (see `finished_activity`: a real server
+# reports progress of thumbnail generation, butler and DVR tasks for hours).
+REFRESH_NOTIFICATIONS = frozenset({"status", "transcodeSession.start", "transcodeSession.end"})
 # `timeline` entry states: 9 = deleted; metadataState "created" = a new item.
 TIMELINE_DELETED = 9
 
@@ -330,12 +330,14 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             if not _library_changed(container):
                 return
             self._library_stats_stale = True
-        elif kind not in REFRESH_NOTIFICATIONS:
-            return
-        elif kind == "activity" and finished_activity(container):
+        elif kind == "activity":
+            if not finished_activity(container):
+                return
             # A library scan or change: counts and the catalog are read again.
             self._library_stats_stale = True
             async_dispatcher_send(self.hass, signal_library_changed(self.server_identifier))
+        elif kind not in REFRESH_NOTIFICATIONS:
+            return
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )
