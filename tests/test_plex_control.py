@@ -94,3 +94,17 @@ async def test_play_media_tells_the_client_where_the_server_is(
     await control.play_media("client", "11", "movie")
     (command,) = server.commands
     assert (command["protocol"], command["address"], command["port"]) == expected
+
+
+async def test_commands_name_the_kind_of_media() -> None:
+    """Every command carries `type`: the session's kind, else what Plexus last started on the
+    client, else video (a command without it is ignored by some players, Plex for Roku)."""
+    server = _RecordingServer("http://192.168.1.5:32400")
+    playing: dict[str, str] = {"photo-frame": "photo", "tv": "episode"}
+    control = PlayerControl(cast("PlexServerAPI", server), "srv", playing.get)
+    await control.pause("photo-frame")
+    await control.seek("tv", 1000)
+    await control.play("unknown")
+    await control.play_media("speaker", "11", "album")
+    await control.pause("speaker")
+    assert [c["type"] for c in server.commands] == ["photo", "video", "video", "music", "music"]

@@ -150,7 +150,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         )
         self.notifications = 0
         self.library = PlexLibrary(api)
-        self.control = PlayerControl(api, self.server_identifier)
+        self.control = PlayerControl(api, self.server_identifier, self._playing_type)
         self.resolver = MediaResolver(self.library)
         self.state = ServerState()
         self._library_stats: dict[str, LibraryStats] = {}
@@ -302,6 +302,11 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                 device_registry.async_update_device(
                     device.id, remove_config_entry_id=self.config_entry.entry_id
                 )
+
+    def _playing_type(self, client_id: str) -> str | None:
+        """The Plex type of what a client plays (its session), for the commands sent to it."""
+        session = self.data.session_for(client_id) if self.data is not None else None
+        return session.media_type if session is not None else None
 
     @callback
     def async_forget_client(self, client_id: str) -> None:

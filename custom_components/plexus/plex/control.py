@@ -10,6 +10,7 @@ server expands into the leaves of a show, season, artist or album. The client is
 play the queue's selected leaf, never the container itself (which a client cannot play).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 from urllib.parse import quote, urlsplit
@@ -77,13 +78,33 @@ def server_address(url: str) -> tuple[str, str, int]:
 
 
 class PlayerControl:
-    """Send playback commands to one server's clients."""
+    """Send playback commands to one server's clients.
 
-    def __init__(self, api: PlexServerAPI, server_identifier: str) -> None:
+    Every command names the kind of media it acts on (`type`: video, music or photo), as Plex's
+    own controllers do: a client plays each kind in its own player, and some (Plex for Roku)
+    ignore a command without it. The kind is that of the client's session (`media_type`, a
+    callable returning the Plex type of what the client plays), else of what Plexus last
+    started there, else video.
+    """
+
+    def __init__(
+        self,
+        api: PlexServerAPI,
+        server_identifier: str,
+        media_type: Callable[[str], str | None] | None = None,
+    ) -> None:
         """Control the clients of the server behind `api`."""
         self._api = api
         self._server_identifier = server_identifier
         self._command_ids = count(1)
+        self._media_type = media_type
+        self._started: dict[str, str] = {}
+
+    def _kind(self, client_id: str) -> str:
+        playing = self._media_type(client_id) if self._media_type is not None else None
+        if playing:
+            return MEDIA_KIND.get(playing, "video")
+        return self._started.get(client_id, "video")
 
     async def command(
         self, client_id: str, command: str, params: dict[str, str | int] | None = None
@@ -92,6 +113,7 @@ class PlayerControl:
         all_params: dict[str, str | int] = {"commandID": next(self._command_ids)}
         if params:
             all_params.update(params)
+        all_params.setdefault("type", self._kind(client_id))
         await self._api.request(
             f"/player/playback/{command}",
             params=all_params,
@@ -181,6 +203,8 @@ class PlayerControl:
             playlist_type=playlist_type,
         )
         protocol, host, port = server_address(self._api.url)
+        kind = queue_kinds(item_type, playlist_type)[1]
+        self._started[client_id] = kind
         await self.command(
             client_id,
             "playMedia",
@@ -192,7 +216,7 @@ class PlayerControl:
                 "port": port,
                 "protocol": protocol,
                 "containerKey": f"/playQueues/{quote(queue.id)}?own=1&window=200",
-                "type": queue_kinds(item_type, playlist_type)[1],
+                "type": kind,
             },
         )
         return queue
