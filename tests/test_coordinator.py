@@ -114,3 +114,59 @@ async def test_failed_library_reads_keep_the_last_figures(
     assert coordinator.data.library_stats["1"] == before
     assert coordinator.data.library_stats["2"].count == tv.count
     assert coordinator.data.library_stats["2"].last_added == tv.last_added
+
+
+def _activity(event: str, kind: str, section: str = "1") -> dict[str, object]:
+    activity = {
+        "uuid": "0c9c1ff0-4d83-4a5d-9bd6-1b2c3d4e5f60",
+        "type": kind,
+        "cancellable": False,
+        "userID": 1,
+        "title": "Generating thumbnails",
+        "subtitle": "Movie 1",
+        "progress": 100 if event == "ended" else 40,
+        "Context": {"librarySectionID": section},
+    }
+    return {
+        "NotificationContainer": {
+            "type": "activity",
+            "size": 1,
+            "ActivityNotification": [
+                {"event": event, "uuid": activity["uuid"], "Activity": activity}
+            ],
+        }
+    }
+
+
+async def test_only_library_activities_read_the_server_again(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Thumbnail generation and butler tasks (activities a real server reports for hours during
+    its maintenance) read nothing; a library scan that ends reads the server again. Before, every
+    activity event refreshed the coordinator and each one that ended re-read the library counts."""
+    coordinator = loaded.runtime_data.coordinator
+    await wait_until(lambda: coordinator.listener.connected)
+    await hass.async_block_till_done()
+    caplog.set_level(logging.DEBUG, logger="custom_components.plexus")
+    caplog.clear()
+    simulator.requests.clear()
+
+    def fetches() -> int:
+        return sum("Finished fetching" in r.getMessage() for r in caplog.records)
+
+    seen = coordinator.notifications
+    for kind in ("media.generate.bif", "media.generate.intros", "butler.optimize.database"):
+        for event in ("started", "updated", "ended"):
+            await simulator.notify(_activity(event, kind))
+    await wait_until(lambda: coordinator.notifications >= seen + 9)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fetches() == 0
+    assert not [r for r in simulator.requests if r[1].startswith("/library/sections/")]
+
+    await simulator.notify(_activity("ended", "library.update.section"))
+    await wait_until(lambda: fetches() >= 1)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert [r for r in simulator.requests if r[1] == "/library/sections/1/all"]

@@ -196,6 +196,39 @@ async def test_control_paths_take_effect(
     await wait_until(lambda: hass.states.get(entity_id).state == "idle")
 
 
+async def test_commands_name_the_kind_of_media_playing(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
+) -> None:
+    """A player that acts only on commands naming the kind of media it plays (Plex for Roku)
+    pauses and stops a track started on the device itself and a movie started from Home
+    Assistant. Commands were sent without `type`, so such a player ignored them all."""
+    client = first_client(sim)
+    client.needs_type = True
+    entity_id = player_entity(hass, sim, client)
+    coordinator = entry.runtime_data.coordinator
+
+    track = sim.library.tracks()[0]
+    await client.local_start(track.rating_key)
+    await wait_until(lambda: hass.states.get(entity_id).state == "playing")
+    await coordinator.async_refresh()  # the session, and so the kind of media, is known
+    await call(hass, SERVICE_MEDIA_PAUSE, entity_id)
+    await client.wait_for_state("paused")
+    await call(hass, SERVICE_MEDIA_STOP, entity_id)
+    await client.wait_for_state("stopped")
+
+    movie = sim.library.movies()[2]
+    await call(
+        hass,
+        SERVICE_PLAY_MEDIA,
+        entity_id,
+        **{ATTR_MEDIA_CONTENT_ID: str(movie.id), ATTR_MEDIA_CONTENT_TYPE: "movie"},
+    )
+    await client.wait_for_state("playing", rating_key=movie.id)
+    await call(hass, SERVICE_MEDIA_PAUSE, entity_id)
+    await client.wait_for_state("paused")
+    assert {params.get("type") for _, params in client.commands} == {"music", "video"}
+
+
 async def test_position_is_live(
     hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry
 ) -> None:

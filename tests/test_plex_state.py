@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from custom_components.plexus.plex.models import PlexClientInfo, PlexSession
 from custom_components.plexus.plex.state import (
     LIVE_FRESH_FOR,
@@ -197,10 +199,34 @@ def test_apply_playing_nonsense_from_the_server() -> None:
     assert update.complete is False
 
 
+def _activity(event: str, kind: object = "library.update.section") -> dict[str, object]:
+    return {"event": event, "uuid": "u", "Activity": {"uuid": "u", "type": kind, "progress": 100}}
+
+
 def test_finished_activity() -> None:
-    ended = {"ActivityNotification": [{"event": "started"}, {"event": "ended"}]}
+    ended = {"ActivityNotification": [_activity("started"), _activity("ended")]}
     assert finished_activity(ended) is True
-    assert finished_activity({"ActivityNotification": [{"event": "updated"}, "junk"]}) is False
+    refreshed = {"ActivityNotification": [_activity("ended", "library.refresh.items")]}
+    assert finished_activity(refreshed) is True
+    assert finished_activity({"ActivityNotification": [_activity("updated"), "junk"]}) is False
     assert finished_activity({"ActivityNotification": {"event": "ended"}}) is False
     assert finished_activity(None) is False
     assert finished_activity([ended]) is False
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        _activity("ended", "media.generate.bif"),  # thumbnails, one item after another
+        _activity("ended", "media.generate.intros"),
+        _activity("ended", "provider.subscriptions.process"),
+        _activity("ended", None),
+        _activity("ended", 7),
+        {"event": "ended", "Activity": "library.update.section"},
+        {"event": "ended"},
+    ],
+)
+def test_activities_outside_the_library_change_nothing(entry: dict[str, object]) -> None:
+    """A real server reports thumbnail and intro generation, DVR and butler tasks as
+    activities too; their end was taken for a library scan (a catalog import after each)."""
+    assert finished_activity({"ActivityNotification": [entry]}) is False

@@ -63,10 +63,10 @@ from .plex.state import ServerState, finished_activity
 
 # Notification types that mean sessions, clients or libraries changed. Not among them:
 # `transcodeSession.update` (progress of a running transcode, every second or so while one
-# runs) and `timeline` entries other than an item created or deleted (see `_library_changed`).
-REFRESH_NOTIFICATIONS = frozenset(
-    {"activity", "status", "transcodeSession.start", "transcodeSession.end"}
-)
+# runs), `timeline` entries other than an item created or deleted (see `_library_changed`) and
+# `activity` other than a library activity that ended (see `finished_activity`: a real server
+# reports progress of thumbnail generation, butler and DVR tasks for hours).
+REFRESH_NOTIFICATIONS = frozenset({"status", "transcodeSession.start", "transcodeSession.end"})
 # `timeline` entry states: 9 = deleted; metadataState "created" = a new item.
 TIMELINE_DELETED = 9
 
@@ -150,7 +150,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         )
         self.notifications = 0
         self.library = PlexLibrary(api)
-        self.control = PlayerControl(api, self.server_identifier)
+        self.control = PlayerControl(api, self.server_identifier, self._playing_type)
         self.resolver = MediaResolver(self.library)
         self.state = ServerState()
         self._library_stats: dict[str, LibraryStats] = {}
@@ -303,6 +303,11 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
                     device.id, remove_config_entry_id=self.config_entry.entry_id
                 )
 
+    def _playing_type(self, client_id: str) -> str | None:
+        """The Plex type of what a client plays (its session), for the commands sent to it."""
+        session = self.data.session_for(client_id) if self.data is not None else None
+        return session.media_type if session is not None else None
+
     @callback
     def async_forget_client(self, client_id: str) -> None:
         """Drop a client the user deleted."""
@@ -330,12 +335,14 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             if not _library_changed(container):
                 return
             self._library_stats_stale = True
-        elif kind not in REFRESH_NOTIFICATIONS:
-            return
-        elif kind == "activity" and finished_activity(container):
+        elif kind == "activity":
+            if not finished_activity(container):
+                return
             # A library scan or change: counts and the catalog are read again.
             self._library_stats_stale = True
             async_dispatcher_send(self.hass, signal_library_changed(self.server_identifier))
+        elif kind not in REFRESH_NOTIFICATIONS:
+            return
         self.config_entry.async_create_background_task(
             self.hass, self.async_request_refresh(), "plexus refresh on notification"
         )

@@ -134,6 +134,9 @@ class SimulatedClient:
     # False: the app is open but another app has the screen; it answers every command with 200
     # and starts nothing (what a TV does with Plex in the background).
     foreground: bool = True
+    # True: like Plex for Roku, a playback command acts only when its `type` names the kind of
+    # media playing (video, music, photo) or is `all`; any other is answered 200 and ignored.
+    needs_type: bool = False
     # (low, high) command delay in ms for this player (None: the server's); fast commands /3.
     latency_ms: tuple[int, int] | None = None
     # How a real kind of player behaves (presets.py); None: the simple model above.
@@ -344,9 +347,16 @@ class SimulatedClient:
             await self._start_from_command(command, params, delay)
             return
         await asyncio.sleep(delay)
+        if self.needs_type and params.get("type") not in ("all", self._media_kind()):
+            return
         handler = _COMMANDS.get(command)
         if handler is not None:
             handler(self, params)
+
+    def _media_kind(self) -> str:
+        item = self.item
+        item_type = item.type if item is not None else ""
+        return {"track": "music", "photo": "photo"}.get(item_type, "video")
 
     async def _start_from_command(self, command: str, params: dict[str, str], delay: float) -> None:
         key = params.get("key", "")

@@ -10,13 +10,14 @@ server expands into the leaves of a show, season, artist or album. The client is
 play the queue's selected leaf, never the container itself (which a client cannot play).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .api import PlexServerAPI
 from .errors import PlexResponseError
-from .parse import parse_xml, to_int
+from .parse import parse_xml
 
 MEDIA_KIND = {"track": "music", "album": "music", "artist": "music", "photo": "photo"}
 # A playlist's playlistType -> the play queue's type and the playMedia command's type.
@@ -57,14 +58,53 @@ def parse_play_queue(body: bytes | str) -> PlayQueue:
     return PlayQueue(queue_id, selected, keys)
 
 
-class PlayerControl:
-    """Send playback commands to one server's clients."""
+def server_address(url: str) -> tuple[str, str, int]:
+    """The protocol, host and port a client is told to fetch the media from.
 
-    def __init__(self, api: PlexServerAPI, server_identifier: str) -> None:
+    A URL without a port means the scheme's own (443 for https, 80 for http), as it does for
+    the client: a server behind a reverse proxy (`https://plex.example.com`) is not on 32400.
+    """
+    parts = urlsplit(url)
+    protocol = parts.scheme or "http"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if protocol == "https" else 80
+    host = parts.hostname or ""
+    # An IPv6 literal keeps its brackets: the client builds protocol://address:port from it.
+    return protocol, f"[{host}]" if ":" in host else host, port
+
+
+class PlayerControl:
+    """Send playback commands to one server's clients.
+
+    Every command names the kind of media it acts on (`type`: video, music or photo), as Plex's
+    own controllers do: a client plays each kind in its own player, and some (Plex for Roku)
+    ignore a command without it. The kind is that of the client's session (`media_type`, a
+    callable returning the Plex type of what the client plays), else of what Plexus last
+    started there, else video.
+    """
+
+    def __init__(
+        self,
+        api: PlexServerAPI,
+        server_identifier: str,
+        media_type: Callable[[str], str | None] | None = None,
+    ) -> None:
         """Control the clients of the server behind `api`."""
         self._api = api
         self._server_identifier = server_identifier
         self._command_ids = count(1)
+        self._media_type = media_type
+        self._started: dict[str, str] = {}
+
+    def _kind(self, client_id: str) -> str:
+        playing = self._media_type(client_id) if self._media_type is not None else None
+        if playing:
+            return MEDIA_KIND.get(playing, "video")
+        return self._started.get(client_id, "video")
 
     async def command(
         self, client_id: str, command: str, params: dict[str, str | int] | None = None
@@ -73,6 +113,7 @@ class PlayerControl:
         all_params: dict[str, str | int] = {"commandID": next(self._command_ids)}
         if params:
             all_params.update(params)
+        all_params.setdefault("type", self._kind(client_id))
         await self._api.request(
             f"/player/playback/{command}",
             params=all_params,
@@ -161,9 +202,9 @@ class PlayerControl:
             start_key=start_key,
             playlist_type=playlist_type,
         )
-        server = self._api.url.split("://", 1)
-        host_port = server[1].split("/", 1)[0] if len(server) == 2 else ""
-        host, _, port = host_port.rpartition(":")
+        protocol, host, port = server_address(self._api.url)
+        kind = queue_kinds(item_type, playlist_type)[1]
+        self._started[client_id] = kind
         await self.command(
             client_id,
             "playMedia",
@@ -171,11 +212,11 @@ class PlayerControl:
                 "key": f"/library/metadata/{queue.selected_key}",
                 "offset": max(0, int(offset_ms)),
                 "machineIdentifier": self._server_identifier,
-                "address": host or host_port,
-                "port": to_int(port) or 32400,
-                "protocol": server[0] if len(server) == 2 else "http",
+                "address": host,
+                "port": port,
+                "protocol": protocol,
                 "containerKey": f"/playQueues/{quote(queue.id)}?own=1&window=200",
-                "type": queue_kinds(item_type, playlist_type)[1],
+                "type": kind,
             },
         )
         return queue

@@ -22,6 +22,8 @@ from .models import PlexClientInfo, PlexSession
 PLAYER_STATES: Final = frozenset({"playing", "paused", "buffering"})
 # A notification newer than this still wins over a poll's session for the same session key.
 LIVE_FRESH_FOR: Final = timedelta(seconds=10)
+# Activities of this kind change what a library holds (see ``finished_activity``).
+LIBRARY_ACTIVITY_PREFIX: Final = "library."
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +159,25 @@ class ServerState:
         return PlayingUpdate(frozenset(changed), complete=complete)
 
 
+def _library_activity(entry: dict[str, Any]) -> bool:
+    activity = entry.get("Activity")
+    kind = activity.get("type") if isinstance(activity, dict) else None
+    return isinstance(kind, str) and kind.startswith(LIBRARY_ACTIVITY_PREFIX)
+
+
 def finished_activity(container: Any) -> bool:
-    """True when an ``activity`` notification reports something that ended (a library scan)."""
+    """True when an ``activity`` notification reports a library activity that ended.
+
+    Library activities (a scan, ``library.update.section``; a metadata refresh,
+    ``library.refresh.items``) change what a library holds. A real server also reports many
+    others that do not: thumbnails, intro and credits detection (``media.generate.*``), one per
+    item for hours during its nightly maintenance, butler tasks, DVR subscriptions.
+    """
     if not isinstance(container, dict):
         return False
     entries = container.get("ActivityNotification")
     if not isinstance(entries, list):
         return False
-    return any(isinstance(e, dict) and e.get("event") == "ended" for e in entries)
+    return any(
+        isinstance(e, dict) and e.get("event") == "ended" and _library_activity(e) for e in entries
+    )
