@@ -9,17 +9,28 @@ made, with its data.
 """
 
 import asyncio
+from datetime import timedelta
+import json
 from pathlib import Path
 import shutil
 from typing import Any
 
+from aiohttp import FormData
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.automation.helpers import async_get_blueprints
 from homeassistant.components.media_player import DOMAIN as MP_DOMAIN
+from homeassistant.const import CONF_WEBHOOK_ID
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+    async_mock_service,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 import yaml
 
 from custom_components.plexus.const import DOMAIN
@@ -29,6 +40,7 @@ from tests.plex_simulator import PlexSimulator, SimulatedClient
 SOURCE = Path(__file__).parent.parent / "blueprints" / "automation" / "plexus"
 BLUEPRINTS = sorted(p.name for p in SOURCE.glob("*.yaml"))
 REPO_PATH = "https://github.com/plexus-ha/plexus/blob/main/blueprints/automation/plexus/"
+REAL_WEBHOOKS = Path(__file__).parent / "fixtures" / "webhooks"
 
 
 class _BlueprintLoader(yaml.SafeLoader):
@@ -80,6 +92,43 @@ def player_entity(hass: HomeAssistant, sim: PlexSimulator, client: SimulatedClie
 
 async def wait_calls(calls: list[ServiceCall], count: int = 1) -> None:
     await wait_until(lambda: len(calls) >= count)
+
+
+def real_payload(name: str, **changes: Any) -> dict[str, Any]:
+    """A recorded Plex webhook payload (tests/fixtures/webhooks), with top-level changes."""
+    payload: dict[str, Any] = json.loads((REAL_WEBHOOKS / name).read_text(encoding="utf-8"))
+    return payload | changes
+
+
+def as_library_new(name: str, **metadata: Any) -> dict[str, Any]:
+    """A recorded episode payload as Plex sends it for `library.new` (no player, not watched)."""
+    payload = real_payload(name, event="library.new")
+    del payload["Player"]
+    for key in ("viewOffset", "lastViewedAt", "viewCount"):
+        payload["Metadata"].pop(key, None)
+    payload["Metadata"] |= metadata
+    return payload
+
+
+async def post_webhook(
+    hass: HomeAssistant,
+    client_factory: ClientSessionGenerator,
+    entry: MockConfigEntry,
+    payload: dict[str, Any],
+) -> None:
+    """Post a payload to the entry's webhook as Plex does (multipart, `payload` part)."""
+    data = FormData()
+    data.add_field("payload", json.dumps(payload), content_type="application/json")
+    client = await client_factory()
+    resp = await client.post(f"/api/webhook/{entry.data[CONF_WEBHOOK_ID]}", data=data)
+    assert resp.status == 200
+    await spin()
+
+
+async def spin() -> None:
+    """Let waiting automation runs take their turn (they never end: no block_till_done)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -148,24 +197,67 @@ async def test_movie_mode_dims_and_restores(
     await wait_calls(turn_on)
     assert turn_on[0].data["entity_id"] == "light.sofa"
     assert turn_on[0].data["brightness"] == 180
+    await hass.async_block_till_done()
+    assert len(turn_on) == 1  # the ceiling light, off before, is not switched on
+
+
+async def test_movie_mode_forgets_its_snapshot_once_restored(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Tried: a movie (dimmed, restored), later the user changes the lights, then an episode
+    plays and pauses. The old snapshot must not come back: the episode never dimmed anything."""
+    assert await async_setup_component(hass, "scene", {})
+    hass.states.async_set("light.sofa", "on", {"brightness": 180})
+    turn_off = async_mock_service(hass, "light", "turn_off")
+    turn_on = async_mock_service(hass, "light", "turn_on")
+    client = next(iter(simulator.clients.values()))
+    player = player_entity(hass, simulator, client)
+    await automation(hass, "movie_mode.yaml", {"player": player, "lights": ["light.sofa"]})
+
+    await client.local_start(simulator.library.movies()[0].rating_key)
+    await wait_calls(turn_off)
+    hass.states.async_set("light.sofa", "off")
+    await client.local_stop()
+    await wait_calls(turn_on)  # restored
+    hass.states.async_set("light.sofa", "on", {"brightness": 180})
+    await wait_until(lambda: hass.states.get(player).state != "playing")
+
+    # Later the user turns the sofa light off by hand and watches an episode.
+    hass.states.async_set("light.sofa", "off")
+    await client.local_start(simulator.library.episodes()[0].rating_key)
+    await wait_until(lambda: hass.states.get(player).state == "playing")
+    await client.local_pause()
+    await wait_until(lambda: hass.states.get(player).state == "paused")
+    await hass.async_block_till_done()
+    assert len(turn_on) == 1  # no second restore: the sofa light stays off
+    assert len(turn_off) == 1
 
 
 async def test_movie_mode_dims_to_a_brightness(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
+    """Tried: one light on and one off when playing starts; only the one that is on is dimmed
+    (dimming must not switch on a light that was off)."""
     assert await async_setup_component(hass, "scene", {})
     hass.states.async_set("light.sofa", "on", {"brightness": 255})
+    hass.states.async_set("light.ceiling", "off")
     turn_on = async_mock_service(hass, "light", "turn_on")
     client = next(iter(simulator.clients.values()))
     player = player_entity(hass, simulator, client)
     await automation(
         hass,
         "movie_mode.yaml",
-        {"player": player, "lights": ["light.sofa"], "brightness": 20, "only_movies": False},
+        {
+            "player": player,
+            "lights": ["light.sofa", "light.ceiling"],
+            "brightness": 20,
+            "only_movies": False,
+        },
     )
     await client.local_start(simulator.library.episodes()[0].rating_key)
     await wait_calls(turn_on)
     assert turn_on[0].data["brightness_pct"] == 20
+    assert turn_on[0].data["entity_id"] == ["light.sofa"]
 
 
 # ---------------------------------------------------------------------------------- watch party
@@ -250,6 +342,108 @@ async def test_copy_new_episodes_queues_and_reports(hass: HomeAssistant) -> None
     ]
 
 
+async def test_copy_new_episodes_from_real_library_new_payloads(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Recorded payloads through the webhook. Tried: a whole new show (Plex names the show, not
+    its episodes, when several arrive together: library.new-1), an album (library.new-2), two
+    episodes of a followed show at once, and an episode of a show nobody follows."""
+    sync_media = async_mock_service(hass, DOMAIN, "sync_media")
+    await automation(
+        hass,
+        "copy_new_episodes.yaml",
+        {"shows": ["Wave, Listen to Me!", "bob's burgers"], "profile": "Laptop"},
+    )
+    post = [
+        real_payload("library.new-1.json"),  # type show, title "Wave, Listen to Me!"
+        real_payload("library.new-2.json"),  # an album
+        as_library_new("media.pause-1.json"),  # Bob's Burgers S09E15
+        as_library_new("media.pause-1.json", ratingKey="146735", index=16),
+        as_library_new("media.resume-1.json"),  # Be Cool, Scooby-Doo! (not followed)
+    ]
+    for payload in post:
+        await post_webhook(hass, hass_client_no_auth, loaded, payload)
+    await wait_calls(sync_media, 3)
+    await hass.async_block_till_done()
+    assert sorted((str(c.data["rating_key"]), c.data["episodes"]) for c in sync_media) == [
+        ("146734", "new"),
+        ("146735", "new"),
+        ("58657", "new"),
+    ]
+    assert {c.data["profile"] for c in sync_media} == {"Laptop"}
+
+
+async def test_tidy_offline_copies_matches_real_scrobbles_by_name(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+) -> None:
+    """Recorded scrobbles through the webhook, against copies named as file sync names them.
+    Tried: a film whose title is part of a copied film's name ("Little China" vs "Big Trouble
+    in Little China (1986)": must keep the copy), and an episode, whose scrobble carries the
+    episode's own title, not "Show S01E14" (must remove the episode's copy)."""
+    remove = async_mock_service(hass, DOMAIN, "remove_local_copy")
+    tidy = await automation(hass, "tidy_offline_copies.yaml", {"profile": "Laptop"})
+    movie = "/media/laptop/Movies/Big Trouble in Little China (1986).mkv"
+    episode = "/media/laptop/TV/Be Cool, Scooby-Doo!/S01E14.mkv"
+    for title, path in (
+        ("Big Trouble in Little China (1986)", movie),
+        ("Be Cool, Scooby-Doo! S01E14", episode),
+    ):
+        hass.bus.async_fire(
+            "plexus_transfer_finished", {"profile": "Laptop", "title": title, "path": path}
+        )
+    await wait_until(lambda: hass.states.get(tidy).attributes.get("current") == 2)
+
+    other = real_payload("media.scrobble-1.json")
+    other["Metadata"] |= {"ratingKey": "1", "title": "Little China", "year": 2019}
+    await post_webhook(hass, hass_client_no_auth, loaded, other)
+    await asyncio.sleep(0.2)
+    assert remove == []
+
+    watched = real_payload("media.resume-1.json", event="media.scrobble")
+    await post_webhook(hass, hass_client_no_auth, loaded, watched)
+    await wait_calls(remove)
+    assert [c.data["path"] for c in remove] == [episode]
+
+    await post_webhook(hass, hass_client_no_auth, loaded, real_payload("media.scrobble-1.json"))
+    await wait_calls(remove, 2)
+    assert [c.data["path"] for c in remove] == [episode, movie]
+    await wait_until(lambda: hass.states.get(tidy).attributes.get("current") == 0)
+
+
+async def test_tidy_offline_copies_gives_up_after_the_days_despite_other_scrobbles(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> None:
+    """Tried: a copy followed for 1 day; someone else's scrobble after 23 hours must not give it
+    another day: at 25 hours the copy is no longer followed."""
+    remove = async_mock_service(hass, DOMAIN, "remove_local_copy")
+    tidy = await automation(hass, "tidy_offline_copies.yaml", {"profile": "Laptop", "keep_days": 1})
+
+    def following() -> Any:
+        return hass.states.get(tidy).attributes.get("current")
+
+    done = {"profile": "Laptop", "title": "Dune (2021)", "path": "/m/d.mkv"}
+    hass.bus.async_fire("plexus_transfer_finished", done)
+    await spin()
+    assert following() == 1
+    freezer.tick(timedelta(hours=23))
+    async_fire_time_changed(hass, dt_util.utcnow())
+    await spin()
+    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", title="Alien", year=1979))
+    await spin()
+    assert following() == 1
+    freezer.tick(timedelta(hours=2))
+    async_fire_time_changed(hass, dt_util.utcnow())
+    await spin()
+    assert following() == 0
+    assert remove == []
+
+
 async def test_tidy_offline_copies_removes_a_watched_copy(hass: HomeAssistant) -> None:
     remove = async_mock_service(hass, DOMAIN, "remove_local_copy")
     tidy = await automation(
@@ -266,12 +460,15 @@ async def test_tidy_offline_copies_removes_a_watched_copy(hass: HomeAssistant) -
     # One copy of this profile is followed (the automation waits for it to be watched).
     await wait_until(lambda: hass.states.get(tidy).attributes.get("current") == 1)
     # Someone else watching it, or Anna watching something else, keeps the copy.
-    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", user="Ben", title="Dune"))
-    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", title="Alien"))
+    dune = {"type": "movie", "title": "Dune", "year": 2021}
+    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", user="Ben", **dune))
+    hass.bus.async_fire(
+        "plexus_webhook", webhook("media.scrobble", type="movie", title="Alien", year=1979)
+    )
     await asyncio.sleep(0.2)
     assert remove == []
     assert hass.states.get(tidy).attributes.get("current") == 1
-    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", user="anna", title="Dune"))
+    hass.bus.async_fire("plexus_webhook", webhook("media.scrobble", user="anna", **dune))
     await wait_calls(remove)
     assert [c.data for c in remove] == [
         {"profile": "Laptop", "path": "/media/laptop/Dune (2021).mkv"}
@@ -396,3 +593,44 @@ async def test_pause_for_the_doorbell_resumes_after_the_delay(
     await client.wait_for_state("paused", timeout=10)
     await wait_until(lambda: hass.states.get(player).state == "paused")
     await client.wait_for_state("playing", timeout=10)
+
+
+async def test_pause_for_the_doorbell_leaves_what_the_user_paused_or_stopped(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Tried: one player already paused by the user when the bell rings (must stay paused), and
+    one paused by the bell but stopped by the user before the door closes (must stay stopped)."""
+    clients = list(simulator.clients.values())
+    watching, user_paused = clients[0], clients[1]
+    players = [player_entity(hass, simulator, c) for c in (watching, user_paused)]
+    await automation(
+        hass,
+        "pause_for_doorbell.yaml",
+        {
+            "doorbell": [{"trigger": "event", "event_type": "doorbell_rang"}],
+            "players": players,
+            "resume_trigger": [{"trigger": "event", "event_type": "door_closed"}],
+            "resume_after": 60,
+        },
+    )
+    movies = simulator.library.movies()
+    await watching.local_start(movies[0].rating_key)
+    await user_paused.local_start(movies[1].rating_key)
+    await user_paused.local_pause()
+    await wait_until(lambda: hass.states.get(players[0]).state == "playing")
+    await wait_until(lambda: hass.states.get(players[1]).state == "paused")
+    hass.bus.async_fire("doorbell_rang")
+    await watching.wait_for_state("paused", timeout=10)
+    await wait_until(lambda: hass.states.get(players[0]).state == "paused")
+    # At the door it turns out to be a long talk: the user stops the film.
+    await watching.local_stop()
+    await loaded.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: hass.states.get(players[0]).state not in ("playing", "paused"))
+    commands = len(watching.commands)
+    hass.bus.async_fire("door_closed")
+    await hass.async_block_till_done()
+    await asyncio.sleep(0.2)
+    assert watching.state == "stopped"
+    assert len(watching.commands) == commands  # nothing was sent to it
+    assert user_paused.state == "paused"
+    assert not [c for c in user_paused.commands if c[0] == "play"]
