@@ -545,6 +545,37 @@ async def test_transcode_guard_ends_a_remote_transcode(
     assert "video, audio" in admin[0].data["message"]
 
 
+async def test_transcode_guard_tells_each_transcoded_item_once(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """A player that transcodes one film after another: its decision stays "transcode" while the
+    item changes — each item is told once (not only the first), and the position updates in
+    between tell nothing."""
+    admin = async_mock_service(hass, "notify", "mobile_app_admin")
+    tv = simulator.add_client("Den TV", stream_decision="transcode", location="lan")
+    await loaded.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    player = player_entity(hass, simulator, tv)
+    await automation(
+        hass,
+        "transcode_guard.yaml",
+        {"players": [player], "reaction": "notify", "notify_service": "notify.mobile_app_admin"},
+    )
+    first, second = [m for m in simulator.library.movies() if m.media and m.media.video_codec][:2]
+    await tv.local_start(first.rating_key)
+    await loaded.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: len(admin) == 1)
+    for _ in range(3):  # position updates of the same item
+        await asyncio.sleep(0.3)
+        await loaded.runtime_data.coordinator.async_refresh()
+        await hass.async_block_till_done()
+    assert len(admin) == 1
+    await tv.local_start(second.rating_key)
+    await loaded.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: len(admin) == 2)
+    assert second.title in admin[1].data["message"]
+
+
 async def test_pause_for_the_doorbell_and_resume(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:

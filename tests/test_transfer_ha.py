@@ -680,6 +680,36 @@ async def test_sync_media_by_browser_id_of_a_season_and_from_the_catalog_by_titl
     assert info.value.translation_key == "transfer_item_not_found"
 
 
+async def test_an_item_newer_than_the_catalog_is_imported_and_copied(
+    hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
+) -> None:
+    """Plex announces a new movie and a new episode (library.new) before the catalog's own import
+    has run — here: added to the server without a notification. sync_media by rating key (what
+    the *Copy new episodes* blueprint does) imports what is new and queues it, instead of "not
+    found"; for a show, the new episode is among those queued."""
+    await setup_entry(hass, simulator, dirs)
+    await import_full(hass)
+    movie = simulator.library.add_movie(
+        "Brand New Film", year=2026, file="/data/movies/Brand New Film (2026).mkv", notify=False
+    )
+    place_source(simulator, dirs, movie, 2000)
+    response = await sync_media(hass, profile="Laptop", rating_key=movie.rating_key)
+    assert [t["title"] for t in response["transfers"]] == ["Brand New Film (2026)"]
+
+    show = simulator.library.shows()[0]
+    episode = simulator.library.add_episode(show, 9, 1, title="Premiere", notify=False)
+    place_source(simulator, dirs, episode, 1000)
+    for old in simulator.library.episodes():
+        if old is not episode and old.parent is not None and old.parent.parent is show:
+            place_source(simulator, dirs, old, 1000)
+    response = await sync_media(hass, profile="Laptop", rating_key=show.rating_key)
+    assert any("S09E01" in t["title"] for t in response["transfers"])
+
+    with pytest.raises(ServiceValidationError) as info:  # still nowhere: not found, clearly
+        await sync_media(hass, profile="Laptop", rating_key="987654321")
+    assert info.value.translation_key == "transfer_item_not_found"
+
+
 async def test_queue_services_bad_input(
     hass: HomeAssistant, simulator: PlexSimulator, dirs: dict[str, Path]
 ) -> None:

@@ -183,6 +183,8 @@ async def _by_rating_key(  # noqa: PLR0917 - internal helper
     field: str,
 ) -> list[Candidate]:
     items = await _catalog_items(hass, entry, [rating_key])
+    if not items and await _catch_up(entry):
+        items = await _catalog_items(hass, entry, [rating_key])
     if not items:
         raise _invalid(
             translation_key="transfer_item_not_found",
@@ -190,13 +192,29 @@ async def _by_rating_key(  # noqa: PLR0917 - internal helper
         )
     item = items[0]
     if item.type not in LEAF_TYPES:
-        items = await _catalog_items(hass, entry, await _leaves(entry, item.rating_key))
+        leaves = await _leaves(entry, item.rating_key)
+        items = await _catalog_items(hass, entry, leaves)
+        if len(items) < len(set(leaves)) and await _catch_up(entry):
+            items = await _catalog_items(hass, entry, leaves)
     candidates = manager.candidates_from_items(profile, items)
     if not candidates:
         raise _invalid(
             translation_key="transfer_no_local_file", translation_placeholders={"title": item.title}
         )
     return candidates
+
+
+async def _catch_up(entry: PlexusConfigEntry) -> bool:
+    """Import what the server added since the catalog's last import; whether that worked.
+
+    Plex announces a new item (the `library.new` webhook, an automation reacting to it) before
+    the catalog's own import after the library scan has run: the item is fetched now instead.
+    """
+    try:
+        await entry.runtime_data.catalog.async_import("incremental")
+    except HomeAssistantError:
+        return False  # (the import's failure is the catalog's to report; the item stays unknown)
+    return True
 
 
 async def _search_exact(
