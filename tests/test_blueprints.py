@@ -576,12 +576,8 @@ async def test_transcode_guard_tells_each_transcoded_item_once(
     assert second.title in admin[1].data["message"]
 
 
-async def test_pause_for_the_doorbell_and_resume(
-    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
-) -> None:
-    clients = list(simulator.clients.values())
-    playing, idle = clients[0], clients[1]
-    players = [player_entity(hass, simulator, c) for c in (playing, idle)]
+async def doorbell_automation(hass: HomeAssistant, players: list[str]) -> None:
+    """Pause for the doorbell (event `doorbell_rang`), resume on `door_closed` (or after 60 s)."""
     await automation(
         hass,
         "pause_for_doorbell.yaml",
@@ -592,6 +588,15 @@ async def test_pause_for_the_doorbell_and_resume(
             "resume_after": 60,
         },
     )
+
+
+async def test_pause_for_the_doorbell_and_resume(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    clients = list(simulator.clients.values())
+    playing, idle = clients[0], clients[1]
+    players = [player_entity(hass, simulator, c) for c in (playing, idle)]
+    await doorbell_automation(hass, players)
     await playing.local_start(simulator.library.movies()[0].rating_key)
     await wait_until(lambda: hass.states.get(players[0]).state == "playing")
     hass.bus.async_fire("doorbell_rang")
@@ -634,16 +639,7 @@ async def test_pause_for_the_doorbell_leaves_what_the_user_paused_or_stopped(
     clients = list(simulator.clients.values())
     watching, user_paused = clients[0], clients[1]
     players = [player_entity(hass, simulator, c) for c in (watching, user_paused)]
-    await automation(
-        hass,
-        "pause_for_doorbell.yaml",
-        {
-            "doorbell": [{"trigger": "event", "event_type": "doorbell_rang"}],
-            "players": players,
-            "resume_trigger": [{"trigger": "event", "event_type": "door_closed"}],
-            "resume_after": 60,
-        },
-    )
+    await doorbell_automation(hass, players)
     movies = simulator.library.movies()
     await watching.local_start(movies[0].rating_key)
     await user_paused.local_start(movies[1].rating_key)
