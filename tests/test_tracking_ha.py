@@ -936,7 +936,7 @@ async def test_webhooks_while_postgresql_restarts_are_held_then_recorded(
         for movie in movies:
             payload = item_payload(simulator, movie)
             assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
-        assert len(events) == 2
+        await wait_until(lambda: len(events) == 2)
         await wait_until(
             lambda: any("not answering" in r.getMessage() for r in caplog.records), timeout=60
         )
@@ -952,5 +952,6 @@ async def test_webhooks_while_postgresql_restarts_are_held_then_recorded(
         assert sum("not answering" in r.getMessage() for r in caplog.records) == 1
         assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
         assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)  # reads end before the gate
     finally:
         gate.stop()

@@ -33,6 +33,7 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         self.manager = manager
         self.user = user
         self._retry: CALLBACK_TYPE | None = None
+        self._removed = False
         server_id = manager.server_id
         self._attr_unique_id = f"{server_id}-user-{user}-{key}"
         self._attr_device_info = DeviceInfo(
@@ -56,11 +57,12 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
                 self.hass, signal_watches_changed(self.manager.server_id), self._history_changed
             )
         )
-        self.async_on_remove(self._cancel_retry)
+        self.async_on_remove(self._on_removed)
         await self._async_reread()
 
     @callback
-    def _cancel_retry(self) -> None:
+    def _on_removed(self) -> None:
+        self._removed = True
         if self._retry is not None:
             self._retry()
             self._retry = None
@@ -85,7 +87,7 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         except SQLAlchemyError as err:
             # Keep what is shown; read again later (not stuck until the user's next watch).
             _LOGGER.debug("Watch history of %s not read: %s", self.user, short_cause(err))
-            if self._retry is None and self.hass is not None:
+            if self._retry is None and self.hass is not None and not self._removed:
                 self._retry = async_call_later(self.hass, REREAD_RETRY_S, self._retry_read)
             return
         if self.hass is not None and self.enabled:
