@@ -6,9 +6,11 @@ PostgreSQL restart runs once, against the real server (it takes a second or two)
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+import gc
 from pathlib import Path
 import shutil
 import subprocess
+import time
 from typing import Any
 
 from aiohttp import ClientSession
@@ -382,3 +384,64 @@ async def test_postgres_restart_mid_import_raises_catalog_error_and_recovers(
     finally:
         catalog.drop_all()
         catalog.close()
+
+
+# --- a page that fails while the previous batch is still being written ---------------------------
+
+
+async def test_bad_page_while_a_failing_write_is_pending_leaves_no_unretrieved_error(
+    catalog: Catalog,
+    session: ClientSession,
+    sim: PlexSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second page of a library is garbage (PlexResponseError) while the first page's batch
+    is still being written in the executor, and that write then fails too (the connection gone).
+    Before: the write's error sat in a future nobody awaited, and asyncio logged "Future exception
+    was never retrieved" with a traceback, outside the import's own report. Now: the import fails
+    with the page's error, the catalog is unchanged, and nothing is left unretrieved."""
+    await make_importer(catalog, session, sim).run("full")
+    before = snapshot(catalog, sim)
+    unretrieved: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unretrieved.append(context))
+
+    async def run_sync(func: Callable[..., Any], *args: Any) -> Any:
+        if getattr(func, "__name__", "") == "write_batch":
+
+            def slow_failure() -> None:
+                time.sleep(0.2)
+                raise CatalogError("connection gone")
+
+            return await asyncio.to_thread(slow_failure)
+        return await asyncio.to_thread(func, *args)
+
+    real_fetch = CatalogImporter._fetch_items
+    pages = 0
+
+    async def fetch(self: CatalogImporter, *args: Any) -> Any:
+        nonlocal pages
+        pages += 1
+        if pages == 2:
+            raise PlexResponseError("page 2: not a MediaContainer (truncated)")
+        return await real_fetch(self, *args)
+
+    monkeypatch.setattr(CatalogImporter, "_fetch_items", fetch)
+    importer = make_importer(catalog, session, sim, run_sync=run_sync, page_size=5, batch_size=5)
+    failure = ""
+    try:
+        await importer.run("full")
+    except PlexResponseError as err:  # not pytest.raises: its traceback would keep the future
+        failure = str(err)
+    assert "page 2" in failure
+    monkeypatch.undo()
+    await asyncio.sleep(0.5)  # the pending write ends (and fails) meanwhile
+    del importer  # as when the next run replaces the failed one
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert unretrieved == []
+    assert snapshot(catalog, sim) == before
+    run = catalog.last_import(sim.machine_identifier)
+    assert run is not None
+    assert run.status == "failed"

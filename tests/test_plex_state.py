@@ -230,3 +230,22 @@ def test_activities_outside_the_library_change_nothing(entry: dict[str, object])
     """A real server reports thumbnail and intro generation, DVR and butler tasks as
     activities too; their end was taken for a library scan (a catalog import after each)."""
     assert finished_activity({"ActivityNotification": [entry]}) is False
+
+
+def test_apply_playing_state_that_is_not_a_string() -> None:
+    """A `playing` entry whose state is a list or an object (unhashable). Before: TypeError out
+    of the model, which ended the websocket listener. Now: treated as an unknown state — the
+    player's live state dropped, the sessions read again."""
+    state = ServerState()
+    _live(state, "tv", session_key="1", position_ms=5_000)
+    update = state.apply_playing(
+        [
+            {"clientIdentifier": "tv", "state": ["playing"], "sessionKey": "1"},
+            {"clientIdentifier": "pc", "state": {"x": 1}, "sessionKey": "2"},
+        ],
+        T0,
+    )
+    assert update.changed == frozenset()
+    assert update.complete is False
+    assert "tv" not in state.live
+    assert "pc" not in state.live

@@ -206,3 +206,35 @@ async def test_server_error_on_handshake_is_retried(
     assert refusals == 2
     # No "bad token" report on the way: only connected and the stop.
     assert errors == [None, None]
+
+
+async def test_a_handler_that_raises_does_not_end_the_listener(
+    server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The notification callback raises (TypeError, as a `playing` entry whose state was a list
+    did in the server-state model). Before: the error ended the listener's task for good — no
+    more push, `connected` left True, the error never retrieved. Now: logged once with its
+    traceback, counted, and the next notifications still arrive."""
+    got: list[str] = []
+
+    def handler(kind: str, container: dict[str, Any]) -> None:
+        if container.get("bad"):
+            raise TypeError("unhashable type: 'list'")
+        got.append(kind)
+
+    async with aiohttp.ClientSession() as session:
+        listener = NotificationListener(session, server.url, "tok", handler, lambda _c, _e: None)
+        task = listener.start()
+        await wait_until(lambda: listener.connected)
+        for _ in range(2):
+            await server.outbox.put(json.dumps({"NotificationContainer": {"type": "x", "bad": 1}}))
+        await server.outbox.put(json.dumps({"NotificationContainer": {"type": "playing"}}))
+        await wait_until(lambda: got or task.done())
+        assert not task.done()
+        assert got == ["playing"]
+        assert listener.handler_failures == 2
+        assert listener.connected
+        await listener.stop()
+    logged = [r for r in caplog.records if "notification failed" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None

@@ -8,11 +8,14 @@ duplicate suppression; the websocket backup; the entry migration; a restart of t
 # ruff: noqa: PLR0917  (pytest fixtures and parameters are positional)
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+import contextlib
 import copy
 import json
 import logging
 from pathlib import Path
+import threading
 from typing import Any
 import uuid
 
@@ -836,3 +839,119 @@ async def test_nul_characters_do_not_cost_a_watch_on_postgresql(
     assert len(audits) == 2
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "plexus" in r.name]
     assert await hass.config_entries.async_unload(config_entry.entry_id)
+
+
+class _Gate:
+    """A TCP forwarder to PostgreSQL, in a thread of its own, that can be cut (every connection
+    dropped, new ones closed at once) and opened again: PostgreSQL restarting, as the entry sees
+    it."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self.down:
+                writer.transport.abort()
+                return
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 5432)
+            self._writers |= {writer, up_writer}
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        async def serve() -> int:
+            self._server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port: int = self._server.sockets[0].getsockname()[1]
+            return port
+
+        self._thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(30)
+
+    def cut(self) -> None:
+        def abort() -> None:
+            self.down = True
+            for writer in self._writers:
+                writer.transport.abort()
+            self._writers.clear()
+
+        self._loop.call_soon_threadsafe(abort)
+
+    def stop(self) -> None:
+        async def close() -> None:
+            self.down = True
+            if self._server is not None:
+                self._server.close()
+            for writer in self._writers:
+                writer.transport.abort()
+            await asyncio.sleep(0.1)  # let accepts in progress finish
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        self._loop.close()
+
+
+async def test_webhooks_while_postgresql_restarts_are_held_then_recorded(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    config_entry: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    pg_schema: tuple[str, Engine],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The catalog (and watch history) on PostgreSQL, reached through a gate that is cut (every
+    connection dropped, new ones refused) while two scrobbles are posted. Before: the batch was
+    `store_error` and both watches were lost. Now: both answered 200 and fired, held while the
+    database is away (one warning), and recorded once it is back (one line), each once."""
+    schema, _admin = pg_schema
+    gate = _Gate()
+    gate.start()
+    config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        config_entry,
+        options={
+            CONF_DB_URL: PG_URL.replace("127.0.0.1:5432", f"127.0.0.1:{gate.port}")
+            + f"?options=-csearch_path%3D{schema}"
+        },
+    )
+    try:
+        assert await hass.config_entries.async_setup(config_entry.entry_id)
+        await imported(hass, config_entry)
+        assert manager_of(config_entry).tracker is not None
+        client = await hass_client_no_auth()
+        movies = simulator.library.movies()[:2]
+        events = bus_events(hass)
+        gate.cut()
+        for movie in movies:
+            payload = item_payload(simulator, movie)
+            assert (await client.post(url_of(config_entry), data=form(payload))).status == 200
+        await wait_until(lambda: len(events) == 2)
+        await wait_until(
+            lambda: any("not answering" in r.getMessage() for r in caplog.records), timeout=60
+        )
+        gate.down = False
+        await wait_until(
+            lambda: any("answers again" in r.getMessage() for r in caplog.records), timeout=60
+        )
+        watches = await history(config_entry)
+        assert sorted(w.rating_key for w in watches) == sorted(m.rating_key for m in movies)
+        counters = manager_of(config_entry).counters.outcomes
+        assert counters.get("recorded:webhook") == 2
+        assert "skipped:store_error" not in counters
+        assert sum("not answering" in r.getMessage() for r in caplog.records) == 1
+        assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
+        assert await hass.config_entries.async_unload(config_entry.entry_id)
+        await hass.async_block_till_done(wait_background_tasks=True)  # reads end before the gate
+    finally:
+        gate.stop()

@@ -13,7 +13,7 @@ import pytest
 from custom_components.plexus.tracking import inbox as inbox_module
 from custom_components.plexus.tracking.inbox import QUIET_S, Received, WebhookInbox
 from custom_components.plexus.tracking.payload import WebhookEvent, parse_payload
-from custom_components.plexus.tracking.tracker import Outcome
+from custom_components.plexus.tracking.tracker import Outcome, StoreUnavailableError
 
 NOW = datetime(2026, 3, 2, 20, 0, tzinfo=UTC)
 
@@ -232,3 +232,41 @@ async def test_stop_cancels_a_pending_restart() -> None:
     assert len(h.timers) == 1
     await h.inbox.stop()
     assert cancelled == [True]
+
+
+async def test_a_database_away_holds_the_batch_and_records_it_when_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recorder says the database is away (StoreUnavailableError): first after handling one
+    event of the batch, then twice with none handled, while more webhooks arrive. Before: the
+    batch was logged and dropped (webhooks lost on a PostgreSQL restart). Now: the first event's
+    outcome is kept, every other event is recorded once it answers, in arrival order, none twice;
+    one warning when it goes away, one line when it is back; flush waits for the held ones."""
+    monkeypatch.setattr(inbox_module, "RETRY_FIRST_S", 0.01)
+    h = Harness()
+    handled = Outcome("recorded", "webhook")
+    h.fail = [
+        StoreUnavailableError([handled], "OperationalError: connection refused"),
+        StoreUnavailableError([], "OperationalError: connection refused"),
+        StoreUnavailableError([], "OperationalError: the database system is starting up"),
+    ]
+    for n in (1, 2, 3):
+        h.offer(n)
+    for _ in range(3_000):  # away (a second refusal): a webhook arrives meanwhile
+        if len(h.fail) <= 1 or not h.inbox.queued:
+            break
+        await asyncio.sleep(0.01)
+    h.offer(4)
+    assert await h.inbox.flush(30) == 0
+    recorded = [key for _, keys in h.recorded for key in keys]
+    assert recorded == [event(n).digest for n in (2, 3, 4)]
+    assert h.outcomes[0] is handled
+    assert len(h.outcomes) == 4
+    assert h.inbox.queued == 0
+    away = [r for r in caplog.records if "not answering" in r.getMessage()]
+    assert len(away) == 1
+    assert away[0].levelno == logging.WARNING
+    assert "2 webhooks held" in away[0].getMessage()
+    assert sum("answers again" in r.getMessage() for r in caplog.records) == 1
+    assert not [r for r in caplog.records if r.exc_info]
+    await h.inbox.stop()

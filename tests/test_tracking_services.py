@@ -21,10 +21,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from sqlalchemy.exc import OperationalError
 
+from custom_components.plexus import tracking_entity
 from custom_components.plexus.const import CONF_MARK_WATCHED_IN_PLEX, CONF_MONITORED_USERS, DOMAIN
 from custom_components.plexus.ids import signal_watches_changed, user_device_identifier
 from custom_components.plexus.repairs import conflict_issue_id
 from custom_components.plexus.tracking import WatchTracker
+from tests.conftest import wait_until
 from tests.plex_simulator import PlexSimulator
 from tests.test_tracking_ha import (
     form,
@@ -460,3 +462,39 @@ async def test_a_monitored_user_is_found_by_plex_id_once_seen(
     assert [(w.rating_key, w.user_id) for w in await history(config_entry)] == [
         (movie.rating_key, "1")
     ]
+
+
+async def test_entities_whose_read_failed_read_again_once_the_database_is_back(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    tracked: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A watch is recorded, but re-reading the history for the entities fails (OperationalError:
+    the database went away just after the write). Before: the sensors kept the old figure until
+    the user's next watch, however long that took. Now: they read again a little later — while the
+    database is still away nothing changes and they try again; once it answers they show it."""
+    monkeypatch.setattr(tracking_entity, "REREAD_RETRY_S", 0.05)
+    movies = simulator.library.movies()
+    await call(hass, "mark_watched", item=movies[1].rating_key, user="alice")
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.alice_watched_this_week").state == "1"
+    reads: list[str] = []
+
+    async def gone(self: WatchTracker, user_id: str | None = None, **_: Any) -> Any:
+        reads.append(str(user_id))
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        for name in ("stats", "history", "up_next"):
+            patch.setattr(WatchTracker, name, gone)
+        await call(hass, "mark_watched", item=movies[2].rating_key, user="alice")
+        await hass.async_block_till_done()
+        first = len(reads)
+        assert first
+        await wait_until(lambda: len(reads) > first, timeout=30)  # tried again, still away
+        assert hass.states.get("sensor.alice_watched_this_week").state == "1"  # kept
+    await wait_until(
+        lambda: hass.states.get("sensor.alice_watched_this_week").state == "2", timeout=30
+    )
+    assert movies[2].title in hass.states.get("sensor.alice_last_watched").state

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 from sqlalchemy import delete, insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from custom_components.plexus.catalog.db import Catalog
 from custom_components.plexus.catalog.matcher import MediaMatcher
@@ -36,6 +36,7 @@ from custom_components.plexus.tracking.store import (
 )
 from custom_components.plexus.tracking.tracker import (
     SessionEnd,
+    StoreUnavailableError,
     TrackerOptions,
     WatchTracker,
 )
@@ -769,9 +770,11 @@ async def test_a_database_in_trouble_skips_the_batch_with_store_error_and_says_s
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The duplicate check cannot read: the whole batch is `store_error`, one warning. A watch
-    that cannot be written: that event is `store_error`, audited with the cause, the next event
-    still recorded. The audit log cannot be written: a warning, the outcomes still returned."""
+    """The database away (OperationalError on the duplicate check): StoreUnavailableError with no
+    outcome, nothing written, so the caller can hand the whole batch in again. Away at the second
+    event's write: the first event's outcome is carried, the second not handled. A value the
+    database refuses (IntegrityError): that event is `store_error`, audited with the cause, the
+    next event still recorded. The audit log cannot be written: a warning, outcomes returned."""
 
     def down(*_: Any, **__: Any) -> Any:
         raise OperationalError(
@@ -780,44 +783,75 @@ async def test_a_database_in_trouble_skips_the_batch_with_store_error_and_says_s
             Exception("connection reset"),
         )
 
+    def refused(*_: Any, **__: Any) -> Any:
+        raise IntegrityError(
+            "INSERT INTO plexus_watches (title) VALUES (?)",
+            ("Alice's film",),
+            Exception("value refused"),
+        )
+
     batch = [scrobble("5012", 1, 1), scrobble("5013", 1, 2)]
     with monkeypatch.context() as patch:
         patch.setattr(store, "digest_times", down)
-        outcomes = await tracker.handle_many(batch)
-    assert [(o.kind, o.reason) for o in outcomes] == [("skipped", "store_error")] * 2
-    assert len([r for r in caplog.records if "2 webhooks not recorded" in r.getMessage()]) == 1
+        with pytest.raises(StoreUnavailableError) as caught:
+            await tracker.handle_many(batch)
+    assert caught.value.outcomes == []
+    assert "connection reset" in caught.value.cause
+    assert "INSERT INTO" not in caught.value.cause
     assert store.audit_log() == []
+    assert await tracker.history("1") == []
 
     real_add = store.add_watch
-    calls = 0
 
-    def first_fails(watch: Watch) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+    def second_down(watch: Watch) -> Any:
+        if watch.rating_key == "5013":
             down()
         return real_add(watch)
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "add_watch", first_fails)
+        patch.setattr(store, "add_watch", second_down)
+        with pytest.raises(StoreUnavailableError) as caught:
+            await tracker.handle_many(batch)
+    assert [(o.kind, o.reason) for o in caught.value.outcomes] == [("recorded", "webhook")]
+    assert [w.rating_key for w in await tracker.history("1")] == ["5012"]
+    # handed in again once the database is back: the first is the same play, the second recorded
+    outcomes = await tracker.handle_many(batch)
+    assert [(o.kind, o.reason) for o in outcomes] == [
+        ("duplicate", "same_play"),
+        ("recorded", "webhook"),
+    ]
+    assert sorted(w.rating_key for w in await tracker.history("1")) == ["5012", "5013"]
+
+    clock.tick(hours=1)
+    calls = 0
+
+    def first_refused(watch: Watch) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            refused()
+        return real_add(watch)
+
+    batch = [scrobble("5014", 1, 3), scrobble("5015", 1, 4)]
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "add_watch", first_refused)
         outcomes = await tracker.handle_many(batch)
     assert [(o.kind, o.reason) for o in outcomes] == [
         ("skipped", "store_error"),
         ("recorded", "webhook"),
     ]
     audit = {a.action: a for a in store.audit_log()}
-    assert "connection reset" in (audit["store_error"].error or "")
+    assert "value refused" in (audit["store_error"].error or "")
     # one line naming the cause: neither the SQL nor its parameters (titles, user names)
     ours = [r for r in caplog.records if r.name.startswith("custom_components.plexus")]
     logged = " ".join(r.getMessage() for r in ours) + (audit["store_error"].error or "")
     assert "INSERT INTO" not in logged
     assert "Alice's film" not in logged
-    assert [w.rating_key for w in await tracker.history("1")] == ["5013"]
 
     clock.tick(hours=1)
     with monkeypatch.context() as patch:
         patch.setattr(store, "add_audits", down)
-        outcome = await tracker.handle(scrobble("5014", 1, 3))
+        outcome = await tracker.handle(scrobble("5016", 1, 5))
     assert (outcome.kind, outcome.reason) == ("recorded", "webhook")
     assert any("Audit log of 1 webhooks not written" in r.getMessage() for r in caplog.records)
 

@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 import shutil
 import subprocess
+import threading
 from typing import Any
 import uuid
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
-from custom_components.plexus.transfer import local as local_mod
+from custom_components.plexus.transfer import local as local_mod, queue as queue_mod
 from custom_components.plexus.transfer.copier import BuiltinCopier, CopyResult, RsyncCopier
 from custom_components.plexus.transfer.errors import (
     CopierError,
@@ -1050,3 +1052,134 @@ def test_a_schema_on_sqlite_is_refused(tmp_path: Path) -> None:
     rather than tables silently put elsewhere."""
     with pytest.raises(TransferError, match="not supported on SQLite"):
         TransferStore(f"sqlite:///{tmp_path / 'catalog.db'}", schema="elsewhere")
+
+
+# -- the database away while a copy runs or finishes ----------------------------------------------
+
+
+def _db_down() -> OperationalError:
+    return OperationalError(
+        "UPDATE plexus_transfer_queue", {}, Exception("server closed the connection")
+    )
+
+
+class DoneOutage:
+    """A store that goes away when a finished copy is recorded, for the next `writes` writes."""
+
+    def __init__(self, store: TransferStore, writes: int) -> None:
+        self._store = store
+        self.left = 0
+        self.writes = writes
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def update_transfer(self, item_id: int, **values: Any) -> bool:
+        if values.get("state") == TransferState.DONE and not self.refused:
+            self.left = self.writes
+        if self.left:
+            self.left -= 1
+            self.refused += 1
+            raise _db_down()
+        return self._store.update_transfer(item_id, **values)
+
+
+async def test_a_finished_copy_is_recorded_done_once_the_database_is_back(
+    sqlite_store: TransferStore,
+    share: Path,
+    dest_root: Path,
+    running: list[TransferQueue],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database refuses every write (OperationalError, as a restarted PostgreSQL does) from
+    the moment a finished copy is recorded, for three writes. Before: the `done` write and the
+    fallback re-queue both failed and the transfer stayed `running` for good (until Home Assistant
+    restarted). Now: one warning, the same copy recorded `done` when the database is back, no
+    second copy."""
+    outage = DoneOutage(sqlite_store, writes=3)
+    counting = Counting(BuiltinCopier())
+    rec = Recorder()
+    q = make_queue(outage, dest_root, counting, rec)  # type: ignore[arg-type]
+    running.append(q)
+    await q.start()
+    item = await q.enqueue(request(share, dest_root))
+    async with asyncio.timeout(60):
+        while (await q.get(item.id)).state != TransferState.DONE:
+            await asyncio.sleep(0.1)
+    assert outage.refused == 3
+    assert counting.calls == 1
+    done = await q.get(item.id)
+    assert done.sha256 == sha(Path(item.destination))
+    assert rec.kinds().count("finished") == 1
+    warnings = [r for r in caplog.records if "cannot be recorded yet" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "UPDATE" not in warnings[0].getMessage()
+    assert sum("recorded as done" in r.getMessage() for r in caplog.records) == 1
+    assert "failed; restarting" not in caplog.text
+
+
+class ProgressOutage:
+    """A store that refuses the first progress (bytes done) write (the database restarting)."""
+
+    def __init__(self, store: TransferStore) -> None:
+        self._store = store
+        self.refused = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def update_transfer(self, item_id: int, **values: Any) -> bool:
+        if set(values) == {"bytes_done"} and not self.refused.is_set():
+            self.refused.set()
+            raise _db_down()
+        return self._store.update_transfer(item_id, **values)
+
+
+class HeldCopier:
+    """The built-in copier, held until released after reporting some progress."""
+
+    def __init__(self) -> None:
+        self.inner = BuiltinCopier()
+        self.name = self.inner.name
+        self.description = self.inner.description
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    async def copy(self, source: str, destination: str, **kwargs: Any) -> CopyResult:
+        self.calls += 1
+        kwargs["progress"](1, SIZE)
+        await self.release.wait()
+        return await self.inner.copy(source, destination, **kwargs)
+
+
+async def test_a_progress_write_refused_mid_copy_does_not_cost_the_copy(
+    sqlite_store: TransferStore,
+    *,
+    share: Path,
+    dest_root: Path,
+    running: list[TransferQueue],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The periodic bytes-done write fails once (OperationalError) while a copy runs. Before: the
+    progress reporter task died with the error, and when the copy finished that error replaced its
+    result: the finished copy was thrown away, the worker crashed and copied it again. Now: one
+    warning, the copy goes on and is recorded done after one copy."""
+    monkeypatch.setattr(queue_mod, "_PERSIST_EVERY", 0.0)
+    outage = ProgressOutage(sqlite_store)
+    copier = HeldCopier()
+    q = make_queue(outage, dest_root, copier, Recorder())  # type: ignore[arg-type]
+    running.append(q)
+    await q.start()
+    item = await q.enqueue(request(share, dest_root))
+    async with asyncio.timeout(60):
+        while not outage.refused.is_set():
+            await asyncio.sleep(0.1)
+    copier.release.set()
+    await asyncio.wait_for(q.wait_idle(), 60)
+    assert (await q.get(item.id)).state == TransferState.DONE
+    assert copier.calls == 1
+    assert "failed; restarting" not in caplog.text
+    warnings = [r for r in caplog.records if "not stored (the copy goes on)" in r.getMessage()]
+    assert len(warnings) == 1

@@ -1,12 +1,16 @@
 """Base of the entities of a tracked Plex user (one device per user and server)."""
 
+from datetime import datetime
 import logging
+from typing import Final
 
-from homeassistant.core import callback
+from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.event import async_call_later
 from sqlalchemy.exc import SQLAlchemyError
 
+from .catalog.errors import short_cause
 from .const import MANUFACTURER
 from .coordinator import PlexusCoordinator
 from .entity import PlexusEntity
@@ -14,6 +18,7 @@ from .ids import signal_watches_changed, user_device_identifier
 from .tracking_manager import TrackingManager
 
 _LOGGER = logging.getLogger(__name__)
+REREAD_RETRY_S: Final = 30  # a read that failed (the database away) is tried again after this
 
 
 class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
@@ -27,6 +32,8 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         super().__init__(manager.coordinator)
         self.manager = manager
         self.user = user
+        self._retry: CALLBACK_TYPE | None = None
+        self._removed = False
         server_id = manager.server_id
         self._attr_unique_id = f"{server_id}-user-{user}-{key}"
         self._attr_device_info = DeviceInfo(
@@ -50,7 +57,20 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
                 self.hass, signal_watches_changed(self.manager.server_id), self._history_changed
             )
         )
+        self.async_on_remove(self._on_removed)
         await self._async_reread()
+
+    @callback
+    def _on_removed(self) -> None:
+        self._removed = True
+        if self._retry is not None:
+            self._retry()
+            self._retry = None
+
+    @callback
+    def _retry_read(self, _now: datetime) -> None:
+        self._retry = None
+        self._history_changed()
 
     @callback
     def _history_changed(self, users: frozenset[str] | None = None) -> None:
@@ -65,7 +85,10 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         try:
             await self.async_read_history()
         except SQLAlchemyError as err:
-            _LOGGER.debug("Watch history of %s not read: %s", self.user, err)
+            # Keep what is shown; read again later (not stuck until the user's next watch).
+            _LOGGER.debug("Watch history of %s not read: %s", self.user, short_cause(err))
+            if self._retry is None and self.hass is not None and not self._removed:
+                self._retry = async_call_later(self.hass, REREAD_RETRY_S, self._retry_read)
             return
         if self.hass is not None and self.enabled:
             self.async_write_ha_state()

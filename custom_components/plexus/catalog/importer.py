@@ -55,6 +55,7 @@ from custom_components.plexus.plex.errors import (
 )
 
 from .db import Catalog
+from .errors import short_cause
 from .models import ImportCounts, ImportMode, ItemRecord, LibraryRecord
 from .writer import ImportWriter
 from .xmlstream import ItemStreamParser, KeyStreamParser, ParseError, parse_sections
@@ -144,6 +145,12 @@ class _PageStats:
     total: int | None = None
     listed: int = 0
     seen: set[str] = field(default_factory=set)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a future's error as seen (a write the failed run no longer waits for)."""
+    if not future.cancelled() and (error := future.exception()) is not None:
+        _LOGGER.debug("A batch write of a failed import also failed: %s", short_cause(error))
 
 
 class CatalogImporter:
@@ -293,6 +300,9 @@ class CatalogImporter:
                 pending = None
             if batch:
                 pending = asyncio.ensure_future(self._run_sync(writer.write_batch, batch))
+                # The run may fail before this write is awaited (a bad page): its error is then
+                # one of the run's consequences, not news; retrieve it so it is not logged alone.
+                pending.add_done_callback(_retrieve)
                 batch = []
 
         # Sent as "updatedAt>=<N>", which Plex splits at the "=": the filter "updatedAt>" (strictly

@@ -138,7 +138,7 @@ class ServerState:
                 continue
             current = self.live.get(client_id)
             session_key = str(entry.get("sessionKey", ""))
-            if state not in PLAYER_STATES:
+            if not isinstance(state, str) or state not in PLAYER_STATES:
                 self.live.pop(client_id, None)
                 complete = False
                 continue

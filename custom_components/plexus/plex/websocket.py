@@ -53,6 +53,7 @@ class NotificationListener:
         self.connected = False
         self.messages = 0
         self.bad_messages = 0
+        self.handler_failures = 0
 
     def start(self) -> asyncio.Task[None]:
         """Start listening in a background task."""
@@ -128,4 +129,9 @@ class NotificationListener:
             _LOGGER.debug("Ignoring a malformed notification (%s)", type(err).__name__)
             return
         self.messages += 1
-        self._on_notification(kind, container)
+        try:
+            self._on_notification(kind, container)
+        except Exception:  # a handler's bug must not end the listener (and push) for good
+            self.handler_failures += 1
+            if self.handler_failures == 1:
+                _LOGGER.exception("Handling a %s notification failed; listening on", kind)

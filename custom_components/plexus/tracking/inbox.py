@@ -11,7 +11,12 @@ for :data:`QUIET_S` — at most :data:`MAX_DEFER_S`, or until :data:`DEFER_LIMIT
 recording never competes with answering. :meth:`wait_for_a_pause` is offered to the caller for
 other work that can wait (creating a new user's entities).
 
-Supervision: a batch that raises is counted and logged (once until a batch succeeds) and the
+The database away (``record`` raises :class:`.StoreUnavailableError`): the events not handled
+are held — recorded first, in order, once it answers again; the worker tries again after
+:data:`RETRY_FIRST_S`, doubling, at most :data:`RESTART_MAX_S`. Logged once when it goes away
+and once when it is back; meanwhile new webhooks queue (up to :data:`QUEUE_SIZE`, then ``busy``).
+
+Supervision: another error of a batch is counted and logged (once until a batch succeeds) and the
 worker goes on; a worker that ends by an error is logged and started again — at once the first
 time, then backing off (1 s, doubling, at most :data:`RESTART_MAX_S`) while it keeps failing.
 :meth:`flush` records what is queued at full speed (shutting down).
@@ -20,6 +25,7 @@ time, then backing off (1 s, doubling, at most :data:`RESTART_MAX_S`) while it k
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 import logging
@@ -27,7 +33,7 @@ import time
 from typing import Any, Final, Literal
 
 from .payload import WebhookEvent
-from .tracker import Outcome
+from .tracker import Outcome, StoreUnavailableError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ DEFER_LIMIT: Final = 2_000
 DIGEST_WINDOW_S: Final = 60.0
 REFRESH_S: Final = 2.0
 RESTART_MAX_S: Final = 60.0
+RETRY_FIRST_S: Final = 1.0  # the database away: first wait before handing held events in again
 
 type Received = tuple[WebhookEvent, datetime]
 type Offered = Literal["queued", "duplicate", "busy"]
@@ -90,12 +97,16 @@ class WebhookInbox:
         self._in_flight = 0  # taken off the queue, being recorded
         self._deaths = 0  # in a row (reset by a batch that succeeds)
         self._cancel_restart: Callable[[], None] | None = None
+        self._held: list[Received] = []  # not recorded: the database was away
+        self._held_since_logged = False
+        self._retry_delay = RETRY_FIRST_S
+        self._retry_now = asyncio.Event()
         self.stopping = False
 
     @property
     def queued(self) -> int:
         """Return how many events wait to be recorded."""
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._held)
 
     # -- on the loop, before answering ------------------------------------------------------------
 
@@ -156,21 +167,37 @@ class WebhookInbox:
 
     def _restart(self) -> None:
         self._cancel_restart = None
-        if not self._queue.empty():
+        if self._held or not self._queue.empty():
             self._ensure_worker()
 
     async def _run(self) -> None:
         """Record queued events until none is left (started by `offer`)."""
         settled = time.monotonic()
         try:
-            while not self._queue.empty():
-                await self.wait_for_a_pause()
-                batch: list[Received] = []
+            while self._held or not self._queue.empty():
+                if not self._held:
+                    await self.wait_for_a_pause()
+                batch, self._held = self._held, []  # held ones first (taken off the queue before)
                 while not self._queue.empty() and len(batch) < BATCH_SIZE:
                     batch.append(self._queue.get_nowait())
                 self._in_flight = len(batch)
+                held: list[Received] = []
                 try:
                     outcomes = await self._record(batch)
+                except StoreUnavailableError as err:
+                    handled = len(err.outcomes)
+                    held = batch[handled:]
+                    if err.outcomes:
+                        self._on_outcomes(err.outcomes)
+                    if not self._held_since_logged:
+                        self._held_since_logged = True
+                        _LOGGER.warning(
+                            "Watch history database of %s not answering; %s webhooks held until "
+                            "it does: %s",
+                            self.name,
+                            len(held),
+                            err.cause,
+                        )
                 except Exception:
                     self.counters.worker_failures += 1
                     if not self._failure_logged:
@@ -179,16 +206,31 @@ class WebhookInbox:
                 else:
                     self._failure_logged = False
                     self._deaths = 0
+                    self._retry_delay = RETRY_FIRST_S
+                    if self._held_since_logged:
+                        self._held_since_logged = False
+                        _LOGGER.info("Watch history database of %s answers again", self.name)
                     self._on_outcomes(outcomes)
                 finally:
                     self._in_flight = 0
-                    for _ in batch:
+                    self._held = held  # still unfinished in the queue's count (join waits)
+                    for _ in range(len(batch) - len(held)):
                         self._queue.task_done()
+                if held:
+                    await self._wait_to_retry()
                 if time.monotonic() - settled >= REFRESH_S:
                     settled = time.monotonic()
                     self._on_settled()
         finally:
             self._on_settled()
+
+    async def _wait_to_retry(self) -> None:
+        """Back off before handing held events in again (cut short by `flush`)."""
+        delay, self._retry_delay = self._retry_delay, min(RESTART_MAX_S, self._retry_delay * 2)
+        self._retry_now.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._retry_now.wait()
 
     async def wait_for_a_pause(self) -> None:
         """Under a burst, wait until webhooks stop arriving for `QUIET_S` (answering first)."""
@@ -217,14 +259,15 @@ class WebhookInbox:
         """
         self.stopping = True
         self._arrived.set()
-        if self._queue.empty():
+        self._retry_now.set()
+        if self._queue.empty() and not self._held:
             return 0
         self._ensure_worker()
         try:
             async with asyncio.timeout(limit_s):
                 await self._queue.join()
         except TimeoutError:
-            return self._queue.qsize() + self._in_flight
+            return self._queue.qsize() + self._in_flight + len(self._held)
         return 0
 
     async def stop(self) -> None:

@@ -20,6 +20,11 @@ An item the catalog cannot place at all is recorded under its own server's ratin
 
 Webhooks from servers the tracker has no matcher for are acknowledged and skipped
 (``foreign_server``), logged once per server.
+
+The database away (down, restarting, locked, full, read-only: an operational or interface error):
+:meth:`WatchTracker.handle_many` raises :class:`StoreUnavailableError` carrying the outcomes of
+the events handled before it, so the caller can keep the rest and hand them in again later. Other
+database errors (a value it refuses) make that one event ``skipped``/``store_error``.
 """
 
 import asyncio
@@ -30,7 +35,7 @@ from functools import partial
 import logging
 from typing import Any, Final, Literal
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from ..catalog.errors import short_cause
 from ..catalog.importer import RunSync
@@ -52,6 +57,27 @@ _LOGGER = logging.getLogger(__name__)
 WATCHABLE: Final = frozenset({"movie", "episode"})
 _STARTS: Final = frozenset({"media.play", "media.resume", "playback.started"})
 _MAX_STARTS: Final = 10_000
+
+
+class StoreUnavailableError(Exception):
+    """The database is away: the events after the first ``len(outcomes)`` were not handled.
+
+    ``outcomes`` are those of the first events; the rest can be handed in again.
+    """
+
+    def __init__(self, outcomes: list[Outcome], cause: str) -> None:
+        """Keep the outcomes of the events handled before the database went away."""
+        super().__init__(f"database unavailable: {cause}")
+        self.outcomes = outcomes
+        self.cause = cause
+
+
+def _unavailable(err: SQLAlchemyError) -> bool:
+    """Return True for the database away (worth trying again), not a value it refuses."""
+    return isinstance(err, (OperationalError, InterfaceError)) or (
+        isinstance(err, DBAPIError) and err.connection_invalidated
+    )
+
 
 type OutcomeKind = Literal["recorded", "duplicate", "skipped", "conflict"]
 type MatcherSource = Mapping[str, MediaMatcher] | Callable[[str], MediaMatcher | None]
@@ -215,7 +241,8 @@ class WatchTracker:
                     self.store.digest_times, [e.digest for e in events], min(times) - DIGEST_WINDOW
                 )
             except SQLAlchemyError as err:
-                # The database is down or locked: the events cannot be kept; say so once.
+                if _unavailable(err):
+                    raise StoreUnavailableError([], short_cause(err)) from err
                 _LOGGER.warning(
                     "%s webhooks not recorded: database error: %s", len(events), short_cause(err)
                 )
@@ -235,6 +262,8 @@ class WatchTracker:
                 try:
                     outcome = await self._decide(event, now)
                 except SQLAlchemyError as err:
+                    if _unavailable(err):
+                        raise StoreUnavailableError(outcomes, short_cause(err)) from err
                     error = short_cause(err)
                     _LOGGER.warning(
                         "Webhook %s not recorded: database error: %s", event.event, error

@@ -38,6 +38,9 @@ from pathlib import Path
 import time
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..catalog.errors import short_cause
 from .copier import Copier, CopyResult
 from .discovery import RunSync
 from .errors import (
@@ -73,6 +76,7 @@ from .store import TransferStore
 
 _LOGGER = logging.getLogger(__name__)
 _PERSIST_EVERY = 5.0  # seconds between bytes_done writes to the database
+_RECORD_RETRY_MAX = 60.0  # seconds between tries to record a finished copy (database away)
 
 
 @dataclass(slots=True)
@@ -131,6 +135,7 @@ class TransferQueue:
         self._paused = False
         self._crashed = False
         self._callback_failed = False
+        self._persist_failed = False
         self._forgotten = False
         self.current: dict[int, CurrentTransfer] = {}
 
@@ -547,7 +552,24 @@ class TransferQueue:
                 )
             if now - last_persist >= _PERSIST_EVERY:
                 last_persist = now
-                await self._update(item.id, bytes_done=current.bytes_done)
+                await self._persist_progress(item, current.bytes_done)
+
+    async def _persist_progress(self, item: TransferItem, done: int) -> None:
+        """Store bytes done (best effort: the copy goes on while the database is away)."""
+        try:
+            await self._update(item.id, bytes_done=done)
+        except SQLAlchemyError as err:
+            if not self._persist_failed:
+                self._persist_failed = True
+                _LOGGER.warning(
+                    "Progress of transfer %s not stored (the copy goes on): %s",
+                    item.id,
+                    short_cause(err),
+                )
+            return
+        if self._persist_failed:
+            self._persist_failed = False
+            _LOGGER.info("Progress of transfers of profile %s stored again", self.profile)
 
     async def _check_space(self, item: TransferItem, options: ProfileOptions) -> int:
         size, mtime = await self._run_sync(lambda: stat_source(item.source))
@@ -605,17 +627,36 @@ class TransferQueue:
                 await asyncio.sleep(min(options.source_poll, deadline - now))
 
     async def _done(self, item: TransferItem, sha256: str | None) -> None:
+        """Record a finished copy; while the database is away, keep trying (never lose it)."""
         now = utcnow()
-        await self._run_sync(
-            lambda: self.store.update_transfer(
-                item.id,
-                state=TransferState.DONE,
-                bytes_done=item.size,
-                sha256=sha256,
-                error=None,
-                finished_at=now,
-            )
-        )
+        delay = self._restart_delay
+        failed = False
+        while True:
+            try:
+                await self._run_sync(
+                    lambda: self.store.update_transfer(
+                        item.id,
+                        state=TransferState.DONE,
+                        bytes_done=item.size,
+                        sha256=sha256,
+                        error=None,
+                        finished_at=now,
+                    )
+                )
+            except SQLAlchemyError as err:
+                if not failed:
+                    failed = True
+                    _LOGGER.warning(
+                        "Transfer %s finished but cannot be recorded yet; retrying: %s",
+                        item.id,
+                        short_cause(err),
+                    )
+                await asyncio.sleep(delay)
+                delay = min(_RECORD_RETRY_MAX, delay * 2)
+                continue
+            break
+        if failed:
+            _LOGGER.info("Transfer %s recorded as done", item.id)
         self._emit("finished", item, bytes_done=item.size, sha256=sha256)
 
     async def _fail(self, item: TransferItem, error: str, **values: int) -> None:
