@@ -224,12 +224,17 @@ class BuiltinCopier(BaseCopier):
             if progress is not None:
                 loop.call_soon_threadsafe(progress, done, size)
 
-        future = in_own_thread(
-            lambda: self._copy_blocking(
-                source, partial, offset, size, want_hash, bandwidth_limit, stop, report
-            ),
-            f"plexus-copy {Path(source).name}",
-        )
+        def copy_blocking() -> tuple[int, str | None]:
+            try:
+                return self._pipeline(
+                    source, partial, offset, size, want_hash, bandwidth_limit, stop, report
+                )
+            except OSError as err:  # (classified in the thread: it looks at the files)
+                if (typed := classify_failure(source, partial, size, err)) is None:
+                    raise
+                raise typed from err
+
+        future = in_own_thread(copy_blocking, f"plexus-copy {Path(source).name}")
         try:
             await asyncio.wait([future])  # cancelling this wait leaves the thread's future be
         except asyncio.CancelledError:
@@ -238,26 +243,6 @@ class BuiltinCopier(BaseCopier):
             future.exception()  # retrieved: the stop is the expected outcome
             raise
         return future.result()
-
-    def _copy_blocking(  # noqa: PLR0917 - one internal call site
-        self,
-        source: str,
-        partial: Path,
-        offset: int,
-        size: int,
-        want_hash: bool,
-        bandwidth_limit: int | None,
-        stop: threading.Event,
-        report: Callable[[int], None],
-    ) -> tuple[int, str | None]:
-        try:
-            return self._pipeline(
-                source, partial, offset, size, want_hash, bandwidth_limit, stop, report
-            )
-        except OSError as err:
-            if (typed := classify_failure(source, partial, size, err)) is None:
-                raise
-            raise typed from err
 
     def _pipeline(  # noqa: PLR0917 - one internal call site
         self,
