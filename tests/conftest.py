@@ -23,7 +23,7 @@ from custom_components.plexus.const import (
     CONF_SERVER_NAME,
     DOMAIN,  # imported early; see ENVIRONMENT-NOTES
 )
-from tests.plex_simulator import PlexSimulator, PlexTvSimulator
+from tests.plex_simulator import LibraryConfig, PlexSimulator, PlexTvSimulator
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +65,19 @@ async def simulator(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
         yield sim
     finally:
         await sim.stop()
+
+
+@pytest.fixture
+async def group_sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
+    """A simulator for a sync-play group's entities: three clients with 20 to 60 ms latency."""
+    simulator = PlexSimulator(
+        token="sim-token", clients=3, seed=7, latency_ms=(20, 60), library=LibraryConfig(movies=10)
+    )
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
 
 
 def entry_data(sim: PlexSimulator, **overrides: Any) -> dict[str, Any]:

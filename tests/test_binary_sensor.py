@@ -1,13 +1,11 @@
 """The in-sync binary sensor of a sync-play group: the entity set, and on/off as drift changes."""
 
-from collections.abc import AsyncIterator
 from unittest.mock import patch
 
 from homeassistant.const import STATE_OFF, STATE_ON, Platform
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import async_track_state_change_event
-import pytest
 from pytest_homeassistant_custom_component.common import snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
@@ -15,30 +13,20 @@ from custom_components.plexus.const import (
     DOMAIN,
 )
 from tests.conftest import wait_until
-from tests.plex_simulator import LibraryConfig, PlexSimulator
+from tests.plex_simulator import PlexSimulator
 from tests.sync_group import group_entry, setup_group
 
 IN_SYNC = "binary_sensor.movie_night_in_sync"
 
 
-@pytest.fixture
-async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
-    simulator = PlexSimulator(
-        token="sim-token", clients=3, seed=7, latency_ms=(20, 60), library=LibraryConfig(movies=10)
-    )
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 async def test_all_entities(
     hass: HomeAssistant,
-    sim: PlexSimulator,
+    group_sim: PlexSimulator,
     entity_registry: er.EntityRegistry,
     snapshot: SnapshotAssertion,
 ) -> None:
     """One in-sync sensor per group, on the group's device; off while the group is idle."""
-    entry = group_entry(sim)
+    entry = group_entry(group_sim)
     entry.add_to_hass(hass)
     with patch("custom_components.plexus.PLATFORMS", [Platform.BINARY_SENSOR]):
         assert await hass.config_entries.async_setup(entry.entry_id)
@@ -47,9 +35,9 @@ async def test_all_entities(
     assert hass.states.get(IN_SYNC).state == STATE_OFF
 
 
-async def test_in_sync_follows_the_drift(hass: HomeAssistant, sim: PlexSimulator) -> None:
+async def test_in_sync_follows_the_drift(hass: HomeAssistant, group_sim: PlexSimulator) -> None:
     """On while both members play in step; off when one jumps ahead; on again once corrected."""
-    entry = group_entry(sim)
+    entry = group_entry(group_sim)
     await setup_group(hass, entry)
     assert hass.states.get(IN_SYNC).state == STATE_OFF  # idle: nothing to be in sync with
 
@@ -61,7 +49,7 @@ async def test_in_sync_follows_the_drift(hass: HomeAssistant, sim: PlexSimulator
             seen.append((state.state, state.attributes.get("largest_drift_ms")))
 
     unsub = async_track_state_change_event(hass, IN_SYNC, record)
-    movie = sim.library.movies()[1]
+    movie = group_sim.library.movies()[1]
     await hass.services.async_call(
         DOMAIN, "sync_play", {"group": "Movie Night", "media": str(movie.id)}, blocking=True
     )
@@ -73,7 +61,7 @@ async def test_in_sync_follows_the_drift(hass: HomeAssistant, sim: PlexSimulator
     assert hass.states.get(IN_SYNC).attributes["largest_drift_ms"] <= 300
 
     # One member jumps 5 s ahead on its own remote (follow is off: no group seek).
-    client = sim.client("Office HTPC")
+    client = group_sim.client("Office HTPC")
     seen.clear()
     await client.local_seek(client.position_ms + 5000)
     await wait_until(lambda: any(state == STATE_OFF for state, _ in seen), 15)

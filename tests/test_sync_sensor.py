@@ -4,45 +4,33 @@ The entity set of a group (snapshot) and, through HA states, a player whose posi
 whole seconds told apart from one that reports milliseconds.
 """
 
-from collections.abc import AsyncIterator
 import random
 
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
-import pytest
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.plexus.const import (
     DOMAIN,
 )
 from tests.conftest import wait_until
-from tests.plex_simulator import LibraryConfig, PlexSimulator, behaviour
+from tests.plex_simulator import PlexSimulator, behaviour
 from tests.sync_group import SUBENTRY_ID, group_entry, setup_group
 
 FINE = "sensor.movie_night_living_room_tv_expected_precision"
 COARSE = "sensor.movie_night_office_htpc_expected_precision"
 
 
-@pytest.fixture
-async def sim(socket_enabled: None) -> AsyncIterator[PlexSimulator]:
-    simulator = PlexSimulator(
-        token="sim-token", clients=3, seed=7, latency_ms=(20, 60), library=LibraryConfig(movies=10)
-    )
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 async def test_group_sensors(
     hass: HomeAssistant,
-    sim: PlexSimulator,
+    group_sim: PlexSimulator,
     entity_registry: er.EntityRegistry,
     device_registry: dr.DeviceRegistry,
     snapshot: SnapshotAssertion,
 ) -> None:
     """The group's sensors: its own and one expected precision per member of this home."""
-    entry = group_entry(sim)
+    entry = group_entry(group_sim)
     await setup_group(hass, entry)
     device = device_registry.async_get_device_by_identifier((DOMAIN, SUBENTRY_ID), entry.entry_id)
     assert device is not None
@@ -62,7 +50,9 @@ async def test_group_sensors(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: PlexSimulator) -> None:
+async def test_coarse_player_is_told_its_precision(
+    hass: HomeAssistant, group_sim: PlexSimulator
+) -> None:
     """A player reporting whole seconds shows a coarser expected precision than an exact one.
 
     The Office HTPC behaves like a TV that reports whole-second positions (the simulator's
@@ -71,7 +61,7 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
     the fine one's sensor is about two deviations of its start error (tens of ms at most) and
     the coarse one's adds the report lag its positions cannot date (100 ms more).
     """
-    office = next(c for c in sim.clients.values() if c.name == "Office HTPC")
+    office = next(c for c in group_sim.clients.values() if c.name == "Office HTPC")
     office.behaviour = behaviour(
         "coarse_tv",
         random.Random(3),
@@ -81,7 +71,7 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
     )
     imprecise: list[Event] = []
     hass.bus.async_listen("plexus_sync_member_imprecise", imprecise.append)
-    entry = group_entry(sim)
+    entry = group_entry(group_sim)
     await setup_group(hass, entry)
     for entity_id in (FINE, COARSE):
         state = hass.states.get(entity_id)
@@ -90,7 +80,7 @@ async def test_coarse_player_is_told_its_precision(hass: HomeAssistant, sim: Ple
         assert state.attributes["device_class"] == "duration"
         assert state.state == "unknown"  # nothing measured yet
 
-    movie = sim.library.movies()[1]
+    movie = group_sim.library.movies()[1]
     await hass.services.async_call(
         DOMAIN, "sync_play", {"group": "Movie Night", "media": str(movie.id)}, blocking=True
     )
