@@ -303,6 +303,13 @@ def skew(name: str, records: list[StateChange]) -> float:
     return value
 
 
+def assert_landed(records: list[StateChange], target: float) -> None:
+    """Every member started or seeked at `target`, or (a member late for the instant, which
+    lands where the group is by then) a little past it, within the skew bound."""
+    for record in records:
+        assert 0 <= record.position_ms - target <= SKEW_BOUND_S * 1000, (record, target)
+
+
 @pytest.fixture
 async def group() -> AsyncIterator[Group]:
     group = Group(f"plexus-test/{uuid.uuid4().hex}")
@@ -356,13 +363,13 @@ async def test_play_pause_seek_resume_stop_line_up(group: Group) -> None:
     await homes[0].engine.resume()
     records = await wait_records(group.clients, "play", since)
     assert skew("resume", records) < SKEW_BOUND_S
-    assert {r.position_ms for r in records} == {paused_at}
+    assert_landed(records, paused_at)
 
     since = time.time()
     await homes[1].engine.seek(600_000)
     records = await wait_records(group.clients, "seekTo", since)
     assert skew("seek", records) < SKEW_BOUND_S
-    assert {r.position_ms for r in records} == {600_000}
+    assert_landed(records, 600_000)
     positions = [c.position_ms for c in group.clients]
     assert max(positions) - min(positions) < SKEW_BOUND_S * 1000
 

@@ -176,7 +176,8 @@ def test_expected_precision_follows_what_the_samples_show() -> None:
 
 def test_a_truncated_report_equal_to_the_target_does_not_prove_the_position() -> None:
     """A player reporting tenths shows 60 800 anywhere from 60 800 to 60 899: paused there, it is
-    not known to be at the group's 60 800.6 (it is seeked there); one reporting milliseconds is."""
+    not known to be at the group's 60 800.4 (it is seeked there); one reporting milliseconds is,
+    but not at 60 801 (a seek would put it there: members paused a millisecond apart stay so)."""
     node = Node("a", 0.0, LocalBus(), players=[QuietPlayer("a-tv"), QuietPlayer("a-app")])
     driver = node.engine.driver
     tv, app = (driver.members[p.player_id] for p in node.players)
@@ -186,5 +187,7 @@ def test_a_truncated_report_equal_to_the_target_does_not_prove_the_position() ->
     assert app.grain.fine
     for member in (tv, app):
         member.player.report("paused", "7", 60_800.0, time.monotonic())
-    assert not driver.is_at(tv, 60_800.6)
-    assert driver.is_at(app, 60_800.6)
+    assert not driver.is_at(tv, 60_800.4)
+    assert driver.is_at(app, 60_800.4)
+    assert not driver.is_at(app, 60_800.6)
+    assert not driver.is_at(app, 60_801)

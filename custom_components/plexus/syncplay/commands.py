@@ -108,7 +108,8 @@ class CommandScheduler:
         at = ctx.clock.now() + self.start_lead(self._max_known_latency())
         body = {"cid": cid, "gen": gen, "at": at, **extra}
         if kind == "pause" and ctx.session is not None:
-            body["position_ms"] = ctx.session.position_at(ctx.wall_to_monotonic(at))
+            # (whole milliseconds: the position every member is put at and Plex reports)
+            body["position_ms"] = round(ctx.session.position_at(ctx.wall_to_monotonic(at)))
         await self.broadcast(kind, body)
         return CommandResult(cid)
 

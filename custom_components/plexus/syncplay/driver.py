@@ -406,7 +406,9 @@ class MemberDriver:
         snapshot = member.player.snapshot
         if member.at_target is not None and abs(member.at_target - position) <= 1.0:
             return member.grain.near(snapshot.position_ms, position, PAUSED_TOLERANCE_MS)
-        return member.grain.fine and abs(snapshot.position_ms - position) <= 1.0
+        # (exact positions: the very millisecond a seek would send, else members paused a
+        # millisecond apart would stay so)
+        return member.grain.fine and abs(snapshot.position_ms - round(position)) < 0.5
 
     def ready(self, member: LocalMember, position: float) -> bool:
         """Whether a member is loaded, paused at `position` (to its granularity), now.
