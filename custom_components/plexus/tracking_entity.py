@@ -77,7 +77,10 @@ class TrackedUserEntity(PlexusEntity[PlexusCoordinator]):
         """Re-read the history (only when `users`, if given, holds this entity's user)."""
         if users is not None and self.user_id not in users and self.user not in users:
             return
-        self.hass.async_create_task(self._async_reread(), eager_start=True)
+        # (tied to the entry: an unload waits for it, not left running on its own)
+        self.manager.entry.async_create_task(
+            self.hass, self._async_reread(), f"plexus watch history of {self.user}"
+        )
 
     async def _async_reread(self) -> None:
         if self.manager.tracker is None:

@@ -429,7 +429,7 @@ class TransferQueue:
             # An unexpected error (a database hiccup …): the transfer goes back to the queue,
             # the supervisor logs and restarts the worker.
             with contextlib.suppress(Exception):
-                await self._update(item.id, state=TransferState.QUEUED, error=str(error))
+                await self._update(item.id, state=TransferState.QUEUED, error=short_cause(error))
             raise error
 
     async def _stopped(self, item: TransferItem) -> None:

@@ -95,7 +95,11 @@ class TransferStore:
         if schema is not None:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine: Engine = engine
-        self.ensure_schema()
+        try:
+            self.ensure_schema()
+        except BaseException:
+            self.close()  # (a store that cannot open leaves no connection behind)
+            raise
 
     # -- schema ----------------------------------------------------------------------------------
 
