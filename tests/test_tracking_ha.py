@@ -442,6 +442,42 @@ async def test_unknown_user_item_and_event_are_kept_not_lost(
     no_errors(caplog)
 
 
+async def test_forged_account_names_make_at_most_the_user_limit_of_devices(
+    hass: HomeAssistant,
+    simulator: PlexSimulator,
+    loaded: MockConfigEntry,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Tried: 60 webhooks, each from another made-up account, with no monitored users set.
+    Each name a device with entities would let whoever has the webhook URL fill the registry:
+    the first MAX_LEARNED_USERS get devices, a warning says so once, every watch is recorded."""
+    from custom_components.plexus.tracking_manager import MAX_LEARNED_USERS
+
+    await imported(hass, loaded)
+    movie = simulator.library.movies()[0]
+    client = await hass_client_no_auth()
+    forged = MAX_LEARNED_USERS + 10
+    for n in range(forged):
+        payload = item_payload(simulator, movie, user=(10_000 + n, f"forged-{n}"))
+        assert (await client.post(url_of(loaded), data=form(payload))).status == 200
+    await settle(hass)
+    await hass.async_block_till_done()
+    manager = manager_of(loaded)
+    assert len(manager.users) == MAX_LEARNED_USERS
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), loaded.entry_id)
+    user_devices = [d for d in devices if d.model == "Plex user"]
+    assert len(user_devices) == MAX_LEARNED_USERS
+    assert len({w.user_name for w in await history(loaded)}) == forged
+    warnings = [r for r in caplog.records if "Plex users seen" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].levelname == "WARNING"
+    # A user already known still has their id updated (the limit is for new names only).
+    manager.learn_user_soon("new-id", "forged-0")
+    await settle(hass)
+    assert manager.users["forged-0"] == "new-id"
+
+
 async def test_unmonitored_user_fires_events_but_records_nothing(
     hass: HomeAssistant,
     simulator: PlexSimulator,

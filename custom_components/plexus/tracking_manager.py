@@ -110,6 +110,9 @@ SERVER_LOOKUP_TIMEOUT_S: Final = 30.0
 WEBHOOK_NAME: Final = "Plexus"
 # Plex's identifier of the library provider in /:/scrobble and /:/unscrobble.
 LIBRARY_IDENTIFIER: Final = "com.plexapp.plugins.library"
+# With no monitored users, the users that get entities as they appear: a webhook's account name
+# is whatever its sender wrote, and each name would be a device with its entities.
+MAX_LEARNED_USERS: Final = 50
 
 
 async def _direct[T](func: Callable[..., T], /, *args: Any) -> T:
@@ -209,6 +212,7 @@ class TrackingManager:
         self.counters = TrackingCounters()
         # Tracked users: display name -> user id (None until seen).
         self.users: dict[str, str | None] = dict.fromkeys(self.options.monitored_users)
+        self._told_user_limit = False
         self.inbox = WebhookInbox(
             entry.title,
             record=self._async_record,
@@ -573,7 +577,7 @@ class TrackingManager:
             if user_id and self.users[display] != user_id:
                 self.users[display] = user_id
             return
-        if self.options.monitored_users:
+        if self.options.monitored_users or not self._room_for_a_user():
             return
         self.users[display] = user_id
         async_dispatcher_send(self.hass, signal_tracked_users(self.server_id), display)
@@ -585,12 +589,34 @@ class TrackingManager:
             return  # known: nothing to do
         if self.options.monitored_users and name not in self.users:
             return  # not a monitored user: no entities
+        if (
+            name not in self.users
+            and name not in self._users_to_learn
+            and not self._room_for_a_user(waiting=len(self._users_to_learn))
+        ):
+            return
         self._users_to_learn[name] = user_id
         if self._user_task is None or self._user_task.done():
             self._user_task = self.entry.async_create_background_task(
                 self.hass, self._learn_users(), f"plexus tracking users {self.entry.title}"
             )
             self._user_task.add_done_callback(self._user_task_done)
+
+    def _room_for_a_user(self, waiting: int = 0) -> bool:
+        """Whether one more user (after `waiting` others) may get entities; told once if not."""
+        if len(self.users) + waiting < MAX_LEARNED_USERS:
+            return True
+        if not self._told_user_limit:
+            self._told_user_limit = True
+            _LOGGER.warning(
+                "%s: more than %s Plex users seen; only the first %s get entities (the "
+                "watches of all are still recorded). To choose whose, set Monitored users in "
+                "the integration's options",
+                self.entry.title,
+                MAX_LEARNED_USERS,
+                MAX_LEARNED_USERS,
+            )
+        return False
 
     @callback
     def _user_task_done(self, task: asyncio.Task[None]) -> None:
