@@ -84,7 +84,7 @@ async def test_server_refuses_a_create_without_items(
         PlexServerAPI(session, simulator.url, simulator.token), simulator.machine_identifier
     )
     before = set(simulator.library.playlists)
-    with pytest.raises(PlexConnectionError, match="400"):
+    with pytest.raises(PlexConnectionError, match="HTTP 400 Bad Request"):
         await api.create("Empty", ["999999999"], "video")
     assert set(simulator.library.playlists) == before
 

@@ -105,7 +105,11 @@ class PlexServerAPI:
                 if resp.status == 404:
                     raise PlexNotFoundError(f"{method} {path}: not found")
                 if resp.status >= 400:
-                    raise PlexConnectionError(f"{method} {path}: HTTP {resp.status}")
+                    # (with the reason phrase: "HTTP 400 Bad Request" says who is at fault)
+                    reason = (resp.reason or "").strip()[:60]
+                    raise PlexConnectionError(
+                        f"{method} {path}: HTTP {resp.status}{' ' + reason if reason else ''}"
+                    )
                 return await resp.read()
         except aiohttp.ClientConnectorCertificateError as err:
             raise PlexSSLError(f"certificate rejected: {err.certificate_error}") from err
