@@ -545,6 +545,42 @@ async def test_transcode_guard_ends_a_remote_transcode(
     assert "video, audio" in admin[0].data["message"]
 
 
+async def test_transcode_guard_only_4k_counts_a_4k_file_transcoded_down(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Only 4K: a 4K film the server sends as 720p is told (the session reports 720, the file
+    is 4K); a 1080p film transcoded the same way is not."""
+    admin = async_mock_service(hass, "notify", "mobile_app_admin")
+    big = simulator.add_client("Den TV", stream_decision="transcode", location="lan")
+    small = simulator.add_client("Attic TV", stream_decision="transcode", location="lan")
+    await loaded.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    players = [player_entity(hass, simulator, c) for c in (big, small)]
+    await automation(
+        hass,
+        "transcode_guard.yaml",
+        {
+            "players": players,
+            "reaction": "notify",
+            "notify_service": "notify.mobile_app_admin",
+            "only_4k": True,
+        },
+    )
+    movies = [m for m in simulator.library.movies() if m.media and m.media.video_codec]
+    uhd = next(m for m in movies if m.media and m.media.video_resolution == "4k")
+    hd = next(m for m in movies if m.media and m.media.video_resolution == "1080")
+    await small.local_start(hd.rating_key)
+    await big.local_start(uhd.rating_key)
+    await loaded.runtime_data.coordinator.async_refresh()
+    await wait_until(lambda: len(admin) == 1)
+    assert hass.states.get(players[0]).attributes["video_resolution"] == "720"
+    assert uhd.title in admin[0].data["message"]
+    await asyncio.sleep(0.3)
+    await loaded.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert len(admin) == 1  # the 1080p film is not told
+
+
 async def test_transcode_guard_tells_each_transcoded_item_once(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:

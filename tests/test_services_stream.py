@@ -152,8 +152,50 @@ async def test_transcode_reasons_and_resolution_attributes(
     attrs = hass.states.get(player(hass, simulator, transcoding)).attributes
     assert attrs["transcode_reasons"] == ["video", "audio"]
     assert attrs["video_resolution"] == "720"  # what the viewer gets, as the session says
+    assert movies[0].media is not None
+    assert attrs["source_video_resolution"] == movies[0].media.video_resolution  # the file's
     attrs = hass.states.get(player(hass, simulator, remuxing)).attributes
     assert attrs["transcode_reasons"] == ["container"]
+    assert movies[1].media is not None
+    assert attrs["source_video_resolution"] == movies[1].media.video_resolution
+
+
+async def test_source_resolution_is_read_once_per_item_and_a_failure_is_tried_again(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """Tried: the item's metadata answered with a proxy's HTML page while it transcodes: the
+    attribute is empty, the player works; the next poll reads it; later polls do not ask again."""
+    phone = simulator.add_client("Remote phone", stream_decision="transcode", location="wan")
+    movie = next(m for m in simulator.library.movies() if m.media and m.media.video_codec)
+    assert movie.media is not None
+    await phone.local_start(movie.rating_key)
+    coordinator = loaded.runtime_data.coordinator
+    path = f"/library/metadata/{movie.rating_key}"
+    simulator.set_answer(path, b"<html><body>Proxy login</body></html>")
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    entity = player(hass, simulator, phone)
+    assert hass.states.get(entity).state == "playing"
+    assert hass.states.get(entity).attributes["source_video_resolution"] is None
+    simulator.set_answer(path, None)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    attrs = hass.states.get(entity).attributes
+    assert attrs["source_video_resolution"] == movie.media.video_resolution
+    asked: list[str] = []
+    read = coordinator.api.item_resolution
+
+    async def counted(rating_key: str) -> str:
+        asked.append(rating_key)
+        return await read(rating_key)
+
+    coordinator.api.item_resolution = counted  # type: ignore[method-assign]
+    await coordinator.async_refresh()
+    await coordinator.async_refresh()
+    assert asked == []  # remembered
+    assert hass.states.get(entity).attributes["source_video_resolution"] == (
+        movie.media.video_resolution
+    )
 
 
 def recorded_session(extra: str = "") -> str:

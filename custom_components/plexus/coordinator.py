@@ -69,6 +69,10 @@ from .plex.state import ServerState, finished_activity
 REFRESH_NOTIFICATIONS = frozenset({"status", "transcodeSession.start", "transcodeSession.end"})
 # `timeline` entry states: 9 = deleted; metadataState "created" = a new item.
 TIMELINE_DELETED = 9
+# The file resolutions of transcoded items: read at most this many per poll, remembered for
+# this many items.
+SOURCE_LOOKUPS_PER_POLL = 4
+MAX_SOURCE_RESOLUTIONS = 500
 
 
 def _library_changed(container: Any) -> bool:
@@ -157,6 +161,37 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         self._library_stats_stale = True
         self._plex_tv_players: list[PlexClientInfo] = []
         self._plex_tv_checked: datetime | None = None
+        # rating key -> the video resolution of its file (for transcoding sessions).
+        self._source_resolutions: dict[str, str] = {}
+
+    def source_resolution(self, session: PlexSession) -> str:
+        """The video resolution of the file a session plays ("" while unknown).
+
+        A transcoding session reports what the viewer receives; the file's own is read once
+        per item from its metadata.
+        """
+        if session.video_decision != "transcode":
+            return session.video_resolution
+        return self._source_resolutions.get(session.rating_key, "")
+
+    async def _read_source_resolutions(self, sessions: list[PlexSession]) -> None:
+        """Read the file resolution of items newly transcoded (a failure: tried next poll)."""
+        wanted = {
+            s.rating_key
+            for s in sessions
+            if s.video_decision == "transcode"
+            and s.rating_key
+            and s.rating_key not in self._source_resolutions
+        }
+        for rating_key in sorted(wanted)[:SOURCE_LOOKUPS_PER_POLL]:
+            try:
+                resolution = await self.api.item_resolution(rating_key)
+            except PlexError as err:
+                LOGGER.debug("Cannot read the resolution of item %s: %s", rating_key, err)
+                continue
+            if len(self._source_resolutions) >= MAX_SOURCE_RESOLUTIONS:
+                del self._source_resolutions[next(iter(self._source_resolutions))]
+            self._source_resolutions[rating_key] = resolution
 
     @classmethod
     def from_entry(cls, hass: HomeAssistant, entry: ConfigEntry) -> PlexusCoordinator:
@@ -225,6 +260,7 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
         playing = [s for s in sessions if s.player_identifier not in ignored]
         shown = [s for s in playing if not users or s.user in users]
         await self._read_plex_tv_players()
+        await self._read_source_resolutions(shown)
         now = dt_util.utcnow()
         self.state.ignored = frozenset(ignored)
         self.state.track_clients(listed, playing, self._plex_tv_players, now)

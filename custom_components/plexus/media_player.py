@@ -352,6 +352,8 @@ class PlexusMediaPlayer(PlexusEntity[PlexusCoordinator], MediaPlayerEntity):
             "audio_decision": _DECISION_NAMES.get(session.audio_decision or ""),
             "quality": session.video_resolution or None,
             "video_resolution": session.video_resolution or None,
+            # (the file's: a 4K film transcoded to 720p reports 720 above)
+            "source_video_resolution": self.coordinator.source_resolution(session) or None,
             "transcode_reasons": list(session.transcode_reasons),
             "progress": progress,
             "bandwidth_kbps": session.bandwidth_kbps,

@@ -158,6 +158,19 @@ def _resolution(item: ET.Element) -> str:
     return resolution_label(media.get("videoResolution", "")) if media is not None else ""
 
 
+def parse_item_resolution(body: bytes | str, rating_key: str) -> str:
+    """The video resolution of an item's file, from `/library/metadata/<key>` ("" if none).
+
+    A transcoding session lists what the viewer receives (a 4K film sent as 720p says 720);
+    the item's own metadata says what the file is.
+    """
+    root = parse_xml(body)
+    item = next((child for child in root if child.get("ratingKey") == rating_key), None)
+    if item is None:
+        item = next(iter(root), None)
+    return _resolution(item) if item is not None else ""
+
+
 def _session_items(root: ET.Element) -> Iterable[ET.Element]:
     return (child for child in root if child.tag in SESSION_ITEM_TAGS)
 
