@@ -514,6 +514,54 @@ async def test_up_next_plays_the_next_episode_when_asked(
     assert client.rating_key == second.rating_key
 
 
+async def test_up_next_after_a_season_finale_plays_the_next_season(
+    hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
+) -> None:
+    """The last episode of season 1 finished: the button plays season 2's first episode (the
+    blueprint used to ask for "episode n+1 of the same season", which does not exist)."""
+    phone = async_mock_service(hass, "notify", "mobile_app_anna")
+    client = next(iter(simulator.clients.values()))
+    player = player_entity(hass, simulator, client)
+    await automation(
+        hass, "up_next.yaml", {"notify_service": "notify.mobile_app_anna", "player": player}
+    )
+    show = next(
+        s
+        for s in simulator.library.shows()
+        if len(
+            {
+                e.parent.index
+                for e in simulator.library.episodes()
+                if e.grandparent is s and e.parent
+            }
+        )
+        > 1
+    )
+    episodes = [e for e in simulator.library.episodes() if e.grandparent is show and e.parent]
+    finale = max(
+        (e for e in episodes if e.parent and e.parent.index == 1), key=lambda e: e.index or 0
+    )
+    opener = next(e for e in episodes if e.parent and e.parent.index == 2 and e.index == 1)
+    hass.bus.async_fire(
+        "plexus_webhook",
+        webhook(
+            "media.scrobble",
+            type="episode",
+            rating_key=finale.rating_key,
+            title=finale.title,
+            grandparent_title=show.title,
+            parent_index=1,
+            index=finale.index,
+        ),
+    )
+    await wait_calls(phone)
+    assert phone[0].data["message"] == f"{finale.title} is done. Play the next episode?"
+    (button,) = phone[0].data["data"]["actions"]
+    hass.bus.async_fire("mobile_app_notification_action", {"action": button["action"]})
+    await client.wait_for_state("playing", timeout=10, rating_key=opener.rating_key)
+    assert client.rating_key == opener.rating_key
+
+
 async def test_transcode_guard_ends_a_remote_transcode(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:

@@ -146,3 +146,32 @@ async def test_unknown_guid_and_library(
     assert len(asked) == len(sections)
     with pytest.raises(MediaNotFoundError, match="no library named Cartoons"):
         await resolver.resolve(search(library_name="Cartoons", title="Dune"), sections)
+
+
+async def test_next_after_an_episode_crosses_into_the_next_season(
+    simulator: PlexSimulator, resolver_and_sections: tuple[MediaResolver, list[LibrarySection]]
+) -> None:
+    """{"next_after": key}: the next episode of the same season, the next season's first after a
+    finale; tried: the show's last episode, a movie, and a key that is not digits."""
+    from custom_components.plexus.plex.search_query import BadSearchError
+
+    resolver, sections = resolver_and_sections
+    show = next(
+        s
+        for s in simulator.library.shows()
+        if len({e.parent.index for e in simulator.library.episodes() if e.grandparent is s}) > 1
+    )
+    episodes = _seasons_episodes(simulator, show.title)
+    finale = max((e for e in episodes if e.parent.index == 1), key=lambda e: e.index)
+    after_first = await resolver.resolve(search(next_after=episodes[0].rating_key), sections)
+    assert after_first.item.rating_key == episodes[1].rating_key
+    after_finale = await resolver.resolve(search(next_after=int(finale.rating_key)), sections)
+    assert after_finale.item.rating_key == episodes[episodes.index(finale) + 1].rating_key
+    assert after_finale.item.parent_rating_key != finale.parent.rating_key
+    with pytest.raises(MediaNotFoundError, match="last episode"):
+        await resolver.resolve(search(next_after=episodes[-1].rating_key), sections)
+    movie = simulator.library.movies()[0]
+    with pytest.raises(MediaNotFoundError, match="not an episode"):
+        await resolver.resolve(search(next_after=movie.rating_key), sections)
+    with pytest.raises(BadSearchError, match="next_after"):
+        await resolver.resolve(search(next_after="../library/sections"), sections)

@@ -7,6 +7,7 @@ GUIDs); core-plex style `plex://{json}` or plain JSON searches:
 season_number, episode_number)
 {"library_name": "Music", "artist_name": "A", "album_name": "B", "track_name": "C"}
 {"playlist_name": "Road trip"}
+{"next_after": "1234"}   (the episode after episode 1234 in its show, into the next season)
 plus the options "shuffle" (bool), "resume" (bool: start where the user stopped) and "offset"
 (seconds).
 
@@ -165,6 +166,8 @@ class MediaResolver:
     async def _search_item(
         self, query: dict[str, Any], sections: list[LibrarySection]
     ) -> MediaItem:
+        if after := query.get("next_after"):
+            return await self._next_episode(str(after))
         if playlist_name := query.get("playlist_name"):
             found = _pick(await self._library.playlists(), str(playlist_name))
             if found is None:
@@ -208,6 +211,20 @@ class MediaResolver:
                     )
             return found
         raise MediaNotFoundError(f"nothing called {text} in {library_name or 'any library'}")
+
+    async def _next_episode(self, rating_key: str) -> MediaItem:
+        """The episode after `rating_key` in its show (the next season's first after a finale)."""
+        episode = await self._by_key(rating_key)
+        if episode.type != "episode" or not episode.grandparent_rating_key:
+            raise MediaNotFoundError(f"{episode.title} is not an episode of a show")
+        leaves = await self._library.all_leaves(episode.grandparent_rating_key)
+        keys = [leaf.rating_key for leaf in leaves]
+        if rating_key not in keys:
+            raise MediaNotFoundError(f"{episode.title} is not among its show's episodes")
+        position = keys.index(rating_key)
+        if position + 1 >= len(leaves):
+            raise MediaNotFoundError(f"{episode.title} is its show's last episode")
+        return leaves[position + 1]
 
     async def _child(self, parent: MediaItem, match: Any, what: str) -> MediaItem:
         for child in await self._library.children(parent.rating_key):

@@ -38,6 +38,8 @@ TEXT_FIELDS: Final = (
 NUMBER_TITLES: Final = ("title", "show_name", "artist_name", "album_name", "track_name")
 INDEX_FIELDS: Final = ("season", "season_number", "episode", "episode_number")
 FLAG_FIELDS: Final = ("shuffle", "resume")
+# {"next_after": "<episode rating key>"}: the show's episode after that one (across seasons).
+KEY_FIELDS: Final = ("next_after",)
 
 
 class BadMediaIdError(PlexError):
@@ -113,6 +115,14 @@ def _seconds(field: str, value: Any) -> float:
     return number
 
 
+def _rating_key(field: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    if not isinstance(value, str) or not value.isdecimal() or len(value) > 12:
+        raise BadSearchError(field, "must be a rating key (digits)", value)
+    return value
+
+
 def _flag(field: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -127,6 +137,7 @@ _CHECKS: Final[dict[str, Callable[[str, Any], Any]]] = {
     **dict.fromkeys(INDEX_FIELDS, lambda field, value: _whole(field, value, *INDEX_RANGE)),
     "offset": _seconds,
     **dict.fromkeys(FLAG_FIELDS, _flag),
+    **dict.fromkeys(KEY_FIELDS, _rating_key),
 }
 
 
