@@ -562,15 +562,23 @@ async def test_up_next_after_a_season_finale_plays_the_next_season(
     assert client.rating_key == opener.rating_key
 
 
+async def transcoding(
+    hass: HomeAssistant, sim: PlexSimulator, entry: MockConfigEntry, *where: tuple[str, str]
+) -> tuple[list[SimulatedClient], list[str]]:
+    """New clients that transcode, each (name, location); and their player entities."""
+    clients = [sim.add_client(n, stream_decision="transcode", location=loc) for n, loc in where]
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    return clients, [player_entity(hass, sim, c) for c in clients]
+
+
 async def test_transcode_guard_ends_a_remote_transcode(
     hass: HomeAssistant, simulator: PlexSimulator, loaded: MockConfigEntry
 ) -> None:
     admin = async_mock_service(hass, "notify", "mobile_app_admin")
-    remote = simulator.add_client("Phone abroad", stream_decision="transcode", location="wan")
-    home = simulator.add_client("Kitchen", stream_decision="transcode", location="lan")
-    await loaded.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
-    players = [player_entity(hass, simulator, c) for c in (remote, home)]
+    (remote, home), players = await transcoding(
+        hass, simulator, loaded, ("Phone abroad", "wan"), ("Kitchen", "lan")
+    )
     await automation(
         hass,
         "transcode_guard.yaml",
@@ -599,11 +607,9 @@ async def test_transcode_guard_only_4k_counts_a_4k_file_transcoded_down(
     """Only 4K: a 4K film the server sends as 720p is told (the session reports 720, the file
     is 4K); a 1080p film transcoded the same way is not."""
     admin = async_mock_service(hass, "notify", "mobile_app_admin")
-    big = simulator.add_client("Den TV", stream_decision="transcode", location="lan")
-    small = simulator.add_client("Attic TV", stream_decision="transcode", location="lan")
-    await loaded.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
-    players = [player_entity(hass, simulator, c) for c in (big, small)]
+    (big, small), players = await transcoding(
+        hass, simulator, loaded, ("Den TV", "lan"), ("Attic TV", "lan")
+    )
     await automation(
         hass,
         "transcode_guard.yaml",
@@ -636,10 +642,7 @@ async def test_transcode_guard_tells_each_transcoded_item_once(
     item changes — each item is told once (not only the first), and the position updates in
     between tell nothing."""
     admin = async_mock_service(hass, "notify", "mobile_app_admin")
-    tv = simulator.add_client("Den TV", stream_decision="transcode", location="lan")
-    await loaded.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
-    player = player_entity(hass, simulator, tv)
+    (tv,), (player,) = await transcoding(hass, simulator, loaded, ("Den TV", "lan"))
     await automation(
         hass,
         "transcode_guard.yaml",
