@@ -12,6 +12,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.plexus.const import DOMAIN
+from custom_components.plexus.plex.library import MediaItem
 from custom_components.plexus.plex.parse import parse_sessions, resolution_label
 from custom_components.plexus.plex.sessions import parse_item_streams, parse_live_session
 from tests.conftest import wait_until
@@ -183,13 +184,13 @@ async def test_source_resolution_is_read_once_per_item_and_a_failure_is_tried_ag
     attrs = hass.states.get(entity).attributes
     assert attrs["source_video_resolution"] == movie.media.video_resolution
     asked: list[str] = []
-    read = coordinator.api.item_resolution
+    read = coordinator.library.metadata
 
-    async def counted(rating_key: str) -> str:
+    async def counted(rating_key: str) -> MediaItem | None:
         asked.append(rating_key)
         return await read(rating_key)
 
-    coordinator.api.item_resolution = counted  # type: ignore[method-assign]
+    coordinator.library.metadata = counted  # type: ignore[method-assign]
     await coordinator.async_refresh()
     await coordinator.async_refresh()
     assert asked == []  # remembered

@@ -180,18 +180,20 @@ class PlexusCoordinator(DataUpdateCoordinator[PlexusServerData]):
             s.rating_key
             for s in sessions
             if s.video_decision == "transcode"
-            and s.rating_key
+            and s.rating_key.isdigit()
             and s.rating_key not in self._source_resolutions
         }
         for rating_key in sorted(wanted)[:SOURCE_LOOKUPS_PER_POLL]:
             try:
-                resolution = await self.api.item_resolution(rating_key)
+                item = await self.library.metadata(rating_key)
             except PlexError as err:
                 LOGGER.debug("Cannot read the resolution of item %s: %s", rating_key, err)
                 continue
+            if item is None:
+                continue  # (gone from the library: nothing to read)
             if len(self._source_resolutions) >= MAX_SOURCE_RESOLUTIONS:
                 del self._source_resolutions[next(iter(self._source_resolutions))]
-            self._source_resolutions[rating_key] = resolution
+            self._source_resolutions[rating_key] = item.video_resolution
 
     @classmethod
     def from_entry(cls, hass: HomeAssistant, entry: ConfigEntry) -> PlexusCoordinator:

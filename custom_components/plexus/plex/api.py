@@ -17,14 +17,7 @@ from .errors import (
     PlexSSLError,
 )
 from .models import LibrarySection, PlexClientInfo, PlexSession, ServerInfo
-from .parse import (
-    parse_accounts,
-    parse_clients,
-    parse_item_resolution,
-    parse_sections,
-    parse_server_info,
-    parse_sessions,
-)
+from .parse import parse_accounts, parse_clients, parse_sections, parse_server_info, parse_sessions
 
 DEFAULT_TIMEOUT: Final = 10.0
 PRODUCT: Final = "Plexus"
@@ -148,14 +141,6 @@ class PlexServerAPI:
     async def accounts(self) -> list[str]:
         """Return the names of the server's user accounts."""
         return parse_accounts(await self.request("/accounts"))
-
-    async def item_resolution(self, rating_key: str) -> str:
-        """Return the video resolution of an item's file ("" when it has none)."""
-        if not rating_key.isdigit():
-            raise PlexNotFoundError(f"no library item {rating_key!r}")
-        return parse_item_resolution(
-            await self.request(f"/library/metadata/{rating_key}"), rating_key
-        )
 
     async def refresh_section(self, section_key: str) -> None:
         """Ask the server to scan one library section."""

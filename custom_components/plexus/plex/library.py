@@ -5,7 +5,7 @@ from xml.etree import ElementTree as ET
 
 from .api import PlexServerAPI
 from .errors import PlexNotFoundError
-from .parse import parse_xml, to_int
+from .parse import media_resolution, parse_xml, to_int
 
 ITEM_TAGS = frozenset({"Video", "Directory", "Track", "Playlist", "Photo"})
 # Plex's numeric library types, for `type=` filters.
@@ -46,6 +46,8 @@ class MediaItem:
     playlist_type: str = ""
     # External ids from the <Guid id="imdb://..."/> children (when the response carries them).
     guids: tuple[str, ...] = ()
+    # Of its file ("" for containers and audio).
+    video_resolution: str = ""
 
     @property
     def is_container(self) -> bool:
@@ -80,6 +82,7 @@ def parse_item(elem: ET.Element) -> MediaItem | None:
         guid=elem.get("guid", ""),
         playlist_type=elem.get("playlistType", ""),
         guids=tuple(g.get("id", "") for g in elem.iterfind("Guid") if g.get("id")),
+        video_resolution=media_resolution(elem),
     )
 
 

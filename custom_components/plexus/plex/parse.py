@@ -153,22 +153,14 @@ def resolution_label(raw: str) -> str:
     return {"2160": "4k", "4320": "8k"}.get(value, value)
 
 
-def _resolution(item: ET.Element) -> str:
+def media_resolution(item: ET.Element) -> str:
+    """The video resolution of an item's (first) `<Media>` ("" when it has none).
+
+    In a transcoding session it is what the viewer receives (a 4K film sent as 720p says 720);
+    in the item's own metadata it is what the file is.
+    """
     media = item.find("Media")
     return resolution_label(media.get("videoResolution", "")) if media is not None else ""
-
-
-def parse_item_resolution(body: bytes | str, rating_key: str) -> str:
-    """The video resolution of an item's file, from `/library/metadata/<key>` ("" if none).
-
-    A transcoding session lists what the viewer receives (a 4K film sent as 720p says 720);
-    the item's own metadata says what the file is.
-    """
-    root = parse_xml(body)
-    item = next((child for child in root if child.get("ratingKey") == rating_key), None)
-    if item is None:
-        item = next(iter(root), None)
-    return _resolution(item) if item is not None else ""
 
 
 def _session_items(root: ET.Element) -> Iterable[ET.Element]:
@@ -217,7 +209,7 @@ def parse_sessions(body: bytes | str) -> list[PlexSession]:
                     to_int(session.get("bandwidth")) or 0 if session is not None else 0
                 ),
                 location=session.get("location", "") if session is not None else "",
-                video_resolution=_resolution(item),
+                video_resolution=media_resolution(item),
                 transcode_reasons=_transcode_reasons(item),
             )
         )
